@@ -1,0 +1,1 @@
+"""Command-line entry point: parse, call a service, render. No business logic lives here."""

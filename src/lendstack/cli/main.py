@@ -1,0 +1,58 @@
+"""The `lendstack` command. Sub-command groups live in sibling modules, one per capability."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+import typer
+
+from lendstack import __version__
+from lendstack.core.errors import LendstackError
+from lendstack.cli.render import err_console
+
+app = typer.Typer(
+    name="lendstack",
+    help="Internet consumer lending: underwriting, co-lending, servicing, collections and risk.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", help="Print the version and exit."),
+) -> None:
+    if version:
+        typer.echo(__version__)
+        raise typer.Exit()
+
+
+def _register() -> None:
+    # Imported here so that `lendstack --help` stays cheap and each group stays independent.
+    from lendstack.cli import model
+
+    app.add_typer(model.app, name="model")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI, translating the error tree into a message on stderr and an exit code."""
+    _register()
+    try:
+        app(args=argv, standalone_mode=False)
+    except LendstackError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}")
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        err_console.print("aborted")
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+
+
+if __name__ == "__main__":
+    main()
