@@ -1,0 +1,1 @@
+"""Pure servicing domain: products, schedules, allocation, delinquency."""

@@ -1,0 +1,211 @@
+"""Applying money to a loan: regular payments, recoveries, payoff quotes and prepayments.
+
+Each function is pure: it takes a `LoanState` and returns the new state, what was paid on
+each installment and the one balanced journal entry that records the movement. The service
+layer only loads, calls and saves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import date
+from decimal import Decimal
+
+from lendstack.core.errors import Conflict, ValidationError
+from lendstack.core.money import ZERO
+from lendstack.servicing.domain.ledger import (
+    Account,
+    EventType,
+    JournalEntry,
+    Posting,
+    Side,
+    entry_or_none,
+    leg,
+)
+from lendstack.servicing.domain.lifecycle import LoanStatus
+from lendstack.servicing.domain.loan import InstallmentState, LoanState
+from lendstack.servicing.domain.waterfall import Allocation, Component, allocate
+
+# (installment attribute, overdue component, current component)
+_KINDS = (
+    ("principal", Component.OVERDUE_PRINCIPAL, Component.CURRENT_PRINCIPAL),
+    ("interest", Component.OVERDUE_INTEREST, Component.CURRENT_INTEREST),
+    ("fee", Component.OVERDUE_FEE, Component.CURRENT_FEE),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class InstallmentPart:
+    """What one payment paid on one installment; kept so that a reversal undoes it exactly."""
+
+    number: int
+    principal: Decimal = ZERO
+    interest: Decimal = ZERO
+    fee: Decimal = ZERO
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """What a payment settled, by kind, and what went to the borrower's credit balance."""
+
+    penalty: Decimal = ZERO
+    interest: Decimal = ZERO
+    principal: Decimal = ZERO
+    fee: Decimal = ZERO
+    prepayment_fee: Decimal = ZERO
+    recovery: Decimal = ZERO
+    credit: Decimal = ZERO
+
+    def as_dict(self) -> dict[str, Decimal]:
+        return {name: getattr(self, name) for name in self.__slots__}
+
+    @property
+    def total(self) -> Decimal:
+        return sum(self.as_dict().values(), ZERO)
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentOutcome:
+    loan: LoanState
+    applied: Applied
+    parts: tuple[InstallmentPart, ...]
+    entry: JournalEntry
+
+
+def owed_by_component(loan: LoanState, on: date) -> dict[Component, Decimal]:
+    """Billed, unpaid amounts, split into overdue and current by each installment's grace."""
+    owed = dict.fromkeys(Component, ZERO)
+    owed[Component.OVERDUE_PENALTY] = loan.balances.penalty
+    for item in loan.installments:
+        if item.billed and item.unpaid > ZERO:
+            late = item.overdue_on(on, loan.contract.grace_days)
+            for attr, overdue, current in _KINDS:
+                owed[overdue if late else current] += getattr(item, f"unpaid_{attr}")
+    return owed
+
+
+def _spread(group: Sequence[InstallmentState], amount: Decimal, attr: str) -> dict[int, Decimal]:
+    """Spread an amount of one kind over installments, oldest first."""
+    out: dict[int, Decimal] = {}
+    for item in group:
+        take = min(amount, getattr(item, f"unpaid_{attr}"))
+        if take > ZERO:
+            out[item.number] = take
+            amount -= take
+    return out
+
+
+def _settle(
+    loan: LoanState, on: date, allocation: Allocation
+) -> tuple[tuple[InstallmentState, ...], tuple[InstallmentPart, ...]]:
+    """Apply the allocated component totals to the installments they came from."""
+    billed = [i for i in loan.installments if i.billed and i.unpaid > ZERO]
+    late = [i for i in billed if i.overdue_on(on, loan.contract.grace_days)]
+    current = [i for i in billed if not i.overdue_on(on, loan.contract.grace_days)]
+    paid: dict[int, dict[str, Decimal]] = {}
+    for attr, overdue, now in _KINDS:
+        for group, component in ((late, overdue), (current, now)):
+            for number, take in _spread(group, allocation.amount(component), attr).items():
+                paid.setdefault(number, {})[attr] = take
+    parts = tuple(InstallmentPart(n, **v) for n, v in sorted(paid.items()))
+    by_number = {p.number: p for p in parts}
+    items = tuple(_pay(i, by_number.get(i.number)) for i in loan.installments)
+    return items, parts
+
+
+def _pay(item: InstallmentState, part: InstallmentPart | None) -> InstallmentState:
+    return item if part is None else item.pay(part.principal, part.interest, part.fee)
+
+
+def _income_recognition(loan: LoanState, applied: Applied) -> list[Posting | None]:
+    """On a non-accrual loan, income is recognised only when cash arrives (cash basis)."""
+    if not loan.non_accrual:
+        return []
+    collected = applied.interest + applied.fee + applied.penalty
+    return [
+        leg(Account.INTEREST_SUSPENSE, Side.DEBIT, collected, loan.id),
+        leg(Account.INTEREST_INCOME, Side.CREDIT, applied.interest, loan.id),
+        leg(Account.FEE_INCOME, Side.CREDIT, applied.fee, loan.id),
+        leg(Account.PENALTY_INCOME, Side.CREDIT, applied.penalty, loan.id),
+    ]
+
+
+def payment_postings(loan: LoanState, amount: Decimal, applied: Applied) -> list[Posting | None]:
+    """Cash in, receivables settled, excess to credit; on non-accrual loans, income recognised."""
+    lid = loan.id
+    return [
+        leg(Account.CASH, Side.DEBIT, amount, lid),
+        leg(Account.PENALTY_RECEIVABLE, Side.CREDIT, applied.penalty, lid),
+        leg(Account.INTEREST_RECEIVABLE, Side.CREDIT, applied.interest, lid),
+        leg(Account.PRINCIPAL_RECEIVABLE, Side.CREDIT, applied.principal, lid),
+        leg(Account.FEE_RECEIVABLE, Side.CREDIT, applied.fee, lid),
+        leg(Account.FEE_INCOME, Side.CREDIT, applied.prepayment_fee, lid),
+        leg(Account.RECOVERY_INCOME, Side.CREDIT, applied.recovery, lid),
+        leg(Account.BORROWER_CREDIT, Side.CREDIT, applied.credit, lid),
+        *_income_recognition(loan, applied),
+    ]
+
+
+def payment_entry(
+    loan: LoanState,
+    amount: Decimal,
+    applied: Applied,
+    on: date,
+    reference: str,
+    event: EventType = EventType.PAYMENT,
+    extra: Sequence[Posting | None] = (),
+) -> JournalEntry:
+    postings = [*extra, *payment_postings(loan, amount, applied)]
+    entry = entry_or_none(event, on, reference, postings)
+    if entry is None:
+        raise ValidationError("a payment must move money", field="amount")
+    return entry
+
+
+def _after_payment(loan: LoanState, applied: Applied, on: date) -> LoanState:
+    balances = replace(
+        loan.balances,
+        principal=loan.balances.principal - applied.principal,
+        interest=loan.balances.interest - applied.interest,
+        fee=loan.balances.fee - applied.fee,
+        penalty=loan.balances.penalty - applied.penalty,
+        credit=loan.balances.credit + applied.credit,
+    )
+    paid_off = balances.receivable == ZERO and not loan.unbilled
+    status = LoanStatus.PAID_OFF if paid_off else loan.status
+    return replace(loan, balances=balances, status=status, closed_on=on if paid_off else None)
+
+
+def apply_payment(loan: LoanState, amount: Decimal, on: date, reference: str) -> PaymentOutcome:
+    """A regular payment: the product's waterfall over billed dues; any excess is held as credit.
+
+    Charged-off and written-off loans take the money as a recovery instead.
+    """
+    if loan.status in (LoanStatus.CHARGED_OFF, LoanStatus.WRITTEN_OFF):
+        return apply_recovery(loan, amount, on, reference)
+    if loan.status is not LoanStatus.ACTIVE:
+        raise Conflict(f"loan {loan.id} is {loan.status}; it takes no payments", field="loan_id")
+    allocation = allocate(amount, owed_by_component(loan, on), loan.contract.waterfall)
+    items, parts = _settle(loan, on, allocation)
+    applied = Applied(
+        penalty=allocation.amount(Component.OVERDUE_PENALTY),
+        interest=sum((p.interest for p in parts), ZERO),
+        principal=sum((p.principal for p in parts), ZERO),
+        fee=sum((p.fee for p in parts), ZERO),
+        credit=allocation.remainder,
+    )
+    settled = replace(loan, installments=items)
+    entry = payment_entry(loan, amount, applied, on, reference)
+    return PaymentOutcome(_after_payment(settled, applied, on), applied, parts, entry)
+
+
+def apply_recovery(loan: LoanState, amount: Decimal, on: date, reference: str) -> PaymentOutcome:
+    """Cash on a charged-off loan is recovery income, up to what was charged off."""
+    outstanding = loan.charged_off - loan.recovered
+    recovery = min(amount, outstanding)
+    applied = Applied(recovery=recovery, credit=amount - recovery)
+    entry = payment_entry(loan, amount, applied, on, reference, EventType.RECOVERY)
+    balances = replace(loan.balances, credit=loan.balances.credit + applied.credit)
+    state = replace(loan, recovered=loan.recovered + recovery, balances=balances)
+    return PaymentOutcome(state, applied, (), entry)
