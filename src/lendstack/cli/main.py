@@ -8,8 +8,10 @@ import click
 import typer
 
 from lendstack import __version__
-from lendstack.core.errors import LendstackError
+from lendstack.cli.context import AppContext
 from lendstack.cli.render import err_console
+from lendstack.core.errors import LendstackError
+from lendstack.settings import Settings
 
 app = typer.Typer(
     name="lendstack",
@@ -22,17 +24,25 @@ app = typer.Typer(
 
 @app.callback()
 def _root(
+    ctx: typer.Context,
+    database: str | None = typer.Option(
+        None,
+        "--database",
+        help="SQLAlchemy URL; overrides LENDSTACK_DATABASE_URL (default sqlite:///lendstack.db).",
+    ),
     version: bool = typer.Option(False, "--version", help="Print the version and exit."),
 ) -> None:
     if version:
         typer.echo(__version__)
         raise typer.Exit()
+    ctx.obj = AppContext(Settings.from_env().with_database(database))
 
 
 def _register() -> None:
     # Imported here so that `lendstack --help` stays cheap and each group stays independent.
-    from lendstack.cli import model
+    from lendstack.cli import model, servicing
 
+    servicing.register(app)
     app.add_typer(model.app, name="model")
 
 

@@ -2,4 +2,6 @@
 
 import typer
 
-app = typer.Typer(help="Train, evaluate, explain and monitor credit (PD) models.", no_args_is_help=True)
+app = typer.Typer(
+    help="Train, evaluate, explain and monitor credit (PD) models.", no_args_is_help=True
+)

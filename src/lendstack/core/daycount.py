@@ -37,7 +37,7 @@ _YEAR_DAYS = {DayCount.ACT_365F: 365, DayCount.ACT_360: 360, DayCount.THIRTY_360
 
 def year_days(dc: DayCount) -> int:
     """The denominator of the convention; daily penalty interest is `rate / year_days(dc)`."""
-    return _YEAR_DAYS[DayCount(dc)]
+    return _YEAR_DAYS[dc]
 
 
 def _is_last_of_february(d: date) -> bool:
@@ -62,7 +62,7 @@ def day_count_days(dc: DayCount, start: date, end: date) -> int:
 
     Negative when `end` precedes `start`, so that fractions stay additive.
     """
-    if DayCount(dc) is DayCount.THIRTY_360:
+    if dc == DayCount.THIRTY_360:
         if end < start:
             return -_thirty_360_days(end, start)
         return _thirty_360_days(start, end)

@@ -74,7 +74,9 @@ def parse_amount(text: str | Decimal | int, field: str, *, allow_zero: bool = Fa
     if not value.is_finite():
         raise ValidationError("must be finite", field=field)
     if value < 0 or (value == 0 and not allow_zero):
-        raise ValidationError(f"must be {'>= 0' if allow_zero else '> 0'}, got {value}", field=field)
+        raise ValidationError(
+            f"must be {'>= 0' if allow_zero else '> 0'}, got {value}", field=field
+        )
     if value != value.quantize(FEN, rounding=decimal.ROUND_DOWN):
         raise ValidationError(f"{value} is more precise than the fen (0.01)", field=field)
     return value.quantize(FEN)

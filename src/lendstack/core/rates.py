@@ -18,7 +18,10 @@ from decimal import ROUND_HALF_EVEN, Decimal, localcontext
 from lendstack.core.errors import ValidationError
 
 RATE_QUANTUM = Decimal("1E-10")
-"""Output precision of disclosed rates; internal precision is far higher."""
+"""Output precision of the three disclosed annual rates; internal precision is far higher."""
+
+IRR_QUANTUM = Decimal("1E-20")
+"""Precision kept for the monthly IRR, so rates derived from it agree to the disclosed digits."""
 
 _PRECISION = 60
 _TOLERANCE = Decimal("1E-30")
@@ -142,7 +145,8 @@ def _q(rate: Decimal) -> Decimal:
 def disclose(flows: Sequence[Decimal], amount: Decimal, term_months: int) -> AprDisclosure:
     """Labelled APRs for monthly `flows` of a loan of `amount` over `term_months`.
 
-    Rates are rounded half-even to 1e-10 for display; the monthly IRR is solved at 60 digits.
+    The annual rates are rounded half-even to 1e-10 for display, the monthly IRR to 1e-20;
+    the IRR itself is solved at 60 significant digits.
     """
     if amount <= 0:
         raise ValidationError(f"must be > 0, got {amount}", field="amount")
@@ -155,4 +159,5 @@ def disclose(flows: Sequence[Decimal], amount: Decimal, term_months: int) -> Apr
         simple = total_cost * 12 / (amount * term_months)
         effective = (_ONE + monthly) ** 12 - _ONE
         nominal = monthly * 12
-    return AprDisclosure(_q(nominal), _q(effective), _q(simple), _q(monthly))
+    irr = monthly.quantize(IRR_QUANTUM, rounding=ROUND_HALF_EVEN)
+    return AprDisclosure(_q(nominal), _q(effective), _q(simple), irr)

@@ -243,7 +243,9 @@ def get_profile(profile_id: str) -> ClassificationProfile:
     profiles = builtin_profiles()
     if profile_id not in profiles:
         known = ", ".join(sorted(profiles))
-        raise NotFound(f"no classification profile {profile_id!r} (known: {known})", field="profile")
+        raise NotFound(
+            f"no classification profile {profile_id!r} (known: {known})", field="profile"
+        )
     return profiles[profile_id]
 
 

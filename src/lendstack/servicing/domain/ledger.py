@@ -90,6 +90,7 @@ class EventType(StrEnum):
     DISBURSEMENT = "disbursement"
     PAYMENT = "payment"
     RECOVERY = "recovery"
+    CREDIT_APPLIED = "credit_applied"
     REVERSAL = "reversal"
     COB_ACCRUAL = "cob_accrual"
     COB_BILLING = "cob_billing"

@@ -181,3 +181,16 @@ def first_period(installments: tuple[InstallmentState, ...]) -> AccrualPeriod | 
         if not item.billed:
             return AccrualPeriod(item.number, item.start_date, item.due_date, item.interest)
     return None
+
+
+def resume_period(loan: LoanState) -> LoanState:
+    """Rebuild the accrual period from the installments and the interest receivable.
+
+    The receivable holds billed unpaid interest plus what the current period has accrued, so
+    the difference is the period's accrual.
+    """
+    period = first_period(loan.installments)
+    if period is not None:
+        billed = sum((i.unpaid_interest for i in loan.installments if i.billed), ZERO)
+        period = replace(period, accrued=loan.balances.interest - billed)
+    return replace(loan, period=period)

@@ -71,6 +71,9 @@ class PaymentOutcome:
     applied: Applied
     parts: tuple[InstallmentPart, ...]
     entry: JournalEntry
+    accrued_interest: Decimal = ZERO
+    """Interest the payment itself brought to date (prepayments only); a reversal undoes it."""
+    accrued_fee: Decimal = ZERO
 
 
 def owed_by_component(loan: LoanState, on: date) -> dict[Component, Decimal]:
@@ -131,11 +134,13 @@ def _income_recognition(loan: LoanState, applied: Applied) -> list[Posting | Non
     ]
 
 
-def payment_postings(loan: LoanState, amount: Decimal, applied: Applied) -> list[Posting | None]:
+def payment_postings(
+    loan: LoanState, amount: Decimal, applied: Applied, source: Account = Account.CASH
+) -> list[Posting | None]:
     """Cash in, receivables settled, excess to credit; on non-accrual loans, income recognised."""
     lid = loan.id
     return [
-        leg(Account.CASH, Side.DEBIT, amount, lid),
+        leg(source, Side.DEBIT, amount, lid),
         leg(Account.PENALTY_RECEIVABLE, Side.CREDIT, applied.penalty, lid),
         leg(Account.INTEREST_RECEIVABLE, Side.CREDIT, applied.interest, lid),
         leg(Account.PRINCIPAL_RECEIVABLE, Side.CREDIT, applied.principal, lid),
@@ -155,8 +160,9 @@ def payment_entry(
     reference: str,
     event: EventType = EventType.PAYMENT,
     extra: Sequence[Posting | None] = (),
+    source: Account = Account.CASH,
 ) -> JournalEntry:
-    postings = [*extra, *payment_postings(loan, amount, applied)]
+    postings = [*extra, *payment_postings(loan, amount, applied, source)]
     entry = entry_or_none(event, on, reference, postings)
     if entry is None:
         raise ValidationError("a payment must move money", field="amount")
@@ -209,3 +215,62 @@ def apply_recovery(loan: LoanState, amount: Decimal, on: date, reference: str) -
     balances = replace(loan.balances, credit=loan.balances.credit + applied.credit)
     state = replace(loan, recovered=loan.recovered + recovery, balances=balances)
     return PaymentOutcome(state, applied, (), entry)
+
+
+def unapply(
+    loan: LoanState,
+    applied: Applied,
+    parts: Sequence[InstallmentPart],
+    accrued: tuple[Decimal, Decimal] = (ZERO, ZERO),
+) -> LoanState:
+    """The loan as it was before a payment: the inverse of applying it, for reversals.
+
+    For a prepayment the caller restores the earlier schedule version first; the accrual the
+    prepayment brought to date is taken back out of the receivable here.
+    """
+    undo = {p.number: p for p in parts}
+    items = tuple(
+        i.pay(-undo[i.number].principal, -undo[i.number].interest, -undo[i.number].fee)
+        if i.number in undo
+        else i
+        for i in loan.installments
+    )
+    b = loan.balances
+    balances = replace(
+        b,
+        principal=b.principal + applied.principal,
+        interest=b.interest + applied.interest - accrued[0],
+        fee=b.fee + applied.fee - accrued[1],
+        penalty=b.penalty + applied.penalty,
+        credit=b.credit - applied.credit,
+    )
+    status = LoanStatus.ACTIVE if loan.status is LoanStatus.PAID_OFF else loan.status
+    return replace(
+        loan,
+        installments=items,
+        balances=balances,
+        status=status,
+        closed_on=None if status is LoanStatus.ACTIVE else loan.closed_on,
+        recovered=loan.recovered - applied.recovery,
+    )
+
+
+def apply_credit(loan: LoanState, on: date, reference: str) -> PaymentOutcome | None:
+    """Settle newly billed dues from the borrower's credit balance, as close of business does."""
+    owed = sum(owed_by_component(loan, on).values(), ZERO)
+    amount = min(loan.balances.credit, owed)
+    if loan.status is not LoanStatus.ACTIVE or amount == ZERO:
+        return None
+    paid = apply_payment(loan, amount, on, reference)
+    entry = payment_entry(
+        loan,
+        amount,
+        paid.applied,
+        on,
+        reference,
+        EventType.CREDIT_APPLIED,
+        source=Account.BORROWER_CREDIT,
+    )
+    after = paid.loan.balances
+    state = replace(paid.loan, balances=replace(after, credit=after.credit - amount))
+    return replace(paid, loan=state, entry=entry)

@@ -148,7 +148,7 @@ def prepay(
     entry = payment_entry(
         loan, amount, applied, on, reference, extra=_accrual_postings(loan, quote)
     )
-    return PaymentOutcome(state, applied, regular.parts, entry)
+    return PaymentOutcome(state, applied, regular.parts, entry, quote.accrual_due, quote.fees_due)
 
 
 def _reschedule(loan: LoanState, remaining: Decimal, on: date, mode: PrepaymentMode) -> LoanState:

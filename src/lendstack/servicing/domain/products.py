@@ -52,7 +52,9 @@ def _check_in(value: Decimal, low: Decimal, high: Decimal, field: str) -> Decima
     if not isinstance(value, Decimal | int) or isinstance(value, bool):
         raise ValidationError(f"must be a Decimal, not {type(value).__name__}", field=field)
     if not low <= value <= high:
-        raise ValidationError(f"{value} is outside this product's range [{low}, {high}]", field=field)
+        raise ValidationError(
+            f"{value} is outside this product's range [{low}, {high}]", field=field
+        )
     return Decimal(value)
 
 
@@ -108,7 +110,9 @@ class Product:
         if terms[0] < 1 or terms[-1] > MAX_TERM_MONTHS:
             raise ValidationError(f"terms must be 1..{MAX_TERM_MONTHS}", field="terms_allowed")
         if self.method is RepaymentMethod.INTEREST_FREE_FEE and self.rate_max != 0:
-            raise ValidationError("an interest-free-fee product charges no interest", field="rate_max")
+            raise ValidationError(
+                "an interest-free-fee product charges no interest", field="rate_max"
+            )
 
     def _check_amounts(self) -> None:
         if self.amount_min <= 0:
@@ -155,11 +159,18 @@ class Product:
         """Loan terms inside this product's ranges; omitted fee rates take the range minimum."""
         if term_months not in self.terms_allowed:
             allowed = ", ".join(str(t) for t in self.terms_allowed)
-            raise ValidationError(f"{term_months} months not offered (allowed: {allowed})", field="term")
+            raise ValidationError(
+                f"{term_months} months not offered (allowed: {allowed})", field="term"
+            )
         fee = self.fee_rate_min if fee_rate is None else fee_rate
         upfront = self.upfront_fee_rate_min if upfront_fee_rate is None else upfront_fee_rate
+        principal = _check_in(amount, self.amount_min, self.amount_max, "amount")
+        if principal != principal.quantize(FEN):
+            raise ValidationError(
+                f"{principal} is more precise than the fen (0.01)", field="amount"
+            )
         return LoanTerms(
-            principal=_check_in(amount, self.amount_min, self.amount_max, "amount"),
+            principal=principal,
             annual_rate=_check_in(rate, self.rate_min, self.rate_max, "rate"),
             term_months=term_months,
             method=self.method,

@@ -26,7 +26,7 @@ from typing import TypeVar
 from lendstack.core.dates import due_dates, periods_between
 from lendstack.core.daycount import DayCount, simple_interest
 from lendstack.core.errors import InvariantViolation, ValidationError
-from lendstack.core.money import FEN, ZERO, Rounding, quantize_fen
+from lendstack.core.money import FEN, ZERO, Rounding, from_fen, quantize_fen, to_fen
 from lendstack.core.rates import AprDisclosure, disclose
 
 MAX_TERM_MONTHS = 360
@@ -153,13 +153,12 @@ _E = TypeVar("_E", bound=StrEnum)
 
 def as_enum(kind: type[_E], value: object, name: str) -> _E:
     """`value` as a member of `kind`, or a ValidationError listing the allowed values."""
-    try:
+    if isinstance(value, kind):
+        return value
+    if isinstance(value, str) and value in kind._value2member_map_:
         return kind(value)
-    except ValueError:
-        allowed = ", ".join(m.value for m in kind)
-        raise ValidationError(
-            f"unknown value {value!r}; expected one of {allowed}", field=name
-        ) from None
+    allowed = ", ".join(m.value for m in kind)
+    raise ValidationError(f"unknown value {value!r}; expected one of {allowed}", field=name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,28 +276,65 @@ def _level_amount(terms: LoanTerms) -> Decimal:
     """The installment kept level: given, or derived from the term (annuity or P/n)."""
     if terms.installment_amount is not None:
         return terms.installment_amount
+    n = terms.term_months
     if terms.method is RepaymentMethod.EQUAL_INSTALLMENT:
-        return terms.round(annuity_payment(terms.principal, terms.monthly_rate, terms.term_months))
-    return terms.round(terms.principal / terms.term_months)
+        return terms.round(annuity_payment(terms.principal, terms.monthly_rate, n))
+    return terms.round(terms.principal / n)
 
 
 def _amortize(terms: LoanTerms) -> list[Installment]:
     """Equal installment, equal principal and interest-free-fee: a level amount per period.
 
-    With a given installment amount the loop stops as soon as the balance is repaid, which
-    derives the count for "shorten term"; `term_months` bounds it, so a term never lengthens.
+    A level can repay the principal before the last period: rounded up on a tiny loan
+    (1.00 over 27 months at 0.04), or, for a long loan under an actual-day convention, because
+    31-day months charge more interest than the annuity assumes and such periods pay that
+    interest in full. The level then drops to the largest fen amount that still leaves
+    principal for the last period, so no schedule ends in empty installments.
     """
-    level, fee = _level_amount(terms), terms.round(terms.principal * terms.fee_rate)
+    level = _level_amount(terms)
+    rows = _run_level(terms, level)
+    if terms.installment_amount is None and _exhausted_early(rows):
+        rows = _run_level(terms, _largest_viable_level(terms, level))
+    return rows
+
+
+def _exhausted_early(rows: list[Installment]) -> bool:
+    return len(rows) > 1 and rows[-1].principal == 0
+
+
+def _largest_viable_level(terms: LoanTerms, level: Decimal) -> Decimal:
+    """Bisection over fen: a level of 0 always leaves the principal to the last period, and a
+    larger level only repays sooner, so the boundary is unique."""
+    ok, too_big = 0, to_fen(level)
+    while too_big - ok > 1:
+        mid = (ok + too_big) // 2
+        if _exhausted_early(_run_level(terms, from_fen(mid))):
+            too_big = mid
+        else:
+            ok = mid
+    return from_fen(ok)
+
+
+def _run_level(terms: LoanTerms, level: Decimal) -> list[Installment]:
+    """Principal = level − interest (annuity) or the level itself, kept within [0, balance].
+
+    The last period takes the remaining balance. With a given installment amount ("shorten
+    term") the loop stops once the balance is repaid, which derives the count; `term_months`
+    still bounds it, so a term never lengthens.
+    """
+    fee = terms.round(terms.principal * terms.fee_rate)
     annuity = terms.method is RepaymentMethod.EQUAL_INSTALLMENT
+    derived = terms.installment_amount is not None
     balance, rows = terms.principal, list[Installment]()
     periods = _periods(terms, terms.term_months)
     for index, (start, due) in enumerate(periods):
         interest = _interest(terms, balance, start, due)
+        wanted = level - interest if annuity else level
         last = index == len(periods) - 1
-        part = balance if last else min(balance, max(ZERO, level - interest if annuity else level))
+        part = balance if last else min(balance, max(ZERO, wanted))
         rows.append(Installment(terms.first_number + index, start, due, part, interest, fee))
         balance -= part
-        if balance == 0:
+        if derived and balance == 0:
             break
     return rows
 
@@ -325,7 +361,9 @@ def _bullet(terms: LoanTerms) -> list[Installment]:
     maturity = due_dates(terms.anchor, terms.term_months, after=terms.start_date)[-1]
     interest = _interest(terms, terms.principal, terms.start_date, maturity)
     fee = terms.round(terms.principal * terms.fee_rate * terms.term_months)
-    inst = Installment(terms.first_number, terms.start_date, maturity, terms.principal, interest, fee)
+    inst = Installment(
+        terms.first_number, terms.start_date, maturity, terms.principal, interest, fee
+    )
     return [inst]
 
 

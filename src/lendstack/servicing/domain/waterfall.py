@@ -40,7 +40,9 @@ DEFAULT_ORDER: tuple[Component, ...] = (
 )
 
 
-def validate_order(order: Iterable[Component | str], field: str = "waterfall") -> tuple[Component, ...]:
+def validate_order(
+    order: Iterable[Component | str], field: str = "waterfall"
+) -> tuple[Component, ...]:
     """`order` as Components, refusing unknown names, repeats and omissions.
 
     A partial order would leave some receivable that a payment can never settle, so the order

@@ -1,0 +1,17 @@
+"""Registers the servicing command groups on the root CLI."""
+
+from __future__ import annotations
+
+import typer
+
+from lendstack.cli import books, loans
+
+
+def register(app: typer.Typer) -> None:
+    app.command("init")(books.init)
+    app.add_typer(loans.product_app, name="product")
+    app.add_typer(loans.loan_app, name="loan")
+    app.add_typer(loans.pay_app, name="pay")
+    app.add_typer(books.cob_app, name="cob")
+    app.add_typer(books.ledger_app, name="ledger")
+    app.add_typer(books.portfolio_app, name="portfolio")

@@ -1,0 +1,108 @@
+"""Close of business: the ordered steps that close one business date, and their orchestration.
+
+Each step is idempotent per business date: the store runs a step and records it as done in
+one transaction, so a run killed part-way resumes exactly where it stopped, and a closed
+date run again changes nothing. The steps themselves are set-based SQL in
+`lendstack.storage.cob`; their cost per loan does not depend on the loan's age.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, timedelta
+from enum import StrEnum
+from typing import Protocol
+
+from lendstack.core.errors import Conflict
+
+
+class CobStep(StrEnum):
+    ACCRUAL = "accrual"
+    BILLING = "billing"
+    CREDIT = "credit"  # billed dues settled from borrower credit balances
+    PENALTY = "penalty"
+    AGING = "aging"
+    CLASSIFICATION = "classification"
+    NON_ACCRUAL = "non_accrual"
+    CHARGE_OFF = "charge_off"
+    SNAPSHOT = "snapshot"
+
+
+STEPS: tuple[CobStep, ...] = tuple(CobStep)
+
+
+class CloseStore(Protocol):
+    def last_closed(self) -> date | None: ...
+    def first_activity(self) -> date | None: ...
+    def completed(self, day: date) -> set[str]: ...
+    def run_step(self, day: date, step: CobStep) -> int: ...
+    def mark_closed(self, day: date) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class DayClosed:
+    day: date
+    rows: tuple[tuple[CobStep, int], ...]
+    skipped: bool = False
+
+
+Progress = Callable[[date, CobStep], None]
+
+
+def next_open(store: CloseStore) -> date | None:
+    last = store.last_closed()
+    return None if last is None else last + timedelta(days=1)
+
+
+def _check_date(store: CloseStore, day: date) -> bool:
+    """True if `day` is already closed; raises if it is out of order."""
+    last = store.last_closed()
+    if last is not None and day < last:
+        raise Conflict(f"{day} is earlier than the last closed business date {last}", field="date")
+    if last is not None and day == last:
+        return True
+    expected = next_open(store)
+    if expected is not None and day != expected:
+        raise Conflict(
+            f"{day} skips business dates; the next to close is {expected} (use --through)",
+            field="date",
+        )
+    first = store.first_activity()
+    if expected is None and first is not None and day > first:
+        raise Conflict(
+            f"{day} skips business dates; the book starts on {first} (use --through)", field="date"
+        )
+    return False
+
+
+def close_day(store: CloseStore, day: date, progress: Progress | None = None) -> DayClosed:
+    """Close one business date, resuming any steps an interrupted run left undone."""
+    if _check_date(store, day):
+        return DayClosed(day, (), skipped=True)
+    done = store.completed(day)
+    rows = []
+    for step in STEPS:
+        if progress:
+            progress(day, step)
+        if step.value not in done:
+            rows.append((step, store.run_step(day, step)))
+    store.mark_closed(day)
+    return DayClosed(day, tuple(rows))
+
+
+def dates_through(store: CloseStore, through: date) -> list[date]:
+    """The business dates `close_through` would close, oldest first."""
+    start = next_open(store) or store.first_activity() or through
+    if through < start - timedelta(days=1):
+        last = store.last_closed()
+        raise Conflict(
+            f"{through} is earlier than the last closed business date {last}", field="date"
+        )
+    return [start + timedelta(days=n) for n in range((through - start).days + 1)]
+
+
+def close_through(
+    store: CloseStore, through: date, progress: Progress | None = None
+) -> list[DayClosed]:
+    return [close_day(store, day, progress) for day in dates_through(store, through)]

@@ -1,0 +1,80 @@
+"""Ports the servicing services need; `lendstack.storage` implements them.
+
+Services depend on these Protocols only, so they never import SQLAlchemy, and tests can swap
+the storage in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from types import TracebackType
+from typing import Protocol
+
+from lendstack.servicing.domain.ledger import JournalEntry
+from lendstack.servicing.domain.loan import LoanState
+from lendstack.servicing.domain.payments import Applied, InstallmentPart
+
+
+@dataclass(frozen=True, slots=True)
+class StoredPayment:
+    id: int
+    loan_id: int
+    kind: str
+    value_date: date
+    amount: Decimal
+    idempotency_key: str | None
+    request_hash: str
+    status: str
+    applied: Applied
+    parts: tuple[InstallmentPart, ...]
+    entry_id: int
+    schedule_version_before: int
+    mode: str | None = None
+    accrued_interest: Decimal = Decimal("0.00")
+    accrued_fee: Decimal = Decimal("0.00")
+
+
+class Loans(Protocol):
+    def add(self, loan: LoanState, reference: str | None) -> int: ...
+    def get(self, loan_id: int, *, for_update: bool = False) -> LoanState: ...
+    def save(self, loan: LoanState) -> None: ...
+    def restore_schedule(self, loan: LoanState, version: int) -> LoanState: ...
+    def by_reference(self, reference: str) -> LoanState | None: ...
+
+
+class Payments(Protocol):
+    def by_key(self, key: str) -> StoredPayment | None: ...
+    def get(self, payment_id: int) -> StoredPayment: ...
+    def add(self, payment: StoredPayment) -> int: ...
+    def later_than(self, payment: StoredPayment) -> Sequence[StoredPayment]: ...
+    def mark_reversed(self, payment_id: int, reversal_entry_id: int) -> None: ...
+
+
+class Ledger(Protocol):
+    def post(self, entry: JournalEntry) -> int: ...
+    def get(self, entry_id: int) -> JournalEntry: ...
+
+
+class Calendar(Protocol):
+    def last_closed(self) -> date | None: ...
+
+
+class UnitOfWork(Protocol):
+    """One transaction: everything commits together or nothing is written."""
+
+    loans: Loans
+    payments: Payments
+    ledger: Ledger
+    calendar: Calendar
+
+    def __enter__(self) -> UnitOfWork: ...
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+    def commit(self) -> None: ...

@@ -1,0 +1,446 @@
+"""Set-based close of business: each step is a handful of SQL statements over the loan table.
+
+No step loops over loans in Python (the credit step touches only loans holding credit and
+owing money). Each statement filters on indexed columns or scans the loan table once, so
+the cost per loan is flat however old the loans are. Dates are epoch-day integers, so the
+same SQL runs on SQLite and PostgreSQL. Every aggregate journal entry is computed from
+exactly the rows the step updates, in the same transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Connection, Engine, func, insert, select, text
+
+from lendstack.core.money import Rounding, from_fen
+from lendstack.servicing.cob import CobStep
+from lendstack.servicing.domain.delinquency import (
+    DEFAULT_BUCKETS,
+    BucketScheme,
+    ClassificationProfile,
+    RiskClass,
+    default_profile,
+)
+from lendstack.servicing.domain.ledger import Account, EventType, Side, entry_or_none, leg
+from lendstack.servicing.domain.payments import apply_credit
+from lendstack.servicing.ports import StoredPayment
+from lendstack.storage.mapping import to_day
+from lendstack.storage.repositories import (
+    CLOSED_STEP,
+    SqlLedger,
+    SqlLoans,
+    SqlPayments,
+    now,
+)
+from lendstack.storage.schema import cob_steps, loans
+
+ACTIVE = "status = 'active'"
+
+
+def _round_div(num: str, den: str, mode: Rounding) -> str:
+    """Integer num/den rounded with `mode`, for num >= 0 and den > 0, in portable SQL."""
+    n, d = f"({num})", f"({den})"
+    if mode is Rounding.DOWN:
+        return f"({n} / {d})"
+    if mode is Rounding.UP:
+        return f"(({n} + {d} - 1) / {d})"
+    if mode is Rounding.HALF_UP:
+        return f"((2 * {n} + {d}) / (2 * {d}))"
+    rest = f"({n} % {d})"
+    odd = f"(({n} / {d}) % 2 = 1)"
+    return f"(CASE WHEN 2 * {rest} > {d} OR (2 * {rest} = {d} AND {odd}) THEN {n} / {d} + 1 ELSE {n} / {d} END)"
+
+
+def _round_by_loan(num: str, den: str) -> str:
+    """Round with each loan's own product rounding mode, in one pass over the table."""
+    arms = " ".join(f"WHEN '{m.value}' THEN {_round_div(num, den, m)}" for m in Rounding)
+    return f"(CASE rounding {arms} END)"
+
+
+ACCRUAL_TARGET = (
+    "(CASE WHEN :d >= period_due THEN period_interest ELSE "
+    + _round_by_loan("period_interest * (:d - period_start)", "period_due - period_start")
+    + " END)"
+)
+ACCRUING = f"{ACTIVE} AND period_due IS NOT NULL AND period_start < :d"
+
+_NEXT = (
+    "(SELECT i.{col} FROM installments i WHERE i.loan_id = loans.id"
+    " AND i.version = loans.schedule_version AND i.number = loans.period_no{offset})"
+)
+BILLING = f"{ACTIVE} AND period_due = :d"
+
+OVERDUE_PRINCIPAL = (
+    "(SELECT CAST(COALESCE(SUM(i.principal_fen - i.paid_principal_fen), 0) AS BIGINT) FROM installments i"
+    " WHERE i.loan_id = loans.id AND i.version = loans.schedule_version AND i.billed = TRUE"
+    " AND i.due_day + loans.grace_days < :d)"
+)
+PENALTY = _round_by_loan(
+    f"{OVERDUE_PRINCIPAL} * penalty_rate_e8", "CAST(100000000 AS BIGINT) * year_days"
+)
+LATE = f"{ACTIVE} AND oldest_due IS NOT NULL AND oldest_due < :d AND oldest_due + grace_days < :d"
+DPD = "(CASE WHEN oldest_due IS NOT NULL AND oldest_due + grace_days < :d THEN :d - oldest_due ELSE 0 END)"
+
+
+def _fen(value: Any) -> Decimal:
+    return from_fen(int(value or 0))
+
+
+def _by_accrual(conn: Connection, sql: str, day: int) -> dict[bool, tuple[int, ...]]:
+    """Run an aggregate grouped by non_accrual; {non_accrual: (sums...)}."""
+    return {
+        bool(row[0]): tuple(int(v or 0) for v in row[1:])
+        for row in conn.execute(text(sql), {"d": day})
+    }
+
+
+def _post(conn: Connection, event: EventType, day: date, step: CobStep, legs: list[Any]) -> None:
+    entry = entry_or_none(event, day, f"cob:{day.isoformat()}:{step.value}", legs)
+    if entry is not None:
+        SqlLedger(conn).post(entry)
+
+
+def _income_legs(amount: dict[bool, int], receivable: Account, income: Account) -> list[Any]:
+    """Accruing loans earn income; non-accrual loans park the same amount in suspense."""
+    earned, parked = _fen(amount.get(False, 0)), _fen(amount.get(True, 0))
+    return [
+        leg(receivable, Side.DEBIT, earned + parked),
+        leg(income, Side.CREDIT, earned),
+        leg(Account.INTEREST_SUSPENSE, Side.CREDIT, parked),
+    ]
+
+
+def accrue(conn: Connection, day: date) -> int:
+    d = to_day(day)
+    sums = _by_accrual(
+        conn,
+        f"SELECT non_accrual, SUM({ACCRUAL_TARGET} - period_accrued) FROM loans"
+        f" WHERE {ACCRUING} GROUP BY non_accrual",
+        d,
+    )
+    result = conn.execute(
+        text(
+            f"UPDATE loans SET bal_interest = bal_interest + {ACCRUAL_TARGET} - period_accrued,"
+            f" period_accrued = {ACCRUAL_TARGET} WHERE {ACCRUING}"
+        ),
+        {"d": d},
+    )
+    amounts = {k: v[0] for k, v in sums.items()}
+    legs = _income_legs(amounts, Account.INTEREST_RECEIVABLE, Account.INTEREST_INCOME)
+    _post(conn, EventType.COB_ACCRUAL, day, CobStep.ACCRUAL, legs)
+    return int(result.rowcount)
+
+
+def bill(conn: Connection, day: date) -> int:
+    """Bill installments falling due: fees become receivable, the next period starts."""
+    d = to_day(day)
+    fee = _NEXT.format(col="fee_fen", offset="")
+    total = _NEXT.format(col="principal_fen + i.interest_fen + i.fee_fen", offset="")
+    sums = _by_accrual(
+        conn,
+        f"SELECT non_accrual, SUM(COALESCE({fee}, 0)) FROM loans WHERE {BILLING} GROUP BY non_accrual",
+        d,
+    )
+    conn.execute(
+        text(
+            "UPDATE installments SET billed = TRUE WHERE due_day = :d AND active = TRUE"
+            " AND billed = FALSE AND EXISTS (SELECT 1 FROM loans l WHERE l.id = installments.loan_id"
+            " AND l.status = 'active' AND l.period_due = :d AND l.period_no = installments.number"
+            " AND l.schedule_version = installments.version)"
+        ),
+        {"d": d},
+    )
+    result = conn.execute(
+        text(
+            f"UPDATE loans SET bal_fee = bal_fee + COALESCE({fee}, 0),"
+            f" oldest_due = CASE WHEN COALESCE({total}, 0) > 0 THEN COALESCE(oldest_due, :d) ELSE oldest_due END,"
+            f" period_due = {_NEXT.format(col='due_day', offset=' + 1')},"
+            f" period_interest = COALESCE({_NEXT.format(col='interest_fen', offset=' + 1')}, 0),"
+            " period_start = period_due, period_no = period_no + 1, period_accrued = 0"
+            f" WHERE {BILLING}"
+        ),
+        {"d": d},
+    )
+    amounts = {k: v[0] for k, v in sums.items()}
+    legs = _income_legs(amounts, Account.FEE_RECEIVABLE, Account.FEE_INCOME)
+    _post(conn, EventType.COB_BILLING, day, CobStep.BILLING, legs)
+    return int(result.rowcount)
+
+
+def apply_credits(conn: Connection, day: date) -> int:
+    """Settle fresh dues from credit balances; only loans holding credit and owing are touched."""
+    ids = conn.execute(
+        text(
+            f"SELECT id FROM loans WHERE {ACTIVE} AND bal_credit > 0"
+            " AND (oldest_due IS NOT NULL OR bal_penalty > 0) ORDER BY id"
+        )
+    ).scalars()
+    repo, ledger, payments = SqlLoans(conn), SqlLedger(conn), SqlPayments(conn)
+    count = 0
+    for loan_id in list(ids):
+        loan = repo.get(loan_id)
+        key = f"credit:{loan_id}:{day.isoformat()}"
+        outcome = apply_credit(loan, day, key)
+        if outcome is None:
+            continue
+        entry_id = ledger.post(outcome.entry)
+        repo.save(outcome.loan)
+        payments.add(
+            StoredPayment(
+                0,
+                loan_id,
+                "credit_applied",
+                day,
+                outcome.entry.total,
+                key,
+                key,
+                "posted",
+                outcome.applied,
+                outcome.parts,
+                entry_id,
+                loan.schedule_version,
+            )
+        )
+        count += 1
+    return count
+
+
+def penalise(conn: Connection, day: date) -> int:
+    d = to_day(day)
+    sums = _by_accrual(
+        conn, f"SELECT non_accrual, SUM({PENALTY}) FROM loans WHERE {LATE} GROUP BY non_accrual", d
+    )
+    result = conn.execute(
+        text(f"UPDATE loans SET bal_penalty = bal_penalty + {PENALTY} WHERE {LATE}"), {"d": d}
+    )
+    amounts = {k: v[0] for k, v in sums.items()}
+    legs = _income_legs(amounts, Account.PENALTY_RECEIVABLE, Account.PENALTY_INCOME)
+    _post(conn, EventType.COB_PENALTY, day, CobStep.PENALTY, legs)
+    return int(result.rowcount)
+
+
+def age(conn: Connection, day: date) -> int:
+    result = conn.execute(
+        text(
+            f"UPDATE loans SET dpd = {DPD} WHERE {ACTIVE}"
+            f" AND (oldest_due IS NOT NULL OR dpd <> 0) AND dpd <> {DPD}"
+        ),
+        {"d": to_day(day)},
+    )
+    return int(result.rowcount)
+
+
+def _bucket_sql(scheme: BucketScheme) -> str:
+    arms = " ".join(
+        f"WHEN dpd >= {low} THEN {index}"
+        for index, low in reversed(list(enumerate(scheme.lower_bounds, start=1)))
+    )
+    return f"(CASE {arms} ELSE 0 END)"
+
+
+def _label_sql(column: str, scheme: BucketScheme) -> str:
+    arms = " ".join(f"WHEN {i} THEN '{label}'" for i, label in enumerate(scheme.labels))
+    return f"(CASE {column} {arms} END)"
+
+
+def _class_sql(profile: ClassificationProfile) -> str:
+    arms = " ".join(
+        f"WHEN dpd > {over} THEN '{risk.value}'" for over, risk in reversed(profile.thresholds)
+    )
+    return f"(CASE {arms} ELSE '{RiskClass.NORMAL.value}' END)"
+
+
+def classify(
+    conn: Connection,
+    day: date,
+    scheme: BucketScheme = DEFAULT_BUCKETS,
+    profile: ClassificationProfile | None = None,
+) -> int:
+    """Move loans between buckets and the five regulatory classes, logging every move."""
+    bucket, klass = _bucket_sql(scheme), _class_sql(profile or default_profile())
+    params = {"day": day}
+    for kind, old, new in (
+        ("bucket", _label_sql("bucket", scheme), _label_sql(bucket, scheme)),
+        ("class", "risk_class", klass),
+    ):
+        column = "bucket" if kind == "bucket" else "risk_class"
+        target = bucket if kind == "bucket" else klass
+        conn.execute(
+            text(
+                "INSERT INTO loan_events (loan_id, business_date, kind, old, new)"
+                f" SELECT id, :day, '{kind}', {old}, {new} FROM loans"
+                f" WHERE {ACTIVE} AND {column} <> {target}"
+            ),
+            params,
+        )
+    result = conn.execute(
+        text(
+            f"UPDATE loans SET bucket = {bucket}, risk_class = {klass}"
+            f" WHERE {ACTIVE} AND (bucket <> {bucket} OR risk_class <> {klass})"
+        )
+    )
+    return int(result.rowcount)
+
+
+_INCOME_SUMS = "SUM(bal_interest), SUM(bal_fee), SUM(bal_penalty), COUNT(*)"
+
+
+def _suspense_legs(sums: tuple[int, ...], entering: bool) -> list[Any]:
+    """Unpaid interest, fees and penalty move between income and suspense."""
+    interest, fee, penalty = (_fen(v) for v in sums[:3])
+    income_side = Side.DEBIT if entering else Side.CREDIT
+    return [
+        leg(Account.INTEREST_INCOME, income_side, interest),
+        leg(Account.FEE_INCOME, income_side, fee),
+        leg(Account.PENALTY_INCOME, income_side, penalty),
+        leg(Account.INTEREST_SUSPENSE, income_side.opposite, interest + fee + penalty),
+    ]
+
+
+def stop_accrual(conn: Connection, day: date) -> int:
+    """From the non-accrual DPD, income already booked but unpaid goes to suspense; a loan that
+    is fully current again returns to accrual and its suspense is released."""
+    enter = f"{ACTIVE} AND non_accrual = FALSE AND dpd >= non_accrual_dpd"
+    leave = f"{ACTIVE} AND non_accrual = TRUE AND dpd = 0"
+    legs: list[Any] = []
+    moved = 0
+    for where, entering in ((enter, True), (leave, False)):
+        sums = conn.execute(text(f"SELECT {_INCOME_SUMS} FROM loans WHERE {where}")).one()
+        legs += _suspense_legs(tuple(sums), entering)
+        conn.execute(
+            text(
+                "INSERT INTO loan_events (loan_id, business_date, kind, old, new)"
+                f" SELECT id, :day, 'accrual', '{'accrual' if entering else 'non_accrual'}',"
+                f" '{'non_accrual' if entering else 'accrual'}' FROM loans WHERE {where}"
+            ),
+            {"day": day},
+        )
+        flag = "TRUE" if entering else "FALSE"
+        moved += int(
+            conn.execute(text(f"UPDATE loans SET non_accrual = {flag} WHERE {where}")).rowcount
+        )
+    _post(conn, EventType.COB_NON_ACCRUAL, day, CobStep.NON_ACCRUAL, legs)
+    return moved
+
+
+def charge_off(conn: Connection, day: date) -> int:
+    """Loans at the product's charge-off DPD leave the book; income in suspense is cleared."""
+    where = f"{ACTIVE} AND dpd >= charge_off_dpd"
+    sums = _by_accrual(
+        conn,
+        f"SELECT non_accrual, SUM(bal_principal), SUM(bal_interest), SUM(bal_fee), SUM(bal_penalty)"
+        f" FROM loans WHERE {where} GROUP BY non_accrual",
+        0,
+    )
+    legs = _charge_off_legs(sums)
+    conn.execute(
+        text(
+            "INSERT INTO loan_events (loan_id, business_date, kind, old, new)"
+            f" SELECT id, :day, 'status', 'active', 'charged_off' FROM loans WHERE {where}"
+        ),
+        {"day": day},
+    )
+    result = conn.execute(
+        text(
+            "UPDATE loans SET status = 'charged_off',"
+            " charged_off_fen = bal_principal + bal_interest + bal_fee + bal_penalty,"
+            " bal_principal = 0, bal_interest = 0, bal_fee = 0, bal_penalty = 0,"
+            f" period_due = NULL, closed_on = :day WHERE {where}"
+        ),
+        {"day": day},
+    )
+    _post(conn, EventType.COB_CHARGE_OFF, day, CobStep.CHARGE_OFF, legs)
+    return int(result.rowcount)
+
+
+def _charge_off_legs(sums: dict[bool, tuple[int, ...]]) -> list[Any]:
+    zero = (0, 0, 0, 0)
+    accruing, parked = sums.get(False, zero), sums.get(True, zero)
+    totals = [_fen(a + b) for a, b in zip(accruing, parked, strict=True)]
+    return [
+        leg(Account.CHARGE_OFF_EXPENSE, Side.DEBIT, _fen(sum(accruing) + parked[0])),
+        leg(Account.INTEREST_SUSPENSE, Side.DEBIT, _fen(sum(parked[1:]))),
+        leg(Account.PRINCIPAL_RECEIVABLE, Side.CREDIT, totals[0]),
+        leg(Account.INTEREST_RECEIVABLE, Side.CREDIT, totals[1]),
+        leg(Account.FEE_RECEIVABLE, Side.CREDIT, totals[2]),
+        leg(Account.PENALTY_RECEIVABLE, Side.CREDIT, totals[3]),
+    ]
+
+
+def snapshot(conn: Connection, day: date) -> int:
+    """The day's delinquency and classification table, kept for reports on any past date."""
+    result = conn.execute(
+        text(
+            "INSERT INTO portfolio_snapshots (business_date, product_id, bucket, risk_class, loans,"
+            " principal_fen, interest_fen, fee_fen, penalty_fen)"
+            " SELECT :day, product_id, bucket, risk_class, COUNT(*), SUM(bal_principal),"
+            " SUM(bal_interest), SUM(bal_fee), SUM(bal_penalty)"
+            f" FROM loans WHERE {ACTIVE} GROUP BY product_id, bucket, risk_class"
+        ),
+        {"day": day},
+    )
+    return int(result.rowcount)
+
+
+STEP_SQL: dict[CobStep, Callable[[Connection, date], int]] = {
+    CobStep.ACCRUAL: accrue,
+    CobStep.BILLING: bill,
+    CobStep.CREDIT: apply_credits,
+    CobStep.PENALTY: penalise,
+    CobStep.AGING: age,
+    CobStep.CLASSIFICATION: classify,
+    CobStep.NON_ACCRUAL: stop_accrual,
+    CobStep.CHARGE_OFF: charge_off,
+    CobStep.SNAPSHOT: snapshot,
+}
+
+
+class SqlCloseStore:
+    """The `CloseStore` port over a database: one transaction per step."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def last_closed(self) -> date | None:
+        with self.engine.connect() as conn:
+            value = conn.execute(
+                select(func.max(cob_steps.c.business_date)).where(cob_steps.c.step == CLOSED_STEP)
+            ).scalar()
+        return _as_date(value)
+
+    def first_activity(self) -> date | None:
+        with self.engine.connect() as conn:
+            return _as_date(conn.execute(select(func.min(loans.c.disbursement_date))).scalar())
+
+    def completed(self, day: date) -> set[str]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(cob_steps.c.step).where(cob_steps.c.business_date == day))
+            return {r.step for r in rows}
+
+    def run_step(self, day: date, step: CobStep) -> int:
+        with self.engine.begin() as conn:
+            count = STEP_SQL[step](conn, day)
+            conn.execute(
+                insert(cob_steps).values(
+                    business_date=day, step=step.value, rows=count, completed_at=now()
+                )
+            )
+        return count
+
+    def mark_closed(self, day: date) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                insert(cob_steps).values(
+                    business_date=day, step=CLOSED_STEP, rows=0, completed_at=now()
+                )
+            )
+
+
+def _as_date(value: Any) -> date | None:
+    if value is None or isinstance(value, date):
+        return value
+    return date.fromisoformat(str(value))

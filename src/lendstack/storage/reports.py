@@ -1,0 +1,161 @@
+"""Read models over the ledger and the loan book: trial balance, reconciliation, delinquency.
+
+These read whole tables, never run inside close of business, and return plain records that
+the CLI and API render.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+
+from sqlalchemy import Connection, text
+
+from lendstack.core.money import ZERO, from_fen
+from lendstack.servicing.domain.delinquency import DEFAULT_BUCKETS, RiskClass
+from lendstack.servicing.domain.ledger import Account
+from lendstack.storage.repositories import ACCOUNTS_BY_CODE
+
+
+@dataclass(frozen=True, slots=True)
+class TrialBalanceLine:
+    account: Account
+    debit: Decimal
+    credit: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class TrialBalance:
+    lines: tuple[TrialBalanceLine, ...]
+
+    @property
+    def total_debit(self) -> Decimal:
+        return sum((line.debit for line in self.lines), ZERO)
+
+    @property
+    def total_credit(self) -> Decimal:
+        return sum((line.credit for line in self.lines), ZERO)
+
+    @property
+    def balanced(self) -> bool:
+        return self.total_debit == self.total_credit
+
+    def balance(self, account: Account) -> Decimal:
+        """Net balance on the account's normal side."""
+        for line in self.lines:
+            if line.account is account:
+                net = line.debit - line.credit
+                return net if account.debit_normal else -net
+        return ZERO
+
+
+def trial_balance(conn: Connection) -> TrialBalance:
+    """Net debit or credit per account, as a trial balance shows it."""
+    rows = conn.execute(
+        text(
+            "SELECT account, SUM(debit_fen), SUM(credit_fen) FROM journal_lines"
+            " GROUP BY account ORDER BY account"
+        )
+    )
+    lines = []
+    for code, debit, credit in rows:
+        net = int(debit or 0) - int(credit or 0)
+        lines.append(
+            TrialBalanceLine(ACCOUNTS_BY_CODE[code], from_fen(max(net, 0)), from_fen(max(-net, 0)))
+        )
+    return TrialBalance(tuple(lines))
+
+
+@dataclass(frozen=True, slots=True)
+class Difference:
+    check: str
+    expected: Decimal
+    actual: Decimal
+
+    @property
+    def amount(self) -> Decimal:
+        return self.actual - self.expected
+
+
+# General-ledger account -> the loan sub-ledger sum that must equal it.
+_SUBLEDGER = {
+    Account.PRINCIPAL_RECEIVABLE: "SUM(bal_principal)",
+    Account.INTEREST_RECEIVABLE: "SUM(bal_interest)",
+    Account.FEE_RECEIVABLE: "SUM(bal_fee)",
+    Account.PENALTY_RECEIVABLE: "SUM(bal_penalty)",
+    Account.BORROWER_CREDIT: "SUM(bal_credit)",
+    Account.INTEREST_SUSPENSE: (
+        "SUM(CASE WHEN non_accrual = TRUE AND status = 'active'"
+        " THEN bal_interest + bal_fee + bal_penalty ELSE 0 END)"
+    ),
+}
+
+
+def _scalar(conn: Connection, sql: str) -> Decimal:
+    return from_fen(int(conn.execute(text(sql)).scalar() or 0))
+
+
+def reconcile(conn: Connection) -> list[Difference]:
+    """Every way the books can disagree, to the fen; an empty list means they tie."""
+    out: list[Difference] = []
+    tb = trial_balance(conn)
+    if not tb.balanced:
+        out.append(Difference("trial balance", tb.total_debit, tb.total_credit))
+    unbalanced = conn.execute(
+        text(
+            "SELECT entry_id, SUM(debit_fen), SUM(credit_fen) FROM journal_lines"
+            " GROUP BY entry_id HAVING SUM(debit_fen) <> SUM(credit_fen)"
+        )
+    )
+    for entry_id, debit, credit in unbalanced:
+        out.append(Difference(f"entry {entry_id}", from_fen(int(debit)), from_fen(int(credit))))
+    for account, expr in _SUBLEDGER.items():
+        loans_total = _scalar(conn, f"SELECT {expr} FROM loans")
+        if loans_total != tb.balance(account):
+            out.append(
+                Difference(f"{account.value} (loans vs GL)", tb.balance(account), loans_total)
+            )
+    out += _installments_vs_loans(conn)
+    return out
+
+
+def _installments_vs_loans(conn: Connection) -> list[Difference]:
+    """Each open loan's principal equals the unpaid principal of its current schedule."""
+    rows = conn.execute(
+        text(
+            "SELECT l.id, l.bal_principal, COALESCE(SUM(i.principal_fen - i.paid_principal_fen), 0)"
+            " FROM loans l LEFT JOIN installments i ON i.loan_id = l.id"
+            " AND i.version = l.schedule_version WHERE l.status = 'active'"
+            " GROUP BY l.id, l.bal_principal"
+            " HAVING l.bal_principal <> COALESCE(SUM(i.principal_fen - i.paid_principal_fen), 0)"
+        )
+    )
+    return [
+        Difference(f"loan {lid} principal vs schedule", from_fen(int(s)), from_fen(int(b)))
+        for lid, b, s in rows
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class DelinquencyRow:
+    bucket: str
+    risk_class: RiskClass
+    loans: int
+    principal: Decimal
+
+
+def delinquency(conn: Connection, day: date) -> tuple[DelinquencyRow, ...]:
+    """The delinquency and classification table as of a closed business date."""
+    rows = conn.execute(
+        text(
+            "SELECT bucket, risk_class, SUM(loans), SUM(principal_fen) FROM portfolio_snapshots"
+            " WHERE business_date = :day GROUP BY bucket, risk_class ORDER BY bucket, risk_class"
+        ),
+        {"day": day},
+    )
+    labels = DEFAULT_BUCKETS.labels
+    return tuple(
+        DelinquencyRow(labels[int(b)], RiskClass(c), int(n), from_fen(int(p)))
+        for b, c, n, p in rows
+    )

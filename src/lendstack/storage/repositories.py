@@ -1,0 +1,339 @@
+"""SQL implementations of the servicing ports, and the unit of work that binds them."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import UTC, date, datetime
+from types import TracebackType
+from typing import Any
+
+from sqlalchemy import Connection, Engine, and_, func, insert, select, update
+from sqlalchemy import delete as sql_delete
+
+from lendstack.core.errors import InvariantViolation, NotFound
+from lendstack.core.money import from_fen, to_fen
+from lendstack.servicing.domain.ledger import Account, EventType, JournalEntry, Posting, Side
+from lendstack.servicing.domain.loan import LoanState
+from lendstack.servicing.domain.payments import Applied, InstallmentPart
+from lendstack.servicing.ports import StoredPayment
+from lendstack.storage import mapping
+from lendstack.storage.schema import (
+    cob_steps,
+    installments,
+    journal_entries,
+    journal_lines,
+    loans,
+    payment_parts,
+    payments,
+)
+
+ACCOUNTS_BY_CODE = {a.code: a for a in Account}
+CLOSED_STEP = "closed"
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _new_id(result: Any) -> int:
+    key = result.inserted_primary_key
+    if key is None:
+        raise InvariantViolation("the database returned no id for an insert")
+    return int(key[0])
+
+
+class SqlLoans:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self._loaded: dict[int, LoanState] = {}
+
+    def add(self, loan: LoanState, reference: str | None) -> int:
+        values = {
+            **mapping.contract_columns(loan.contract),
+            **mapping.state_columns(loan),
+            "reference": reference,
+            "currency": "CNY",
+            "created_at": now(),
+        }
+        loan_id = _new_id(self.conn.execute(insert(loans).values(values)))
+        self._insert_installments(replace(loan, id=loan_id))
+        return loan_id
+
+    def _insert_installments(self, loan: LoanState) -> None:
+        rows = [
+            mapping.installment_columns(loan.id, loan.schedule_version, i)
+            for i in loan.installments
+        ]
+        if rows:
+            self.conn.execute(insert(installments), rows)
+
+    def _items(self, loan_id: int, version: int) -> tuple[Any, ...]:
+        query = (
+            select(installments)
+            .where(installments.c.loan_id == loan_id, installments.c.version == version)
+            .order_by(installments.c.number)
+        )
+        return tuple(mapping.installment_from(r) for r in self.conn.execute(query))
+
+    def get(self, loan_id: int, *, for_update: bool = False) -> LoanState:
+        query = select(loans).where(loans.c.id == loan_id)
+        if for_update:
+            query = query.with_for_update()
+        row = self.conn.execute(query).first()
+        if row is None:
+            raise NotFound(f"no loan {loan_id}", field="loan_id")
+        state = mapping.loan_from(row, self._items(loan_id, row.schedule_version))
+        self._loaded[loan_id] = state
+        return state
+
+    def by_reference(self, reference: str) -> LoanState | None:
+        found = self.conn.execute(select(loans.c.id).where(loans.c.reference == reference)).first()
+        return None if found is None else self.get(found.id)
+
+    def save(self, loan: LoanState) -> None:
+        before = self._loaded.get(loan.id) or self.get(loan.id)
+        self.conn.execute(
+            update(loans).where(loans.c.id == loan.id).values(mapping.state_columns(loan))
+        )
+        if loan.schedule_version != before.schedule_version:
+            self._supersede(loan)
+        else:
+            self._update_changed(loan, before)
+        self._loaded[loan.id] = loan
+
+    def _supersede(self, loan: LoanState) -> None:
+        self.conn.execute(
+            update(installments)
+            .where(installments.c.loan_id == loan.id, installments.c.active)
+            .values(active=False)
+        )
+        self._insert_installments(loan)
+
+    def _update_changed(self, loan: LoanState, before: LoanState) -> None:
+        old = {i.number: i for i in before.installments}
+        for item in loan.installments:
+            if old.get(item.number) == item:
+                continue
+            values = mapping.installment_columns(loan.id, loan.schedule_version, item)
+            key = and_(
+                installments.c.loan_id == loan.id,
+                installments.c.version == loan.schedule_version,
+                installments.c.number == item.number,
+            )
+            self.conn.execute(update(installments).where(key).values(values))
+
+    def restore_schedule(self, loan: LoanState, version: int) -> LoanState:
+        """Drop schedule versions after `version` and make it current again."""
+        mine = installments.c.loan_id == loan.id
+        self.conn.execute(sql_delete(installments).where(mine, installments.c.version > version))
+        self.conn.execute(
+            update(installments).where(mine, installments.c.version == version).values(active=True)
+        )
+        restored = replace(
+            loan, installments=self._items(loan.id, version), schedule_version=version
+        )
+        self._loaded[loan.id] = restored
+        return restored
+
+
+def _applied_json(p: StoredPayment) -> str:
+    body = {k: to_fen(v) for k, v in p.applied.as_dict().items()}
+    body["accrued_interest"] = to_fen(p.accrued_interest)
+    body["accrued_fee"] = to_fen(p.accrued_fee)
+    return json.dumps(body, sort_keys=True)
+
+
+class SqlPayments:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def _load(self, row: Any) -> StoredPayment:
+        body = json.loads(row.applied)
+        accrued = (from_fen(body.pop("accrued_interest")), from_fen(body.pop("accrued_fee")))
+        applied = Applied(**{k: from_fen(v) for k, v in body.items()})
+        parts_rows = self.conn.execute(
+            select(payment_parts).where(payment_parts.c.payment_id == row.id)
+        )
+        parts = tuple(
+            InstallmentPart(
+                r.number, from_fen(r.principal_fen), from_fen(r.interest_fen), from_fen(r.fee_fen)
+            )
+            for r in parts_rows
+        )
+        return StoredPayment(
+            id=row.id,
+            loan_id=row.loan_id,
+            kind=row.kind,
+            value_date=row.value_date,
+            amount=from_fen(row.amount_fen),
+            idempotency_key=row.idempotency_key,
+            request_hash=row.request_hash,
+            status=row.status,
+            applied=applied,
+            parts=parts,
+            entry_id=row.entry_id,
+            schedule_version_before=row.schedule_version_before,
+            mode=row.mode,
+            accrued_interest=accrued[0],
+            accrued_fee=accrued[1],
+        )
+
+    def by_key(self, key: str) -> StoredPayment | None:
+        row = self.conn.execute(select(payments).where(payments.c.idempotency_key == key)).first()
+        return None if row is None else self._load(row)
+
+    def get(self, payment_id: int) -> StoredPayment:
+        row = self.conn.execute(select(payments).where(payments.c.id == payment_id)).first()
+        if row is None:
+            raise NotFound(f"no payment {payment_id}", field="payment_id")
+        return self._load(row)
+
+    def for_loan(self, loan_id: int) -> Sequence[StoredPayment]:
+        query = select(payments).where(payments.c.loan_id == loan_id).order_by(payments.c.id)
+        return [self._load(r) for r in self.conn.execute(query)]
+
+    def add(self, payment: StoredPayment) -> int:
+        values = {
+            "loan_id": payment.loan_id,
+            "kind": payment.kind,
+            "value_date": payment.value_date,
+            "amount_fen": to_fen(payment.amount),
+            "idempotency_key": payment.idempotency_key,
+            "request_hash": payment.request_hash,
+            "status": payment.status,
+            "mode": payment.mode,
+            "applied": _applied_json(payment),
+            "entry_id": payment.entry_id,
+            "schedule_version_before": payment.schedule_version_before,
+            "created_at": now(),
+        }
+        pid = _new_id(self.conn.execute(insert(payments).values(values)))
+        parts = [
+            {
+                "payment_id": pid,
+                "number": p.number,
+                "principal_fen": to_fen(p.principal),
+                "interest_fen": to_fen(p.interest),
+                "fee_fen": to_fen(p.fee),
+            }
+            for p in payment.parts
+        ]
+        if parts:
+            self.conn.execute(insert(payment_parts), parts)
+        return pid
+
+    def later_than(self, payment: StoredPayment) -> Sequence[StoredPayment]:
+        query = (
+            select(payments)
+            .where(
+                payments.c.loan_id == payment.loan_id,
+                payments.c.id > payment.id,
+                payments.c.status == "posted",
+            )
+            .order_by(payments.c.id)
+        )
+        return [self._load(r) for r in self.conn.execute(query)]
+
+    def mark_reversed(self, payment_id: int, reversal_entry_id: int) -> None:
+        self.conn.execute(
+            update(payments)
+            .where(payments.c.id == payment_id)
+            .values(status="reversed", reversal_entry_id=reversal_entry_id)
+        )
+
+
+def line_rows(entry_id: int, postings: Sequence[Posting]) -> list[dict[str, Any]]:
+    return [
+        {
+            "entry_id": entry_id,
+            "account": p.account.code,
+            "loan_id": p.loan_id,
+            "funder_id": p.funder_id,
+            "debit_fen": to_fen(p.amount) if p.side is Side.DEBIT else 0,
+            "credit_fen": to_fen(p.amount) if p.side is Side.CREDIT else 0,
+        }
+        for p in postings
+    ]
+
+
+class SqlLedger:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def post(self, entry: JournalEntry) -> int:
+        header = {
+            "event": entry.event.value,
+            "business_date": entry.business_date,
+            "reference": entry.reference,
+            "reverses": entry.reverses,
+            "created_at": now(),
+        }
+        result = self.conn.execute(insert(journal_entries).values(header))
+        entry_id = _new_id(result)
+        self.conn.execute(insert(journal_lines), line_rows(entry_id, entry.postings))
+        return entry_id
+
+    def get(self, entry_id: int) -> JournalEntry:
+        head = self.conn.execute(
+            select(journal_entries).where(journal_entries.c.id == entry_id)
+        ).first()
+        if head is None:
+            raise NotFound(f"no journal entry {entry_id}", field="entry_id")
+        rows = self.conn.execute(select(journal_lines).where(journal_lines.c.entry_id == entry_id))
+        postings = tuple(_posting(r) for r in rows)
+        return JournalEntry(
+            EventType(head.event), head.business_date, head.reference, postings, head.reverses
+        )
+
+
+def _posting(row: Any) -> Posting:
+    account = ACCOUNTS_BY_CODE[row.account]
+    if row.debit_fen and row.credit_fen:
+        raise InvariantViolation(f"journal line {row.id} is both debit and credit")
+    side = Side.DEBIT if row.debit_fen else Side.CREDIT
+    amount = from_fen(row.debit_fen or row.credit_fen)
+    return Posting(account, side, amount, row.loan_id, row.funder_id)
+
+
+class SqlCalendar:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def last_closed(self) -> date | None:
+        query = select(func.max(cob_steps.c.business_date)).where(cob_steps.c.step == CLOSED_STEP)
+        value = self.conn.execute(query).scalar()
+        return value if value is None or isinstance(value, date) else date.fromisoformat(value)
+
+
+class SqlUnitOfWork:
+    """One database transaction; leaving the block without `commit()` rolls everything back."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def __enter__(self) -> SqlUnitOfWork:
+        self.conn = self.engine.connect()
+        self._tx = self.conn.begin()
+        self.loans = SqlLoans(self.conn)
+        self.payments = SqlPayments(self.conn)
+        self.ledger = SqlLedger(self.conn)
+        self.calendar = SqlCalendar(self.conn)
+        return self
+
+    def commit(self) -> None:
+        self._tx.commit()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._tx.is_active:
+            self._tx.rollback()
+        self.conn.close()
+
+
+__all__ = ["SqlUnitOfWork"]

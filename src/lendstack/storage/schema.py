@@ -1,0 +1,204 @@
+"""Relational schema. Money is integer fen; dates the set-based close needs are epoch days.
+
+Epoch-day integers (days since 1970-01-01) let close of business do date arithmetic with plain
+integer SQL that runs the same on SQLite and PostgreSQL, and fast. Human-facing dates are
+kept as DATE columns alongside.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL wants BIGINT for big books.
+Id = BigInteger().with_variant(Integer, "sqlite")
+Fen = BigInteger
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+def _fen(name: str) -> Column[int]:
+    return Column(name, Fen, nullable=False, default=0, server_default="0")
+
+
+loans = Table(
+    "loans",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("reference", String(80), unique=True),
+    Column("product_id", String(64), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("status", String(16), nullable=False),
+    # contract snapshot
+    Column("principal_fen", Fen, nullable=False),
+    Column("annual_rate", String(24), nullable=False),
+    Column("term_months", Integer, nullable=False),
+    Column("method", String(24), nullable=False),
+    Column("disbursement_date", Date, nullable=False),
+    Column("anchor_date", Date, nullable=False),
+    Column("day_count", String(12), nullable=False),
+    Column("rounding", String(12), nullable=False),
+    Column("grace_days", Integer, nullable=False),
+    Column("penalty_multiplier", String(12), nullable=False),
+    Column("penalty_rate_e8", BigInteger, nullable=False),  # annual penalty rate × 1e8, for SQL
+    Column("year_days", Integer, nullable=False),
+    Column("waterfall", String(200), nullable=False),
+    Column("non_accrual_dpd", Integer, nullable=False),
+    Column("charge_off_dpd", Integer, nullable=False),
+    Column("fee_rate", String(24), nullable=False),
+    Column("upfront_fee_rate", String(24), nullable=False),
+    Column("prepayment_fee_rate", String(24), nullable=False),
+    # loan sub-ledger
+    _fen("bal_principal"),
+    _fen("bal_interest"),
+    _fen("bal_fee"),
+    _fen("bal_penalty"),
+    _fen("bal_credit"),
+    # the period being accrued
+    Column("period_no", Integer),
+    Column("period_start", Integer),
+    Column("period_due", Integer),
+    _fen("period_interest"),
+    _fen("period_accrued"),
+    # delinquency
+    Column("oldest_due", Integer),
+    Column("dpd", Integer, nullable=False, default=0, server_default="0"),
+    Column("bucket", Integer, nullable=False, default=0, server_default="0"),
+    Column("risk_class", String(16), nullable=False),
+    Column("non_accrual", Boolean, nullable=False, default=False, server_default="0"),
+    Column("schedule_version", Integer, nullable=False, default=1, server_default="1"),
+    _fen("charged_off_fen"),
+    _fen("recovered_fen"),
+    Column("closed_on", Date),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Index("ix_loans_status_period_due", "status", "period_due"),
+    Index("ix_loans_status_oldest_due", "status", "oldest_due"),
+)
+
+installments = Table(
+    "installments",
+    metadata,
+    Column("loan_id", Id, ForeignKey("loans.id"), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("number", Integer, primary_key=True),
+    Column("start_date", Date, nullable=False),
+    Column("due_date", Date, nullable=False),
+    Column("due_day", Integer, nullable=False),
+    Column("principal_fen", Fen, nullable=False),
+    Column("interest_fen", Fen, nullable=False),
+    Column("fee_fen", Fen, nullable=False),
+    _fen("paid_principal_fen"),
+    _fen("paid_interest_fen"),
+    _fen("paid_fee_fen"),
+    Column("billed", Boolean, nullable=False, default=False, server_default="0"),
+    Column("active", Boolean, nullable=False, default=True, server_default="1"),
+    Index("ix_installments_due_day", "due_day"),
+)
+
+payments = Table(
+    "payments",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("loan_id", Id, ForeignKey("loans.id"), nullable=False, index=True),
+    Column("kind", String(16), nullable=False),
+    Column("value_date", Date, nullable=False),
+    Column("amount_fen", Fen, nullable=False),
+    Column("idempotency_key", String(128), unique=True),
+    Column("request_hash", String(64), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("mode", String(24)),
+    Column("applied", Text, nullable=False),  # JSON: component -> fen
+    Column("entry_id", Id, ForeignKey("journal_entries.id"), nullable=False),
+    Column("reversal_entry_id", Id, ForeignKey("journal_entries.id")),
+    Column("schedule_version_before", Integer, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+payment_parts = Table(
+    "payment_parts",
+    metadata,
+    Column("payment_id", Id, ForeignKey("payments.id"), primary_key=True),
+    Column("number", Integer, primary_key=True),
+    Column("principal_fen", Fen, nullable=False),
+    Column("interest_fen", Fen, nullable=False),
+    Column("fee_fen", Fen, nullable=False),
+)
+
+journal_entries = Table(
+    "journal_entries",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("event", String(32), nullable=False),
+    Column("business_date", Date, nullable=False, index=True),
+    Column("reference", String(120), nullable=False, unique=True),
+    Column("reverses", Id, ForeignKey("journal_entries.id")),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+journal_lines = Table(
+    "journal_lines",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("entry_id", Id, ForeignKey("journal_entries.id"), nullable=False, index=True),
+    Column("account", String(8), nullable=False),
+    Column("loan_id", Id),
+    Column("funder_id", String(64)),
+    _fen("debit_fen"),
+    _fen("credit_fen"),
+    Index("ix_journal_lines_account", "account"),
+)
+
+cob_steps = Table(
+    "cob_steps",
+    metadata,
+    Column("business_date", Date, primary_key=True),
+    Column("step", String(24), primary_key=True),
+    Column("rows", BigInteger, nullable=False),
+    Column("completed_at", DateTime(timezone=True), nullable=False),
+)
+
+loan_events = Table(
+    "loan_events",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("loan_id", Id, nullable=False, index=True),
+    Column("business_date", Date, nullable=False, index=True),
+    Column("kind", String(16), nullable=False),  # bucket | class | status
+    Column("old", String(16), nullable=False),
+    Column("new", String(16), nullable=False),
+    UniqueConstraint("loan_id", "business_date", "kind"),
+)
+
+portfolio_snapshots = Table(
+    "portfolio_snapshots",
+    metadata,
+    Column("business_date", Date, primary_key=True),
+    Column("product_id", String(64), primary_key=True),
+    Column("bucket", Integer, primary_key=True),
+    Column("risk_class", String(16), primary_key=True),
+    Column("loans", BigInteger, nullable=False),
+    _fen("principal_fen"),
+    _fen("interest_fen"),
+    _fen("fee_fen"),
+    _fen("penalty_fen"),
+)
