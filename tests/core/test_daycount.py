@@ -64,7 +64,7 @@ def test_actual_fractions_add_up(start: date, d1: int, d2: int) -> None:
 
 @given(dates, st.integers(1, 400))
 def test_thirty_360_full_years_are_360(start: date, years: int) -> None:
-    if start.day <= 28:
+    if start.day <= 27:  # 28 Feb can be a month end, which the February rule moves
         end = start.replace(year=min(start.year + years, 9999))
         expected = 360 * (end.year - start.year)
         assert day_count_days(DayCount.THIRTY_360, start, end) == expected

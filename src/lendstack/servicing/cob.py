@@ -1,9 +1,10 @@
 """Close of business: the ordered steps that close one business date, and their orchestration.
 
-Each step is idempotent per business date: the store runs a step and records it as done in
-one transaction, so a run killed part-way resumes exactly where it stopped, and a closed
-date run again changes nothing. The steps themselves are set-based SQL in
-`lendstack.storage.cob`; their cost per loan does not depend on the loan's age.
+A business date closes atomically: the store runs every step and records each as done in
+one transaction. A run killed part-way leaves nothing of that date behind, so running it
+again produces exactly the ledger of an uninterrupted run; a closed date run again changes
+nothing. The steps themselves are set-based SQL in `lendstack.storage.cob`; their cost per
+loan does not depend on the loan's age.
 """
 
 from __future__ import annotations
@@ -31,13 +32,17 @@ class CobStep(StrEnum):
 
 STEPS: tuple[CobStep, ...] = tuple(CobStep)
 
+Progress = Callable[[date, CobStep], None]
+
 
 class CloseStore(Protocol):
     def last_closed(self) -> date | None: ...
     def first_activity(self) -> date | None: ...
-    def completed(self, day: date) -> set[str]: ...
-    def run_step(self, day: date, step: CobStep) -> int: ...
-    def mark_closed(self, day: date) -> None: ...
+    def close(
+        self, day: date, steps: tuple[CobStep, ...], progress: Progress | None
+    ) -> tuple[tuple[CobStep, int], ...]:
+        """Run `steps` in order and mark `day` closed, all in one transaction."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,9 +50,6 @@ class DayClosed:
     day: date
     rows: tuple[tuple[CobStep, int], ...]
     skipped: bool = False
-
-
-Progress = Callable[[date, CobStep], None]
 
 
 def next_open(store: CloseStore) -> date | None:
@@ -77,18 +79,10 @@ def _check_date(store: CloseStore, day: date) -> bool:
 
 
 def close_day(store: CloseStore, day: date, progress: Progress | None = None) -> DayClosed:
-    """Close one business date, resuming any steps an interrupted run left undone."""
+    """Close one business date, or do nothing if it is already closed."""
     if _check_date(store, day):
         return DayClosed(day, (), skipped=True)
-    done = store.completed(day)
-    rows = []
-    for step in STEPS:
-        if progress:
-            progress(day, step)
-        if step.value not in done:
-            rows.append((step, store.run_step(day, step)))
-    store.mark_closed(day)
-    return DayClosed(day, tuple(rows))
+    return DayClosed(day, store.close(day, STEPS, progress))
 
 
 def dates_through(store: CloseStore, through: date) -> list[date]:

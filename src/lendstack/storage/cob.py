@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, func, insert, select, text
 
 from lendstack.core.money import Rounding, from_fen
-from lendstack.servicing.cob import CobStep
+from lendstack.servicing.cob import CobStep, Progress
 from lendstack.servicing.domain.delinquency import (
     DEFAULT_BUCKETS,
     BucketScheme,
@@ -416,28 +416,22 @@ class SqlCloseStore:
         with self.engine.connect() as conn:
             return _as_date(conn.execute(select(func.min(loans.c.disbursement_date))).scalar())
 
-    def completed(self, day: date) -> set[str]:
-        with self.engine.connect() as conn:
-            rows = conn.execute(select(cob_steps.c.step).where(cob_steps.c.business_date == day))
-            return {r.step for r in rows}
-
-    def run_step(self, day: date, step: CobStep) -> int:
+    def close(
+        self, day: date, steps: tuple[CobStep, ...], progress: Progress | None = None
+    ) -> tuple[tuple[CobStep, int], ...]:
+        done = []
         with self.engine.begin() as conn:
-            count = STEP_SQL[step](conn, day)
-            conn.execute(
-                insert(cob_steps).values(
-                    business_date=day, step=step.value, rows=count, completed_at=now()
-                )
-            )
-        return count
-
-    def mark_closed(self, day: date) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(
-                insert(cob_steps).values(
-                    business_date=day, step=CLOSED_STEP, rows=0, completed_at=now()
-                )
-            )
+            for step in steps:
+                if progress:
+                    progress(day, step)
+                done.append((step, STEP_SQL[step](conn, day)))
+            names = [(s.value, n) for s, n in done] + [(CLOSED_STEP, 0)]
+            records = [
+                {"business_date": day, "step": name, "rows": n, "completed_at": now()}
+                for name, n in names
+            ]
+            conn.execute(insert(cob_steps), records)
+        return tuple(done)
 
 
 def _as_date(value: Any) -> date | None:

@@ -91,7 +91,7 @@ def test_bucket_index_matches_the_sql_bounds(dpd: int, width: int, last: int) ->
     assert index == sum(1 for low in scheme.lower_bounds if low <= dpd)
     bucket = scheme.buckets[index]
     assert bucket.min_dpd <= dpd
-    assert (bucket.max_dpd is None or dpd <= bucket.max_dpd)
+    assert bucket.max_dpd is None or dpd <= bucket.max_dpd
 
 
 @given(st.integers(0, 2000), st.integers(0, 2000))

@@ -2,7 +2,7 @@
 
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -198,6 +198,9 @@ def test_annuity_formula() -> None:
         ({"method": RepaymentMethod.INTEREST_FREE_FEE}, "rate"),
         ({"anchor_date": date(2024, 2, 1)}, "anchor_date"),
         ({"first_number": 0}, "first_number"),
+        ({"start_date": "2024-01-15"}, "start_date"),
+        ({"start_date": datetime(2024, 1, 15, 12)}, "start_date"),
+        ({"anchor_date": "2024-01-01"}, "anchor_date"),
         (
             {"method": RepaymentMethod.BULLET, "installment_amount": Decimal(100)},
             "installment_amount",
@@ -440,3 +443,23 @@ def test_reamortized_tail_invariants(
     if mode is PrepaymentMode.LOWER_INSTALLMENT:
         assert tail.maturity_date == s.maturity_date
     assert tail.upfront_fee == 0
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    loan_terms(st.sampled_from([*LEVEL, RepaymentMethod.INTEREST_FIRST]), max_term=60),
+    st.data(),
+)
+def test_restarting_on_a_due_date_with_the_scheduled_balance_changes_nothing(
+    t: LoanTerms, data: st.DataObject
+) -> None:
+    """Re-amortising without any prepayment must reproduce the original tail exactly."""
+    assume(t.term_months > 1)
+    s = generate(replace(t, fee_rate=Decimal(0)))
+    k = data.draw(st.integers(1, t.term_months - 1))
+    balance = t.principal - sum((i.principal for i in s.installments[:k]), Decimal(0))
+    assume(balance > 0)
+    restart = s.installments[k - 1].due_date
+    mode = PrepaymentMode.SHORTEN_TERM if t.method in LEVEL else PrepaymentMode.LOWER_INSTALLMENT
+    tail = reamortize(s, balance, restart, mode)
+    assert tail.installments == s.installments[k:]

@@ -84,6 +84,10 @@ class InstallmentState:
         return (self.due_date - self.start_date).days
 
     @property
+    def total(self) -> Decimal:
+        return self.principal + self.interest + self.fee
+
+    @property
     def unpaid_principal(self) -> Decimal:
         return self.principal - self.paid_principal
 

@@ -157,20 +157,11 @@ class Product:
         upfront_fee_rate: Decimal | None = None,
     ) -> LoanTerms:
         """Loan terms inside this product's ranges; omitted fee rates take the range minimum."""
-        if term_months not in self.terms_allowed:
-            allowed = ", ".join(str(t) for t in self.terms_allowed)
-            raise ValidationError(
-                f"{term_months} months not offered (allowed: {allowed})", field="term"
-            )
+        self._check_term(term_months)
         fee = self.fee_rate_min if fee_rate is None else fee_rate
         upfront = self.upfront_fee_rate_min if upfront_fee_rate is None else upfront_fee_rate
-        principal = _check_in(amount, self.amount_min, self.amount_max, "amount")
-        if principal != principal.quantize(FEN):
-            raise ValidationError(
-                f"{principal} is more precise than the fen (0.01)", field="amount"
-            )
         return LoanTerms(
-            principal=principal,
+            principal=self._check_amount(amount),
             annual_rate=_check_in(rate, self.rate_min, self.rate_max, "rate"),
             term_months=term_months,
             method=self.method,
@@ -182,6 +173,20 @@ class Product:
                 upfront, self.upfront_fee_rate_min, self.upfront_fee_rate_max, "upfront_fee_rate"
             ),
         )
+
+    def _check_term(self, term_months: int) -> None:
+        if isinstance(term_months, bool) or term_months not in self.terms_allowed:
+            allowed = ", ".join(str(t) for t in self.terms_allowed)
+            message = f"{term_months!r} months not offered (allowed: {allowed})"
+            raise ValidationError(message, field="term")
+
+    def _check_amount(self, amount: Decimal) -> Decimal:
+        principal = _check_in(amount, self.amount_min, self.amount_max, "amount")
+        if principal != principal.quantize(FEN):
+            raise ValidationError(
+                f"{principal} is more precise than the fen (0.01)", field="amount"
+            )
+        return principal
 
 
 class _ProductFile(BaseModel):

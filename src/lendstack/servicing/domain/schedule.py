@@ -124,6 +124,10 @@ class LoanTerms:
                 )
 
     def _check_shape(self) -> None:
+        for name in ("start_date", "anchor_date"):
+            value = getattr(self, name)
+            if not (value is None and name == "anchor_date") and type(value) is not date:
+                raise ValidationError(f"must be a date, not {type(value).__name__}", field=name)
         term = self.term_months
         if isinstance(term, bool) or not isinstance(term, int):
             raise ValidationError("must be an integer number of months", field="term")
@@ -291,11 +295,17 @@ def _amortize(terms: LoanTerms) -> list[Installment]:
     interest in full. The level then drops to the largest fen amount that still leaves
     principal for the last period, so no schedule ends in empty installments.
     """
+    return _viable_level(terms)[1]
+
+
+def _viable_level(terms: LoanTerms) -> tuple[Decimal, list[Installment]]:
+    """The level actually used, with the installments it gives."""
     level = _level_amount(terms)
     rows = _run_level(terms, level)
     if terms.installment_amount is None and _exhausted_early(rows):
-        rows = _run_level(terms, _largest_viable_level(terms, level))
-    return rows
+        level = _largest_viable_level(terms, level)
+        rows = _run_level(terms, level)
+    return level, rows
 
 
 def _exhausted_early(rows: list[Installment]) -> bool:
@@ -383,7 +393,7 @@ def _check_amortizes(terms: LoanTerms) -> None:
     """A kept installment must exceed a full month's interest, or the loan never amortises."""
     if terms.installment_amount is None or terms.method is not RepaymentMethod.EQUAL_INSTALLMENT:
         return
-    if terms.installment_amount <= terms.round(terms.principal * terms.monthly_rate):
+    if terms.installment_amount <= terms.principal * terms.monthly_rate:
         raise ValidationError(
             f"{terms.installment_amount} does not cover a month's interest on {terms.principal}",
             field="installment_amount",
@@ -395,7 +405,7 @@ def level_installment(schedule: Schedule) -> Decimal:
     terms = schedule.terms
     if terms.method not in LEVEL_METHODS:
         raise ValidationError(f"a {terms.method} loan has no level installment", field="mode")
-    return _level_amount(terms)
+    return _viable_level(terms)[0]
 
 
 def reamortize(

@@ -1,0 +1,76 @@
+"""Shared fixtures: a migrated database on SQLite and, when configured, on PostgreSQL.
+
+Set LENDSTACK_TEST_DATABASE_URL to a PostgreSQL URL to run every storage test on both
+engines. Each PostgreSQL test gets its own schema, dropped afterwards. If the variable is set
+and the server is unreachable the tests fail; they never skip silently.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, create_engine, text
+
+from lendstack.servicing.domain.products import ProductCatalog
+from lendstack.storage.db import make_engine, migrate
+from lendstack.storage.repositories import SqlUnitOfWork
+
+PG_URL = os.environ.get("LENDSTACK_TEST_DATABASE_URL")
+BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)] if PG_URL else ["sqlite"]
+
+
+def _pg_engine(schema: str) -> Engine:
+    assert PG_URL is not None
+    admin = create_engine(PG_URL)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    admin.dispose()
+    return make_engine_with_schema(schema)
+
+
+def make_engine_with_schema(schema: str) -> Engine:
+    assert PG_URL is not None
+    return create_engine(PG_URL, connect_args={"options": f"-csearch_path={schema}"})
+
+
+def _drop_pg(schema: str) -> None:
+    assert PG_URL is not None
+    admin = create_engine(PG_URL)
+    with admin.begin() as conn:
+        conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+    admin.dispose()
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A URL for an empty database; PostgreSQL URLs carry their own search_path."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'test.db'}"
+        return
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    _pg_engine(schema).dispose()
+    sep = "&" if "?" in (PG_URL or "") else "?"
+    yield f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
+    _drop_pg(schema)
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    eng = make_engine(database_url)
+    migrate(eng)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def uow(engine: Engine) -> SqlUnitOfWork:
+    return SqlUnitOfWork(engine)
+
+
+@pytest.fixture(scope="session")
+def catalog() -> ProductCatalog:
+    return ProductCatalog()
