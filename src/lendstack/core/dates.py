@@ -12,10 +12,14 @@ from datetime import date
 
 from lendstack.core.errors import ValidationError
 
+_MONTH_DAYS = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+
 
 def last_day_of_month(year: int, month: int) -> int:
-    """Number of days in the month (28–31)."""
-    return calendar.monthrange(year, month)[1]
+    """Number of days in the month (28–31); a table lookup, as schedules call it per period."""
+    if month == 2 and calendar.isleap(year):
+        return 29
+    return _MONTH_DAYS[month - 1]
 
 
 def is_month_end(d: date) -> bool:

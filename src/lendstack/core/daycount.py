@@ -18,10 +18,11 @@ We chose it over plain ISDA bond basis because lendstack's due dates are month-e
 
 from __future__ import annotations
 
-import calendar
 from datetime import date
 from decimal import Decimal
 from enum import StrEnum
+
+from lendstack.core.dates import last_day_of_month
 
 
 class DayCount(StrEnum):
@@ -41,7 +42,7 @@ def year_days(dc: DayCount) -> int:
 
 
 def _is_last_of_february(d: date) -> bool:
-    return d.month == 2 and d.day == calendar.monthrange(d.year, 2)[1]
+    return d.month == 2 and d.day == last_day_of_month(d.year, 2)
 
 
 def _thirty_360_days(start: date, end: date) -> int:

@@ -9,7 +9,7 @@ from typing import Any
 from lendstack.core.daycount import DayCount, year_days
 from lendstack.core.money import Rounding, from_fen, to_fen
 from lendstack.servicing.domain.booking import penalty_rate_e8
-from lendstack.servicing.domain.delinquency import RiskClass
+from lendstack.servicing.domain.delinquency import DEFAULT_BUCKETS, RiskClass
 from lendstack.servicing.domain.lifecycle import LoanStatus
 from lendstack.servicing.domain.loan import (
     AccrualPeriod,
@@ -96,6 +96,7 @@ def state_columns(loan: LoanState) -> dict[str, Any]:
         "period_accrued": to_fen(p.accrued) if p else 0,
         "oldest_due": to_day(oldest) if oldest else None,
         "dpd": loan.dpd,
+        "bucket": DEFAULT_BUCKETS.index_of(loan.dpd),
         "risk_class": loan.risk_class.value,
         "non_accrual": loan.non_accrual,
         "schedule_version": loan.schedule_version,

@@ -129,6 +129,8 @@ def test_load_good_file(tmp_path: Path) -> None:
         ("grace_days = 3", "grace_days = 3\nwaterfall = ['overdue_penalty']", "waterfall"),
         ("grace_days = 3", "grace_days = 3\nnon_accrual_dpd = 200", "non_accrual_dpd"),
         ('name = "Test loan"', "name = ", "file"),
+        ("rate_max = 0.24", "rate_max = inf", "rate_max"),
+        ("rate_min = 0.05", "rate_min = nan", "rate_min"),
     ],
 )
 def test_malformed_file_names_the_file_and_field(
@@ -192,6 +194,9 @@ def test_duplicate_ids_in_one_directory(tmp_path: Path) -> None:
         ({"fee_rate": Decimal("0.003")}, "fee_rate"),
         ({"upfront_fee_rate": Decimal("0.01")}, "upfront_fee_rate"),
         ({"rate": 0.1}, "rate"),
+        ({"rate": Decimal("NaN")}, "rate"),
+        ({"amount": Decimal("Infinity")}, "amount"),
+        ({"term_months": True}, "term"),
     ],
 )
 def test_terms_enforce_the_ranges(tmp_path: Path, kwargs: dict[str, object], field: str) -> None:

@@ -51,6 +51,8 @@ def _check_range(low: Decimal, high: Decimal, name: str, *, below_one: bool) -> 
 def _check_in(value: Decimal, low: Decimal, high: Decimal, field: str) -> Decimal:
     if not isinstance(value, Decimal | int) or isinstance(value, bool):
         raise ValidationError(f"must be a Decimal, not {type(value).__name__}", field=field)
+    if not Decimal(value).is_finite():
+        raise ValidationError(f"must be finite, got {value}", field=field)
     if not low <= value <= high:
         raise ValidationError(
             f"{value} is outside this product's range [{low}, {high}]", field=field

@@ -17,7 +17,7 @@ Conventions (see docs/servicing-domain.md):
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import date
 from decimal import Decimal, localcontext
 from enum import StrEnum
@@ -190,7 +190,7 @@ class Schedule:
     """A loan's installments; built only with principal portions summing to the principal."""
 
     terms: LoanTerms
-    installments: tuple[Installment, ...] = field(default=())
+    installments: tuple[Installment, ...]
 
     def __post_init__(self) -> None:
         if not self.installments:

@@ -1,0 +1,60 @@
+"""Servicing: products, schedules, the double-entry ledger, payments and close of business.
+
+Other capabilities use these public names only; the modules behind them may move.
+"""
+
+from lendstack.servicing.cob import STEPS, CloseStore, CobStep, close_day, close_through
+from lendstack.servicing.domain.ledger import Account, EventType, JournalEntry, Posting, Side
+from lendstack.servicing.domain.lifecycle import LoanStatus
+from lendstack.servicing.domain.loan import LoanContract, LoanState
+from lendstack.servicing.domain.products import Product, ProductCatalog
+from lendstack.servicing.domain.schedule import (
+    LoanTerms,
+    PrepaymentMode,
+    RepaymentMethod,
+    Schedule,
+    generate,
+)
+from lendstack.servicing.ports import UnitOfWork
+from lendstack.servicing.services import (
+    LoanRequest,
+    Payment,
+    book_loan,
+    get_loan,
+    quote,
+    quote_payoff,
+    reverse_payment,
+    take_payment,
+)
+
+__all__ = [
+    "STEPS",
+    "Account",
+    "CloseStore",
+    "CobStep",
+    "EventType",
+    "JournalEntry",
+    "LoanContract",
+    "LoanRequest",
+    "LoanState",
+    "LoanStatus",
+    "LoanTerms",
+    "Payment",
+    "Posting",
+    "PrepaymentMode",
+    "Product",
+    "ProductCatalog",
+    "RepaymentMethod",
+    "Schedule",
+    "Side",
+    "UnitOfWork",
+    "book_loan",
+    "close_day",
+    "close_through",
+    "generate",
+    "get_loan",
+    "quote",
+    "quote_payoff",
+    "reverse_payment",
+    "take_payment",
+]
