@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import typer
 
-from lendstack.cli import books, loans
+from lendstack.cli import books, demo, loans
 
 
 def register(app: typer.Typer) -> None:
     app.command("init")(books.init)
+    app.command("demo")(demo.demo)
     app.add_typer(loans.product_app, name="product")
     app.add_typer(loans.loan_app, name="loan")
     app.add_typer(loans.pay_app, name="pay")

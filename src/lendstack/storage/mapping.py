@@ -8,7 +8,7 @@ from typing import Any
 
 from lendstack.core.daycount import DayCount, year_days
 from lendstack.core.money import Rounding, from_fen, to_fen
-from lendstack.servicing.domain.booking import penalty_rate_e8
+from lendstack.servicing.domain.booking import PENALTY_RATE_SCALE, penalty_rate_e8
 from lendstack.servicing.domain.delinquency import DEFAULT_BUCKETS, RiskClass
 from lendstack.servicing.domain.lifecycle import LoanStatus
 from lendstack.servicing.domain.loan import (
@@ -69,6 +69,7 @@ def contract_from(row: Any) -> LoanContract:
         rounding=Rounding(row.rounding),
         grace_days=row.grace_days,
         penalty_multiplier=Decimal(row.penalty_multiplier),
+        penalty_rate=Decimal(row.penalty_rate_e8) / PENALTY_RATE_SCALE,
         waterfall=tuple(Component(x) for x in row.waterfall.split(",")),
         non_accrual_dpd=row.non_accrual_dpd,
         charge_off_dpd=row.charge_off_dpd,

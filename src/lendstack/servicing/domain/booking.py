@@ -38,6 +38,7 @@ def contract_for(product: Product, schedule: Schedule) -> LoanContract:
         rounding=terms.rounding,
         grace_days=product.grace_days,
         penalty_multiplier=product.penalty_multiplier,
+        penalty_rate=product.penalty_rate(terms.annual_rate),
         waterfall=product.waterfall,
         non_accrual_dpd=product.non_accrual_dpd,
         charge_off_dpd=product.charge_off_dpd,

@@ -32,6 +32,8 @@ class LoanContract:
     rounding: Rounding
     grace_days: int
     penalty_multiplier: Decimal
+    penalty_rate: Decimal
+    """Annual overdue penalty rate fixed at signing (the product's rule applied to the rate)."""
     waterfall: tuple[Component, ...]
     non_accrual_dpd: int
     charge_off_dpd: int
@@ -39,9 +41,6 @@ class LoanContract:
     upfront_fee_rate: Decimal = ZERO
     prepayment_fee_rate: Decimal = ZERO
 
-    @property
-    def penalty_rate(self) -> Decimal:
-        return self.annual_rate * self.penalty_multiplier
 
     def terms(self) -> LoanTerms:
         return LoanTerms(
