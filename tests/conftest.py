@@ -20,7 +20,9 @@ from lendstack.storage.db import make_engine, migrate
 from lendstack.storage.repositories import SqlUnitOfWork
 
 PG_URL = os.environ.get("LENDSTACK_TEST_DATABASE_URL")
-BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)] if PG_URL else ["sqlite"]
+BACKENDS = (
+    ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)] if PG_URL else ["sqlite"]
+)
 
 
 def _pg_engine(schema: str) -> Engine:

@@ -39,7 +39,8 @@ def test_on_time_loan_pays_off_and_earns_exactly_its_schedule(
     book.close_through(loan.installments[-1].due_date + timedelta(days=2))
     final = book.loan(loan.id)
     assert final.status is LoanStatus.PAID_OFF
-    assert final.balances.receivable == ZERO and final.balances.credit == ZERO
+    assert final.balances.receivable == ZERO
+    assert final.balances.credit == ZERO
     assert final.dpd == 0
     interest = sum((i.interest for i in loan.installments), ZERO)
     fees_total = sum((i.fee for i in loan.installments), ZERO)
@@ -158,7 +159,8 @@ def test_reversal_recomputes_allocation_of_later_payments(book):
     state = book.loan(loan.id)
     assert state.installments[0].unpaid == first.total - Decimal("600.00")
     statuses = dict(book.rows("SELECT id, status FROM payments"))
-    assert statuses[p1.id] == "reversed" and statuses[p2.id] == "reversed"
+    assert statuses[p1.id] == "reversed"
+    assert statuses[p2.id] == "reversed"
     book.assert_ties()
 
 

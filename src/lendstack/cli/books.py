@@ -229,36 +229,28 @@ def portfolio_generate(
     fmt: OutputFormat = FormatOpt,
 ) -> None:
     """Build a synthetic book: loans disbursed over the year before --as-of, closed through it."""
-    import os
-    from concurrent.futures import ProcessPoolExecutor
-
-    from lendstack.servicing.synthetic import chunk_args, generate_chunk
-    from lendstack.storage.bulk import write_book
+    from lendstack.servicing.synthetic import BookSpec
+    from lendstack.storage.bulk import generate_into
 
     actx = app_context(ctx)
     engine = actx.ready_engine()
     day = parse_date(as_of, "as_of")
     products = {p.id: p for p in actx.catalog.all()}
-    jobs = chunk_args(products, count, seed, day)
-    with (
-        ProcessPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool,
-        Progress(
-            TextColumn("[bold]generating"),
-            BarColumn(),
-            TextColumn("{task.completed:,}/{task.total:,} loans"),
-            TimeElapsedColumn(),
-            console=err_console,
-            disable=fmt is OutputFormat.JSON,
-            transient=True,
-        ) as bar,
-    ):
+    with Progress(
+        TextColumn("[bold]generating"),
+        BarColumn(),
+        TextColumn("{task.completed:,}/{task.total:,} loans"),
+        TimeElapsedColumn(),
+        console=err_console,
+        disable=fmt is OutputFormat.JSON,
+        transient=True,
+    ) as bar:
         task = bar.add_task("loans", total=count)
-        book = (loan for chunk in pool.map(generate_chunk, jobs) for loan in chunk)
-        totals = write_book(
+        totals = generate_into(
             engine,
-            book,
-            day,
-            f"opening:generate:{seed}:{count}",
+            products,
+            BookSpec(count, seed, day),
+            workers,
             lambda n: bar.update(task, advance=n),
         )
     summary = {

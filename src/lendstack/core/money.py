@@ -65,7 +65,7 @@ def from_fen(fen: int) -> Decimal:
 
 def parse_amount(text: str | Decimal | int, field: str, *, allow_zero: bool = False) -> Decimal:
     """Parse a user-supplied amount: positive, finite, at most two decimals."""
-    if isinstance(text, float) or isinstance(text, bool):
+    if isinstance(text, float | bool):
         raise ValidationError("must be a decimal string, not a float", field=field)
     try:
         value = Decimal(str(text).strip())

@@ -150,6 +150,8 @@ def inner_metrics(champion: Champion, y: np.ndarray) -> dict[str, dict[Metric, f
     """Out-of-fold metrics from the inner folds (the blend row is mildly optimistic: its
     weights were chosen on these same rows). `lendstack model evaluate` is the honest figure."""
     oof = champion.inner_oof
-    out = {c.value: compute_metrics(y, 1 / (1 + np.exp(-oof[:, i]))) for i, c in enumerate(COMPONENTS)}
+    out = {
+        c.value: compute_metrics(y, 1 / (1 + np.exp(-oof[:, i]))) for i, c in enumerate(COMPONENTS)
+    }
     out["champion"] = compute_metrics(y, champion.blend.pd(oof))
     return out

@@ -9,6 +9,7 @@ that names the file, never a pandas traceback.
 from __future__ import annotations
 
 import csv
+import gzip
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +35,8 @@ def file_sha256(path: Path) -> str:
 
 
 def _sniff_delimiter(path: Path) -> str:
-    with path.open("r", encoding="utf-8-sig", errors="replace", newline="") as handle:
+    opener = gzip.open if path.suffix.lower() == ".gz" else open
+    with opener(path, "rt", encoding="utf-8-sig", errors="replace", newline="") as handle:
         sample = handle.read(64 * 1024)
     if not sample.strip():
         raise ValidationError(f"{path} is empty", field="data")
@@ -46,8 +48,6 @@ def _sniff_delimiter(path: Path) -> str:
 
 def _read(path: Path) -> pd.DataFrame:
     suffix = path.suffix.lower()
-    if suffix == ".gz" and path.name.lower().endswith((".csv.gz", ".tsv.gz")):
-        return pd.read_csv(path, sep=None, engine="python")
     if suffix in _PARQUET:
         return pd.read_parquet(path)
     if suffix in _EXCEL:

@@ -44,6 +44,7 @@ class Feature:
     code: str
     label: str
     categories: tuple[str, ...] = ()
+    unit: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +103,9 @@ class FeatureSpec:
                 continue
             column = frame[feat.name]
             if feat.kind is FeatureKind.NUMERIC:
-                out[:, j] = pd.to_numeric(column, errors="coerce").to_numpy(np.float64, na_value=np.nan)
+                out[:, j] = pd.to_numeric(column, errors="coerce").to_numpy(
+                    np.float64, na_value=np.nan
+                )
             else:
                 lookup = self._lookup[j]
                 codes = [lookup.get(normalise_category(v), -1) for v in column.tolist()]  # type: ignore[arg-type]
@@ -178,7 +181,7 @@ def infer_spec(
     target: str,
     exclude: Sequence[str] = (),
     protected: Sequence[str] = (),
-    labels: Mapping[str, str] | None = None,
+    labels: Mapping[str, Any] | None = None,
 ) -> FeatureSpec:
     """Choose features from a training table; drops are reported, never raised."""
     for name in (*exclude, *protected):
@@ -197,13 +200,23 @@ def infer_spec(
         kind = _kind(frame[name])
         cats = _categories(frame[name]) if kind is FeatureKind.CATEGORICAL else ()
         code = f"R{len(features) + 1:02d}"
-        features.append(Feature(name, kind, code, labels.get(name, name), cats))
+        label, unit = _label(labels.get(name), name)
+        features.append(Feature(name, kind, code, label, cats, unit))
     if not features:
         raise ValidationError("no usable feature columns remain after dropping", field="data")
     return FeatureSpec(tuple(features), tuple(dropped), tuple(protected))
 
 
-def _manual_reason(name: str, exclude: Sequence[str], protected: Sequence[str]) -> DropReason | None:
+def _label(entry: Any, name: str) -> tuple[str, str]:
+    """A label file maps a column to text, or to {"label": text, "unit": "months late"}."""
+    if isinstance(entry, Mapping):
+        return str(entry.get("label", name)), str(entry.get("unit", ""))
+    return (str(entry), "") if entry else (name, "")
+
+
+def _manual_reason(
+    name: str, exclude: Sequence[str], protected: Sequence[str]
+) -> DropReason | None:
     if name in protected:
         return DropReason.PROTECTED
     if name in exclude:
@@ -220,6 +233,7 @@ def spec_to_dict(spec: FeatureSpec) -> dict[str, Any]:
                 "code": f.code,
                 "label": f.label,
                 "categories": list(f.categories),
+                "unit": f.unit,
             }
             for f in spec.features
         ],
@@ -230,7 +244,14 @@ def spec_to_dict(spec: FeatureSpec) -> dict[str, Any]:
 
 def spec_from_dict(data: Mapping[str, Any]) -> FeatureSpec:
     features = tuple(
-        Feature(f["name"], FeatureKind(f["kind"]), f["code"], f["label"], tuple(f["categories"]))
+        Feature(
+            f["name"],
+            FeatureKind(f["kind"]),
+            f["code"],
+            f["label"],
+            tuple(f["categories"]),
+            f.get("unit", ""),
+        )
         for f in data["features"]
     )
     dropped = tuple(DroppedColumn(d["name"], DropReason[d["reason"]]) for d in data["dropped"])

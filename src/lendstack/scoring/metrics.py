@@ -82,7 +82,9 @@ class Summary:
 
 def summarise(per_fold: list[dict[Metric, float]]) -> dict[Metric, Summary]:
     return {
-        m: Summary(float(np.mean([f[m] for f in per_fold])), float(np.std([f[m] for f in per_fold])))
+        m: Summary(
+            float(np.mean([f[m] for f in per_fold])), float(np.std([f[m] for f in per_fold]))
+        )
         for m in Metric
     }
 

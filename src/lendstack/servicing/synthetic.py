@@ -74,11 +74,15 @@ def _rate(rng: random.Random, low: Decimal, high: Decimal) -> Decimal:
     return low + Decimal("0.005") * rng.randint(0, steps) if steps > 0 else low
 
 
-def draw_schedule(rng: random.Random, product: Product, as_of: date) -> Schedule:
+def draw_schedule(
+    rng: random.Random, product: Product, as_of: date, age_days: int | None = None
+) -> Schedule:
+    """One loan's terms; disbursed `age_days` before `as_of`, or uniformly in the past year."""
     terms = [t for t in product.terms_allowed if t <= 12] or list(product.terms_allowed)
     amount = Decimal(rng.randrange(30, 201) * 100)
     amount = min(max(amount, product.amount_min), product.amount_max)
-    start = as_of - timedelta(days=rng.randrange(1, 366))
+    age = rng.randrange(1, 366) if age_days is None else age_days
+    start = as_of - timedelta(days=age)
     fee = _rate(rng, product.fee_rate_min, product.fee_rate_max) if product.fee_rate_max else None
     return generate(
         product.terms(
@@ -209,36 +213,45 @@ def synthetic_loan(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class BookSpec:
+    """What to generate: the same spec and seed always give the same book."""
+
+    count: int
+    seed: int
+    as_of: date
+    age_days: int | None = None  # fix every loan's age, e.g. to compare young and old books
+
+
 CHUNK = 5_000
 
 
-def generate_chunk(
-    args: tuple[dict[str, Product], int, int, int, date],
-) -> list[SyntheticLoan]:
+def generate_chunk(job: tuple[dict[str, Product], BookSpec, int]) -> list[SyntheticLoan]:
     """Chunk `index` of a book: its own seed, so any number of workers gives the same book."""
-    products, count, seed, index, as_of = args
-    size = min(CHUNK, count - index * CHUNK)
-    return list(generate_book(products, size, seed * 1_000_003 + index, as_of, index * CHUNK + 1))
+    products, spec, index = job
+    size = min(CHUNK, spec.count - index * CHUNK)
+    chunk = replace(spec, count=size, seed=spec.seed * 1_000_003 + index)
+    return list(generate_book(products, chunk, index * CHUNK + 1))
 
 
-def chunk_args(
-    products: dict[str, Product], count: int, seed: int, as_of: date
-) -> list[tuple[dict[str, Product], int, int, int, date]]:
-    return [(products, count, seed, i, as_of) for i in range(-(-count // CHUNK))]
+def chunk_jobs(
+    products: dict[str, Product], spec: BookSpec
+) -> list[tuple[dict[str, Product], BookSpec, int]]:
+    return [(products, spec, i) for i in range(-(-spec.count // CHUNK))]
 
 
 def generate_book(
-    products: dict[str, Product], count: int, seed: int, as_of: date, first_id: int = 1
+    products: dict[str, Product], spec: BookSpec, first_id: int = 1
 ) -> Iterator[SyntheticLoan]:
-    """`count` loans, deterministic for a seed."""
-    rng = random.Random(seed)
+    """`spec.count` loans, deterministic for the spec's seed."""
+    rng = random.Random(spec.seed)
     ids, weights = list(PRODUCT_WEIGHTS), list(PRODUCT_WEIGHTS.values())
-    for n in range(count):
+    for n in range(spec.count):
         product = products[rng.choices(ids, weights)[0]]
-        schedule = draw_schedule(rng, product, as_of)
+        schedule = draw_schedule(rng, product, spec.as_of, spec.age_days)
         stops = rng.random() < STOP_PAYING_SHARE
         stop_at = rng.randint(1, len(schedule.installments)) if stops else None
-        yield synthetic_loan(first_id + n, product, schedule, stop_at, as_of)
+        yield synthetic_loan(first_id + n, product, schedule, stop_at, spec.as_of)
 
 
 @dataclass

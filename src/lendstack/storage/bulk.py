@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Table, func, insert, select, text
 
 from lendstack.core.errors import Conflict
-from lendstack.servicing.synthetic import OpeningTotals, SyntheticLoan
+from lendstack.servicing.domain.products import Product
+from lendstack.servicing.synthetic import (
+    BookSpec,
+    OpeningTotals,
+    SyntheticLoan,
+    chunk_jobs,
+    generate_chunk,
+)
 from lendstack.storage import mapping
 from lendstack.storage.cob import snapshot
 from lendstack.storage.repositories import CLOSED_STEP, SqlLedger
@@ -54,6 +63,21 @@ def _write(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
         _copy(conn, table, rows)
     else:
         conn.execute(insert(table), rows)
+
+
+def generate_into(
+    engine: Engine,
+    products: dict[str, Product],
+    spec: BookSpec,
+    workers: int = 0,
+    progress: Callable[[int], None] | None = None,
+) -> OpeningTotals:
+    """Generate a synthetic book in parallel processes and load it."""
+    jobs = chunk_jobs(products, spec)
+    with ProcessPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
+        book = (loan for chunk in pool.map(generate_chunk, jobs) for loan in chunk)
+        reference = f"opening:generate:{spec.seed}:{spec.count}"
+        return write_book(engine, book, spec.as_of, reference, progress)
 
 
 def write_book(

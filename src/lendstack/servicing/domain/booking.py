@@ -7,8 +7,14 @@ from datetime import date
 
 from lendstack.core.errors import ValidationError
 from lendstack.servicing.domain.delinquency import RiskClass
-from lendstack.servicing.domain.ledger import Account, EventType, JournalEntry, Side
-from lendstack.servicing.domain.ledger import entry_or_none, leg
+from lendstack.servicing.domain.ledger import (
+    Account,
+    EventType,
+    JournalEntry,
+    Side,
+    entry_or_none,
+    leg,
+)
 from lendstack.servicing.domain.lifecycle import LoanStatus
 from lendstack.servicing.domain.loan import (
     Balances,

@@ -41,7 +41,6 @@ class LoanContract:
     upfront_fee_rate: Decimal = ZERO
     prepayment_fee_rate: Decimal = ZERO
 
-
     def terms(self) -> LoanTerms:
         return LoanTerms(
             principal=self.principal,
