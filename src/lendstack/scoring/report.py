@@ -14,15 +14,15 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from sklearn.metrics import roc_curve  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+from sklearn.metrics import roc_curve
 
-from lendstack.scoring.artifacts import load_oof  # noqa: E402
-from lendstack.scoring.data import encode_target, load_table  # noqa: E402
-from lendstack.scoring.fairness import GroupRow, fairness_table, group_labels  # noqa: E402
-from lendstack.scoring.metrics import compute_metrics  # noqa: E402
-from lendstack.scoring.model import CreditModel  # noqa: E402
+from lendstack.scoring.artifacts import load_oof
+from lendstack.scoring.data import encode_target, load_table
+from lendstack.scoring.fairness import GroupRow, fairness_table, group_labels
+from lendstack.scoring.metrics import compute_metrics
+from lendstack.scoring.model import CreditModel
 
 _STYLE = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}
 table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;

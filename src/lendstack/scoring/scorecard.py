@@ -124,7 +124,7 @@ def _frame_for_optbinning(X: np.ndarray, spec: FeatureSpec) -> pd.DataFrame:
         if feat.kind is FeatureKind.NUMERIC:
             columns[feat.name] = X[:, j]
         else:
-            cats = np.asarray(feat.categories + ("",), dtype=object)
+            cats = np.asarray((*feat.categories, ""), dtype=object)
             codes = np.where(np.isnan(X[:, j]), len(feat.categories), X[:, j]).astype(np.int64)
             values = cats[codes]
             values[codes == len(feat.categories)] = None

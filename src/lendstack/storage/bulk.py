@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -24,45 +25,70 @@ from lendstack.storage.cob import snapshot
 from lendstack.storage.repositories import CLOSED_STEP, SqlLedger
 from lendstack.storage.schema import cob_steps, installments, loans
 
-BATCH = 20_000
+
+@dataclass(frozen=True, slots=True)
+class RowChunk:
+    """Ready-to-load rows for a slice of a book, built in the worker that generated it."""
+
+    loans: list[tuple[Any, ...]]
+    installments: list[tuple[Any, ...]]
+    totals: OpeningTotals
 
 
-def loan_row(item: SyntheticLoan, created: datetime) -> dict[str, Any]:
-    state = item.state
-    return {
-        "id": state.id,
-        "reference": None,
-        "currency": "CNY",
-        "created_at": created,
-        **mapping.contract_columns(state.contract),
-        **mapping.state_columns(state),
-    }
+LOAN_COLUMNS = tuple(c.name for c in loans.columns)
+INSTALLMENT_COLUMNS = tuple(c.name for c in installments.columns)
 
 
-def installment_rows(item: SyntheticLoan) -> list[dict[str, Any]]:
-    state = item.state
-    return [mapping.installment_columns(state.id, 1, i) for i in state.installments]
+def rows_for(book: Iterable[SyntheticLoan], created: datetime) -> RowChunk:
+    loan_rows, item_rows, totals = [], [], OpeningTotals()
+    for item in book:
+        state = item.state
+        totals.add(item)
+        row = {
+            "id": state.id,
+            "reference": None,
+            "currency": "CNY",
+            "created_at": created,
+            **mapping.contract_columns(state.contract),
+            **mapping.state_columns(state),
+        }
+        loan_rows.append(tuple(row[c] for c in LOAN_COLUMNS))
+        for i in state.installments:
+            cols = mapping.installment_columns(state.id, 1, i)
+            item_rows.append(tuple(cols[c] for c in INSTALLMENT_COLUMNS))
+    return RowChunk(loan_rows, item_rows, totals)
 
 
-def _copy(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+def _chunk_rows(job: tuple[dict[str, Product], BookSpec, int, datetime]) -> RowChunk:
+    products, spec, index, created = job
+    return rows_for(generate_chunk((products, spec, index)), created)
+
+
+def _copy(
+    conn: Connection, table: Table, columns: Sequence[str], rows: list[tuple[Any, ...]]
+) -> None:
     """PostgreSQL COPY: an order of magnitude faster than INSERT for millions of rows."""
-    columns = list(rows[0])
     raw = conn.connection.driver_connection
-    with (
-        raw.cursor() as cur,
-        cur.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as cp,
-    ):  # type: ignore[union-attr]
+    sql = f"COPY {table.name} ({', '.join(columns)}) FROM STDIN"
+    with raw.cursor() as cur, cur.copy(sql) as cp:  # type: ignore[union-attr]
         for row in rows:
-            cp.write_row([row[c] for c in columns])
+            cp.write_row(row)
 
 
-def _write(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
-    if not rows:
-        return
-    if conn.dialect.name == "postgresql":
-        _copy(conn, table, rows)
-    else:
-        conn.execute(insert(table), rows)
+def _insert(
+    conn: Connection, table: Table, columns: Sequence[str], rows: list[tuple[Any, ...]]
+) -> None:
+    """SQLite: one prepared INSERT run over the batch by the driver, no per-row Python work."""
+    sql = (
+        f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+    )
+    conn.connection.driver_connection.executemany(sql, rows)  # type: ignore[union-attr]
+
+
+def _write(conn: Connection, chunk: RowChunk) -> None:
+    load = _copy if conn.dialect.name == "postgresql" else _insert
+    load(conn, loans, LOAN_COLUMNS, chunk.loans)
+    load(conn, installments, INSTALLMENT_COLUMNS, chunk.installments)
 
 
 def generate_into(
@@ -73,53 +99,35 @@ def generate_into(
     progress: Callable[[int], None] | None = None,
 ) -> OpeningTotals:
     """Generate a synthetic book in parallel processes and load it."""
-    jobs = chunk_jobs(products, spec)
+    created = datetime.now(UTC)
+    jobs = [(*job, created) for job in chunk_jobs(products, spec)]
     with ProcessPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
-        book = (loan for chunk in pool.map(generate_chunk, jobs) for loan in chunk)
+        chunks = pool.map(_chunk_rows, jobs)
         reference = f"opening:generate:{spec.seed}:{spec.count}"
-        return write_book(engine, book, spec.as_of, reference, progress)
+        return write_book(engine, chunks, spec.as_of, reference, progress)
 
 
 def write_book(
     engine: Engine,
-    book: Iterable[SyntheticLoan],
+    chunks: Iterable[RowChunk],
     as_of: date,
     reference: str,
     progress: Callable[[int], None] | None = None,
 ) -> OpeningTotals:
     """Load a generated book, its opening entry and a closed `as_of`, in one transaction."""
     totals = OpeningTotals()
-    created = datetime.now(UTC)
     with engine.begin() as conn:
         if conn.execute(select(func.count()).select_from(loans)).scalar():
             raise Conflict(
                 "the database already holds loans; generate into an empty one", field="database"
             )
-        batch_loans: list[dict[str, Any]] = []
-        batch_items: list[dict[str, Any]] = []
-        for item in book:
-            totals.add(item)
-            batch_loans.append(loan_row(item, created))
-            batch_items += installment_rows(item)
-            if len(batch_loans) >= BATCH:
-                _flush(conn, batch_loans, batch_items, progress)
-        _flush(conn, batch_loans, batch_items, progress)
+        for chunk in chunks:
+            _write(conn, chunk)
+            totals.merge(chunk.totals)
+            if progress:
+                progress(len(chunk.loans))
         _finish(conn, totals, as_of, reference)
     return totals
-
-
-def _flush(
-    conn: Connection,
-    batch_loans: list[dict[str, Any]],
-    batch_items: list[dict[str, Any]],
-    progress: Callable[[int], None] | None,
-) -> None:
-    _write(conn, loans, batch_loans)
-    _write(conn, installments, batch_items)
-    if progress:
-        progress(len(batch_loans))
-    batch_loans.clear()
-    batch_items.clear()
 
 
 def _finish(conn: Connection, totals: OpeningTotals, as_of: date, reference: str) -> None:

@@ -175,7 +175,7 @@ def apply_credits(conn: Connection, day: date) -> int:
     """Settle fresh dues from credit balances; only loans holding credit and owing are touched."""
     ids = conn.execute(
         text(
-            f"SELECT id FROM loans WHERE {ACTIVE} AND bal_credit > 0"
+            f"SELECT id FROM loans WHERE bal_credit > 0 AND {ACTIVE}"
             " AND (oldest_due IS NOT NULL OR bal_penalty > 0) ORDER BY id"
         )
     ).scalars()
@@ -224,14 +224,17 @@ def penalise(conn: Connection, day: date) -> int:
 
 
 def age(conn: Connection, day: date) -> int:
-    result = conn.execute(
+    """DPD of loans with unpaid bills, and back to 0 for loans paid up since the last close."""
+    late = conn.execute(
         text(
-            f"UPDATE loans SET dpd = {DPD} WHERE {ACTIVE}"
-            f" AND (oldest_due IS NOT NULL OR dpd <> 0) AND dpd <> {DPD}"
+            f"UPDATE loans SET dpd = {DPD} WHERE {ACTIVE} AND oldest_due IS NOT NULL AND dpd <> {DPD}"
         ),
         {"d": to_day(day)},
     )
-    return int(result.rowcount)
+    cured = conn.execute(
+        text(f"UPDATE loans SET dpd = 0 WHERE {ACTIVE} AND dpd > 0 AND oldest_due IS NULL")
+    )
+    return int(late.rowcount) + int(cured.rowcount)
 
 
 def _bucket_sql(scheme: BucketScheme) -> str:
@@ -262,28 +265,30 @@ def classify(
 ) -> int:
     """Move loans between buckets and the five regulatory classes, logging every move."""
     bucket, klass = _bucket_sql(scheme), _class_sql(profile or default_profile())
-    params = {"day": day}
-    for kind, old, new in (
-        ("bucket", _label_sql("bucket", scheme), _label_sql(bucket, scheme)),
-        ("class", "risk_class", klass),
-    ):
-        column = "bucket" if kind == "bucket" else "risk_class"
-        target = bucket if kind == "bucket" else klass
-        conn.execute(
-            text(
-                "INSERT INTO loan_events (loan_id, business_date, kind, old, new)"
-                f" SELECT id, :day, '{kind}', {old}, {new} FROM loans"
-                f" WHERE {ACTIVE} AND {column} <> {target}"
-            ),
-            params,
-        )
-    result = conn.execute(
-        text(
-            f"UPDATE loans SET bucket = {bucket}, risk_class = {klass}"
-            f" WHERE {ACTIVE} AND (bucket <> {bucket} OR risk_class <> {klass})"
-        )
+    moves = (
+        ("bucket", "bucket", _label_sql("bucket", scheme), bucket, _label_sql(bucket, scheme)),
+        ("class", "risk_class", "risk_class", klass, klass),
     )
-    return int(result.rowcount)
+    changed = 0
+    # Only delinquent loans, or loans that just stopped being delinquent, can move.
+    for candidates in (f"{ACTIVE} AND dpd > 0", f"{ACTIVE} AND dpd = 0 AND bucket > 0"):
+        for kind, column, old, target, new in moves:
+            conn.execute(
+                text(
+                    "INSERT INTO loan_events (loan_id, business_date, kind, old, new)"
+                    f" SELECT id, :day, '{kind}', {old}, {new} FROM loans"
+                    f" WHERE {candidates} AND {column} <> {target}"
+                ),
+                {"day": day},
+            )
+        result = conn.execute(
+            text(
+                f"UPDATE loans SET bucket = {bucket}, risk_class = {klass}"
+                f" WHERE {candidates} AND (bucket <> {bucket} OR risk_class <> {klass})"
+            )
+        )
+        changed += int(result.rowcount)
+    return changed
 
 
 _INCOME_SUMS = "SUM(bal_interest), SUM(bal_fee), SUM(bal_penalty), COUNT(*)"
@@ -304,7 +309,7 @@ def _suspense_legs(sums: tuple[int, ...], entering: bool) -> list[Any]:
 def stop_accrual(conn: Connection, day: date) -> int:
     """From the non-accrual DPD, income already booked but unpaid goes to suspense; a loan that
     is fully current again returns to accrual and its suspense is released."""
-    enter = f"{ACTIVE} AND non_accrual = FALSE AND dpd >= non_accrual_dpd"
+    enter = f"{ACTIVE} AND dpd > 0 AND dpd >= non_accrual_dpd AND non_accrual = FALSE"
     leave = f"{ACTIVE} AND non_accrual = TRUE AND dpd = 0"
     legs: list[Any] = []
     moved = 0
@@ -329,7 +334,7 @@ def stop_accrual(conn: Connection, day: date) -> int:
 
 def charge_off(conn: Connection, day: date) -> int:
     """Loans at the product's charge-off DPD leave the book; income in suspense is cleared."""
-    where = f"{ACTIVE} AND dpd >= charge_off_dpd"
+    where = f"{ACTIVE} AND dpd > 0 AND dpd >= charge_off_dpd"
     sums = _by_accrual(
         conn,
         f"SELECT non_accrual, SUM(bal_principal), SUM(bal_interest), SUM(bal_fee), SUM(bal_penalty)"

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+
 revision: str = "0001"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
@@ -131,8 +132,22 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_loans")),
         sa.UniqueConstraint("reference", name=op.f("uq_loans_reference")),
+        postgresql_with={"fillfactor": "60"},
     )
     with op.batch_alter_table("loans", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_loans_holding_credit",
+            ["id"],
+            unique=False,
+            sqlite_where=sa.text("bal_credit > 0"),
+            postgresql_where=sa.text("bal_credit > 0"),
+        )
+        batch_op.create_index(
+            "ix_loans_status_dpd_bucket", ["status", "dpd", "bucket"], unique=False
+        )
+        batch_op.create_index(
+            "ix_loans_status_non_accrual", ["status", "non_accrual"], unique=False
+        )
         batch_op.create_index("ix_loans_status_oldest_due", ["status", "oldest_due"], unique=False)
         batch_op.create_index("ix_loans_status_period_due", ["status", "period_due"], unique=False)
 
@@ -278,6 +293,13 @@ def downgrade() -> None:
     with op.batch_alter_table("loans", schema=None) as batch_op:
         batch_op.drop_index("ix_loans_status_period_due")
         batch_op.drop_index("ix_loans_status_oldest_due")
+        batch_op.drop_index("ix_loans_status_non_accrual")
+        batch_op.drop_index("ix_loans_status_dpd_bucket")
+        batch_op.drop_index(
+            "ix_loans_holding_credit",
+            sqlite_where=sa.text("bal_credit > 0"),
+            postgresql_where=sa.text("bal_credit > 0"),
+        )
 
     op.drop_table("loans")
     with op.batch_alter_table("loan_events", schema=None) as batch_op:
