@@ -17,7 +17,7 @@ from datetime import date, timedelta
 from decimal import Decimal, localcontext
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine, text
 
@@ -105,10 +105,13 @@ def _fen(value: int) -> Decimal:
 def _step(driver: Driver, data: st.DataObject) -> None:
     """Draw one operation and run it; refusals are allowed, anything else propagates."""
     kind = data.draw(st.sampled_from(["book", "close", "pay", "prepay", "reverse"]))
+    event(kind)
     if kind == "book" or not driver.loans:
         product = data.draw(st.sampled_from(sorted(PRODUCTS)))
         terms, rates, fees = PRODUCTS[product]
-        amount = _fen(data.draw(st.integers(1000_00, 50_000_00)))
+        spec = driver.catalog.get(product)
+        low, high = max(spec.amount_min, Decimal(1000)), min(spec.amount_max, Decimal(50_000))
+        amount = _fen(data.draw(st.integers(to_cents(low), to_cents(high))))
         driver.book(
             product,
             amount,
@@ -145,14 +148,17 @@ def to_cents(amount: Decimal) -> int:
     return int(amount * 100)
 
 
-class _refusals_allowed:  # noqa: N801 - used as a statement-like context manager
+class _refusals_allowed:
     """Swallow the domain's refusals of a request; let every other error through."""
 
     def __enter__(self) -> None:
         return None
 
     def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> bool:
-        return isinstance(exc, REFUSALS)
+        if isinstance(exc, REFUSALS):
+            event(f"refused: {type(exc).__name__} on {exc.field}")
+            return True
+        return False
 
 
 def _check_books(driver: Driver) -> None:

@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime
 from types import TracebackType
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, func, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, func, insert, select, update
 from sqlalchemy import delete as sql_delete
 
 from lendstack.core.errors import InvariantViolation, NotFound
@@ -31,6 +31,23 @@ from lendstack.storage.schema import (
 
 ACCOUNTS_BY_CODE = {a.code: a for a in Account}
 CLOSED_STEP = "closed"
+
+# Statements built once: payments run them thousands of times a second, and a prebuilt
+# statement skips SQLAlchemy's per-call construction and cache-key work.
+_LOAN = select(loans).where(loans.c.id == bindparam("lid"))
+_ITEMS = (
+    select(installments)
+    .where(installments.c.loan_id == bindparam("lid"), installments.c.version == bindparam("ver"))
+    .order_by(installments.c.number)
+)
+_SAVE_LOAN = update(loans).where(loans.c.id == bindparam("lid"))
+_SAVE_ITEM = update(installments).where(
+    installments.c.loan_id == bindparam("lid"),
+    installments.c.version == bindparam("ver"),
+    installments.c.number == bindparam("num"),
+)
+_BY_KEY = select(payments).where(payments.c.idempotency_key == bindparam("key"))
+_LAST_CLOSED = select(func.max(cob_steps.c.business_date)).where(cob_steps.c.step == CLOSED_STEP)
 
 
 def now() -> datetime:
@@ -57,7 +74,7 @@ class SqlLoans:
             "currency": "CNY",
             "created_at": now(),
         }
-        loan_id = _new_id(self.conn.execute(insert(loans).values(values)))
+        loan_id = _new_id(self.conn.execute(insert(loans), values))
         self._insert_installments(replace(loan, id=loan_id))
         return loan_id
 
@@ -70,18 +87,12 @@ class SqlLoans:
             self.conn.execute(insert(installments), rows)
 
     def _items(self, loan_id: int, version: int) -> tuple[Any, ...]:
-        query = (
-            select(installments)
-            .where(installments.c.loan_id == loan_id, installments.c.version == version)
-            .order_by(installments.c.number)
-        )
-        return tuple(mapping.installment_from(r) for r in self.conn.execute(query))
+        rows = self.conn.execute(_ITEMS, {"lid": loan_id, "ver": version})
+        return tuple(mapping.installment_from(r) for r in rows)
 
     def get(self, loan_id: int, *, for_update: bool = False) -> LoanState:
-        query = select(loans).where(loans.c.id == loan_id)
-        if for_update:
-            query = query.with_for_update()
-        row = self.conn.execute(query).first()
+        query = _LOAN.with_for_update() if for_update else _LOAN
+        row = self.conn.execute(query, {"lid": loan_id}).first()
         if row is None:
             raise NotFound(f"no loan {loan_id}", field="loan_id")
         state = mapping.loan_from(row, self._items(loan_id, row.schedule_version))
@@ -94,9 +105,7 @@ class SqlLoans:
 
     def save(self, loan: LoanState) -> None:
         before = self._loaded.get(loan.id) or self.get(loan.id)
-        self.conn.execute(
-            update(loans).where(loans.c.id == loan.id).values(mapping.state_columns(loan))
-        )
+        self.conn.execute(_SAVE_LOAN, {"lid": loan.id, **mapping.state_columns(loan)})
         if loan.schedule_version != before.schedule_version:
             self._supersede(loan)
         else:
@@ -117,12 +126,8 @@ class SqlLoans:
             if old.get(item.number) == item:
                 continue
             values = mapping.installment_columns(loan.id, loan.schedule_version, item)
-            key = and_(
-                installments.c.loan_id == loan.id,
-                installments.c.version == loan.schedule_version,
-                installments.c.number == item.number,
-            )
-            self.conn.execute(update(installments).where(key).values(values))
+            key = {"lid": loan.id, "ver": loan.schedule_version, "num": item.number}
+            self.conn.execute(_SAVE_ITEM, {**key, **_without_key(values)})
 
     def restore_schedule(self, loan: LoanState, version: int) -> LoanState:
         """Drop schedule versions after `version` and make it current again."""
@@ -136,6 +141,10 @@ class SqlLoans:
         )
         self._loaded[loan.id] = restored
         return restored
+
+
+def _without_key(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in values.items() if k not in ("loan_id", "version", "number")}
 
 
 def _applied_json(p: StoredPayment) -> str:
@@ -181,7 +190,7 @@ class SqlPayments:
         )
 
     def by_key(self, key: str) -> StoredPayment | None:
-        row = self.conn.execute(select(payments).where(payments.c.idempotency_key == key)).first()
+        row = self.conn.execute(_BY_KEY, {"key": key}).first()
         return None if row is None else self._load(row)
 
     def get(self, payment_id: int) -> StoredPayment:
@@ -209,7 +218,7 @@ class SqlPayments:
             "schedule_version_before": payment.schedule_version_before,
             "created_at": now(),
         }
-        pid = _new_id(self.conn.execute(insert(payments).values(values)))
+        pid = _new_id(self.conn.execute(insert(payments), values))
         parts = [
             {
                 "payment_id": pid,
@@ -270,7 +279,7 @@ class SqlLedger:
             "reverses": entry.reverses,
             "created_at": now(),
         }
-        result = self.conn.execute(insert(journal_entries).values(header))
+        result = self.conn.execute(insert(journal_entries), header)
         entry_id = _new_id(result)
         self.conn.execute(insert(journal_lines), line_rows(entry_id, entry.postings))
         return entry_id
@@ -302,8 +311,7 @@ class SqlCalendar:
         self.conn = conn
 
     def last_closed(self) -> date | None:
-        query = select(func.max(cob_steps.c.business_date)).where(cob_steps.c.step == CLOSED_STEP)
-        value = self.conn.execute(query).scalar()
+        value = self.conn.execute(_LAST_CLOSED).scalar()
         return value if value is None or isinstance(value, date) else date.fromisoformat(value)
 
 

@@ -185,8 +185,9 @@ journal_lines = Table(
 cob_steps = Table(
     "cob_steps",
     metadata,
-    Column("business_date", Date, primary_key=True),
+    # step first: "the last closed date" is then an index lookup, whatever the history length
     Column("step", String(24), primary_key=True),
+    Column("business_date", Date, primary_key=True),
     Column("rows", BigInteger, nullable=False),
     Column("completed_at", DateTime(timezone=True), nullable=False),
 )

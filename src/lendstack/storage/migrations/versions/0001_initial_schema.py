@@ -10,7 +10,6 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-
 revision: str = "0001"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
@@ -21,11 +20,11 @@ def upgrade() -> None:
 
     op.create_table(
         "cob_steps",
-        sa.Column("business_date", sa.Date(), nullable=False),
         sa.Column("step", sa.String(length=24), nullable=False),
+        sa.Column("business_date", sa.Date(), nullable=False),
         sa.Column("rows", sa.BigInteger(), nullable=False),
         sa.Column("completed_at", sa.DateTime(timezone=True), nullable=False),
-        sa.PrimaryKeyConstraint("business_date", "step", name=op.f("pk_cob_steps")),
+        sa.PrimaryKeyConstraint("step", "business_date", name=op.f("pk_cob_steps")),
     )
     op.create_table(
         "journal_entries",
