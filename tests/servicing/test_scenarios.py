@@ -173,3 +173,32 @@ def test_same_idempotency_key_has_no_second_effect(book):
     assert again.id == first.id
     assert book.rows("SELECT COUNT(*) FROM payments") == [(1,)]
     assert book.balance(Account.BORROWER_CREDIT) == Decimal("100.00")
+
+
+@pytest.mark.parametrize(("product", "amount", "term", "rate", "fees"), METHODS)
+def test_late_partial_reversed_then_prepaid_in_full(book, uow, product, amount, term, rate, fees):
+    """One borrower's messy life on every method: late, partial, a reversal, a full payoff."""
+    from lendstack.servicing.domain.payments import owed_by_component
+    from lendstack.servicing.services import quote_payoff
+
+    loan = book.book(product, amount, term, rate, START, **fees)
+    due = loan.installments[0].due_date
+    book.close_through(due + timedelta(days=5))
+    partial = book.pay(loan.id, "100.00", due + timedelta(days=6))
+    book.close_through(due + timedelta(days=6))
+    day = due + timedelta(days=7)
+    owed = sum(owed_by_component(book.loan(loan.id), day).values(), ZERO)
+    book.pay(loan.id, owed, day)
+    redone = book.reverse(partial.id, day)
+    assert len(redone) == 1
+    assert redone[0].amount == owed
+    # Without the partial payment the later one no longer covers everything overdue.
+    assert book.loan(loan.id).installments[0].unpaid == Decimal("100.00")
+    book.close_through(day)
+    quote = quote_payoff(uow, loan.id, day + timedelta(days=1))
+    book.pay(loan.id, quote.total, day + timedelta(days=1), prepay=PrepaymentMode.LOWER_INSTALLMENT)
+    final = book.loan(loan.id)
+    assert final.status is LoanStatus.PAID_OFF
+    assert final.balances.receivable == ZERO
+    book.close_through(day + timedelta(days=3))
+    book.assert_ties()
