@@ -96,7 +96,7 @@ class CloseFigures:
         return self.active / self.one_day_s
 
 
-def bench_close(backend: str, loans: int) -> CloseFigures:
+def bench_close(backend: str, loans: int, days: int) -> CloseFigures:
     with fresh_engine(backend) as engine:
         gen = load(engine, BookSpec(loans, 42, AS_OF))
         active = active_loans(engine)
@@ -105,7 +105,7 @@ def bench_close(backend: str, loans: int) -> CloseFigures:
         close_day(store, AS_OF + timedelta(days=1))
         one = time.perf_counter() - started
         started = time.perf_counter()
-        close_through(store, AS_OF + timedelta(days=30))
+        close_through(store, AS_OF + timedelta(days=days))
         rest = time.perf_counter() - started
     return CloseFigures(backend, loans, active, gen, one, one + rest)
 
@@ -150,6 +150,8 @@ def main() -> None:
         "--age-loans", type=int, default=0, help="book size for the age test (default loans/4)"
     )
     parser.add_argument("--payments", type=int, default=2000)
+    parser.add_argument("--days", type=int, default=30, help="dates closed in the long run")
+    parser.add_argument("--skip", nargs="*", default=[], choices=["close", "age", "payments"])
     parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")
     args = parser.parse_args()
     backends = ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]
@@ -157,16 +159,29 @@ def main() -> None:
         f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
         f"Python {platform.python_version()}"
     )
-    print("| backend | loans | active | generate s | close 1 day s | loans/s | close 30 days s |")
+    if "close" not in args.skip:
+        report_close(backends, args.loans, args.days)
+    if "age" not in args.skip:
+        report_age(backends, args.age_loans or max(args.loans // 4, 1000))
+    if "payments" not in args.skip:
+        report_payments(backends, args.payments)
+
+
+def report_close(backends: list[str], loans: int, days: int) -> None:
+    print(
+        f"| backend | loans | active | generate s | close 1 day s | active loans/s | close {days} days s |"
+    )
     print("|---|---|---|---|---|---|---|")
     for backend in backends:
-        f = bench_close(backend, args.loans)
+        f = bench_close(backend, loans, days)
         print(
             f"| {backend} | {f.loans:,} | {f.active:,} | {f.generate_s:.1f} | {f.one_day_s:.2f} "
             f"| {f.loans_per_s:,.0f} | {f.thirty_days_s:.1f} |",
             flush=True,
         )
-    age_loans = args.age_loans or max(args.loans // 4, 1000)
+
+
+def report_age(backends: list[str], age_loans: int) -> None:
     print(
         f"\n| backend | µs per active loan, age 1 day | age 360 days | (books of {age_loans:,}) |"
     )
@@ -174,10 +189,13 @@ def main() -> None:
     for backend in backends:
         age = bench_age(backend, age_loans)
         print(f"| {backend} | {age[1]:.1f} | {age[360]:.1f} | |", flush=True)
+
+
+def report_payments(backends: list[str], count: int) -> None:
     print("\n| backend | payments/s (one durable transaction each) |")
     print("|---|---|")
     for backend in backends:
-        print(f"| {backend} | {bench_payments(backend, args.payments):,.0f} |", flush=True)
+        print(f"| {backend} | {bench_payments(backend, count):,.0f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -70,12 +70,16 @@ def test_reasons_are_stable_under_a_change_of_background(trained: tuple) -> None
     ref_b = population_reference(contrib[2000:])
     a = centre(contrib[2000:], ref_a)
     b = centre(contrib[2000:], ref_b)
-    same = 0
+    first_same = sets_same = 0
     for i in range(2000):
-        codes_a = [r.code for r in top_adverse(model.spec, X[2000 + i], a[i])]
-        codes_b = [r.code for r in top_adverse(model.spec, X[2000 + i], b[i])]
-        same += codes_a[:2] == codes_b[:2]
-    assert same / 2000 > 0.95
+        top_a = top_adverse(model.spec, X[2000 + i], a[i])
+        top_b = top_adverse(model.spec, X[2000 + i], b[i])
+        first_same += top_a[:1] == top_b[:1] or top_a[0].code == top_b[0].code
+        sets_same += {r.code for r in top_a} == {r.code for r in top_b}
+    # The reference moves by sampling noise only, far less than a typical reason's impact.
+    assert np.max(np.abs(ref_a - ref_b)) < 0.05
+    assert first_same / 2000 > 0.95
+    assert sets_same / 2000 > 0.90
 
 
 def test_single_row_path_matches_batch(trained: tuple) -> None:
