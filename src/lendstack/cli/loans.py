@@ -15,21 +15,19 @@ from lendstack.cli.params import parse_amount, parse_date, parse_rate
 from lendstack.cli.render import OutputFormat, console, print_json
 from lendstack.core.daycount import DayCount
 from lendstack.core.money import Rounding
-from lendstack.servicing.domain.loan import LoanState
-from lendstack.servicing.domain.prepayment import PayoffQuote
-from lendstack.servicing.domain.products import Product
-from lendstack.servicing.domain.schedule import (
+from lendstack.servicing import (
+    LoanRequest,
+    LoanState,
     LoanTerms,
+    Payment,
+    PayoffQuote,
     PrepaymentMode,
+    Product,
     RepaymentMethod,
     Schedule,
-    generate,
-)
-from lendstack.servicing.ports import StoredPayment
-from lendstack.servicing.services import (
-    LoanRequest,
-    Payment,
+    StoredPayment,
     book_loan,
+    generate,
     get_loan,
     quote,
     quote_payoff,

@@ -7,6 +7,7 @@ from lendstack.servicing.cob import STEPS, CloseStore, CobStep, close_day, close
 from lendstack.servicing.domain.ledger import Account, EventType, JournalEntry, Posting, Side
 from lendstack.servicing.domain.lifecycle import LoanStatus
 from lendstack.servicing.domain.loan import LoanContract, LoanState
+from lendstack.servicing.domain.prepayment import PayoffQuote
 from lendstack.servicing.domain.products import Product, ProductCatalog
 from lendstack.servicing.domain.schedule import (
     LoanTerms,
@@ -15,7 +16,7 @@ from lendstack.servicing.domain.schedule import (
     Schedule,
     generate,
 )
-from lendstack.servicing.ports import UnitOfWork
+from lendstack.servicing.ports import StoredPayment, UnitOfWork
 from lendstack.servicing.services import (
     LoanRequest,
     Payment,
@@ -40,6 +41,7 @@ __all__ = [
     "LoanStatus",
     "LoanTerms",
     "Payment",
+    "PayoffQuote",
     "Posting",
     "PrepaymentMode",
     "Product",
@@ -47,6 +49,7 @@ __all__ = [
     "RepaymentMethod",
     "Schedule",
     "Side",
+    "StoredPayment",
     "UnitOfWork",
     "book_loan",
     "close_day",

@@ -114,6 +114,19 @@ def _income_legs(amount: dict[bool, int], receivable: Account, income: Account) 
     ]
 
 
+def _post_income(
+    conn: Connection,
+    day: date,
+    step: CobStep,
+    event: EventType,
+    sums: dict[bool, tuple[int, ...]],
+    accounts: tuple[Account, Account],
+) -> None:
+    """Post a step's receivable growth: income for accruing loans, suspense for the rest."""
+    amounts = {k: v[0] for k, v in sums.items()}
+    _post(conn, event, day, step, _income_legs(amounts, *accounts))
+
+
 def accrue(conn: Connection, day: date) -> int:
     d = to_day(day)
     sums = _by_accrual(
@@ -129,9 +142,8 @@ def accrue(conn: Connection, day: date) -> int:
         ),
         {"d": d},
     )
-    amounts = {k: v[0] for k, v in sums.items()}
-    legs = _income_legs(amounts, Account.INTEREST_RECEIVABLE, Account.INTEREST_INCOME)
-    _post(conn, EventType.COB_ACCRUAL, day, CobStep.ACCRUAL, legs)
+    accounts = (Account.INTEREST_RECEIVABLE, Account.INTEREST_INCOME)
+    _post_income(conn, day, CobStep.ACCRUAL, EventType.COB_ACCRUAL, sums, accounts)
     return int(result.rowcount)
 
 
@@ -165,9 +177,8 @@ def bill(conn: Connection, day: date) -> int:
         ),
         {"d": d},
     )
-    amounts = {k: v[0] for k, v in sums.items()}
-    legs = _income_legs(amounts, Account.FEE_RECEIVABLE, Account.FEE_INCOME)
-    _post(conn, EventType.COB_BILLING, day, CobStep.BILLING, legs)
+    accounts = (Account.FEE_RECEIVABLE, Account.FEE_INCOME)
+    _post_income(conn, day, CobStep.BILLING, EventType.COB_BILLING, sums, accounts)
     return int(result.rowcount)
 
 
@@ -217,9 +228,8 @@ def penalise(conn: Connection, day: date) -> int:
     result = conn.execute(
         text(f"UPDATE loans SET bal_penalty = bal_penalty + {PENALTY} WHERE {LATE}"), {"d": d}
     )
-    amounts = {k: v[0] for k, v in sums.items()}
-    legs = _income_legs(amounts, Account.PENALTY_RECEIVABLE, Account.PENALTY_INCOME)
-    _post(conn, EventType.COB_PENALTY, day, CobStep.PENALTY, legs)
+    accounts = (Account.PENALTY_RECEIVABLE, Account.PENALTY_INCOME)
+    _post_income(conn, day, CobStep.PENALTY, EventType.COB_PENALTY, sums, accounts)
     return int(result.rowcount)
 
 
