@@ -52,10 +52,15 @@ def synthetic_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def trained(tmp_path_factory: pytest.TempPathFactory, synthetic_csv: Path) -> tuple[Path, CreditModel]:
+def trained(
+    tmp_path_factory: pytest.TempPathFactory, synthetic_csv: Path
+) -> tuple[Path, CreditModel]:
     out = tmp_path_factory.mktemp("models") / "m1"
     request = TrainRequest(
-        synthetic_csv, "defaulted", out, protected=("gender",),
-        config=PipelineConfig(seed=7, inner_folds=3),
+        synthetic_csv,
+        "defaulted",
+        out,
+        protected=("gender",),
+        config=PipelineConfig(seed=7, inner_folds=3, n_jobs=1),
     )
     return out, train_model(request)

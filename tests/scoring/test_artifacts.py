@@ -13,8 +13,16 @@ from lendstack.scoring import PipelineConfig, TrainRequest, load_model, train_mo
 from .conftest import synthetic_frame
 
 EXPECTED = {
-    "lightgbm.txt", "scorecard.json", "logistic.json", "features.json", "pipeline.json",
-    "profile.json", "metadata.json", "oof.npy", "MODEL_CARD.md", "manifest.json",
+    "lightgbm.txt",
+    "scorecard.json",
+    "logistic.json",
+    "features.json",
+    "pipeline.json",
+    "profile.json",
+    "metadata.json",
+    "oof.npy",
+    "MODEL_CARD.md",
+    "manifest.json",
 }
 
 
@@ -60,13 +68,19 @@ def test_missing_file_is_refused(trained: tuple, tmp_path: Path) -> None:
         verify(copy)
 
 
+@pytest.mark.slow
 def test_same_data_and_seed_give_identical_files(tmp_path: Path) -> None:
+    """Also across worker counts: parallel fitting must not change the model."""
     data = tmp_path / "d.csv"
     synthetic_frame(1200, seed=4).to_csv(data, index=False)
     outs = []
-    for name in ("a", "b"):
-        request = TrainRequest(data, "defaulted", tmp_path / name,
-                               config=PipelineConfig(seed=3, inner_folds=2))
+    for name, jobs in (("a", 1), ("b", 2)):
+        request = TrainRequest(
+            data,
+            "defaulted",
+            tmp_path / name,
+            config=PipelineConfig(seed=3, inner_folds=2, n_jobs=jobs),
+        )
         train_model(request)
         outs.append(tmp_path / name)
     for file in EXPECTED - {"metadata.json", "MODEL_CARD.md", "manifest.json"}:
@@ -77,8 +91,11 @@ def test_same_data_and_seed_give_identical_files(tmp_path: Path) -> None:
 
 
 def _without_timestamp(path: Path) -> list[str]:
-    return [line for line in path.read_text().splitlines() if "created_at" not in line
-            and not line.startswith("Trained ")]
+    return [
+        line
+        for line in path.read_text().splitlines()
+        if "created_at" not in line and not line.startswith("Trained ")
+    ]
 
 
 def test_existing_output_is_not_clobbered(trained: tuple, synthetic_csv: Path) -> None:

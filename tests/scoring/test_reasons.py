@@ -56,10 +56,15 @@ def test_known_risk_driver_is_named_for_high_values_only(scored: tuple) -> None:
     assert named_low < 0.05
 
 
-def test_noise_feature_is_rarely_a_top_reason(scored: tuple) -> None:
+def test_noise_feature_matters_far_less_than_true_drivers(scored: tuple) -> None:
     model, X = scored
+    impact = np.abs(model.explain_matrix(X)[:, :-1]).mean(axis=0)
+    names = model.spec.names
+    noise = impact[names.index("noise")]
+    for driver in ("utilisation", "late_payments", "income"):
+        assert impact[names.index(driver)] > 3 * noise, driver
     first = [r[0].feature for r in model.reasons_matrix(X) if r]
-    assert first.count("noise") / len(first) < 0.05
+    assert first.count("noise") / len(first) < 0.10
 
 
 def test_reasons_are_stable_under_a_change_of_background(trained: tuple) -> None:
@@ -74,7 +79,7 @@ def test_reasons_are_stable_under_a_change_of_background(trained: tuple) -> None
     for i in range(2000):
         top_a = top_adverse(model.spec, X[2000 + i], a[i])
         top_b = top_adverse(model.spec, X[2000 + i], b[i])
-        first_same += top_a[:1] == top_b[:1] or top_a[0].code == top_b[0].code
+        first_same += [r.code for r in top_a[:1]] == [r.code for r in top_b[:1]]
         sets_same += {r.code for r in top_a} == {r.code for r in top_b}
     # The reference moves by sampling noise only, far less than a typical reason's impact.
     assert np.max(np.abs(ref_a - ref_b)) < 0.05
@@ -101,7 +106,9 @@ def test_scorecard_reasons_are_points_below_maximum(trained: tuple) -> None:
     _, model = trained
     row = {"utilisation": 0.99, "late_payments": 6, "income": 500.0, "region": "B", "noise": 0}
     result = model.score_row(row)
-    card = {model.spec.features[ch.index].name: ch for ch in model.champion.scorecard.characteristics}
+    card = {
+        model.spec.features[ch.index].name: ch for ch in model.champion.scorecard.characteristics
+    }
     x = model.spec.encode_row(row)
     for reason in result.scorecard_reasons:
         ch = card[reason.feature]

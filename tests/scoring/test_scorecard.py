@@ -59,8 +59,9 @@ def test_points_scale_is_600_at_50_to_1_and_20_to_double() -> None:
 def test_card_points_are_the_pd_on_the_points_scale(fitted: tuple) -> None:
     _, X, _, card = fitted
     pd_ = 1 / (1 + np.exp(-card.logit(X)))
-    np.testing.assert_allclose(card.points(X).sum(axis=1), card.scaling.points_from_pd(pd_),
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        card.points(X).sum(axis=1), card.scaling.points_from_pd(pd_), atol=1e-6
+    )
 
 
 def test_json_round_trip_scores_identically(fitted: tuple) -> None:

@@ -66,7 +66,7 @@ def _lendstack(url: str, *args: str) -> list[str]:
     return [sys.executable, "-m", "lendstack.cli.main", "--database", url, *args]
 
 
-def test_closing_a_closed_date_again_changes_nothing(engine, catalog, database_url, tmp_path):
+def test_closing_a_closed_date_again_changes_nothing(engine, catalog, database_url):
     build_book(engine, catalog, count=12)
     store = SqlCloseStore(engine)
     day = START + timedelta(days=32)  # past the first billing date
@@ -110,14 +110,27 @@ def _scalar(engine: Engine, sql: str) -> str:
         return str(conn.execute(text(sql)).scalar())
 
 
+def _startup_seconds(url: str) -> float:
+    """How long the CLI takes to reach the database: imports, engine, schema check."""
+    started = time.monotonic()
+    done = subprocess.run(_lendstack(url, "ledger", "check"), capture_output=True, check=False)
+    assert done.returncode == 0, done.stderr
+    return time.monotonic() - started
+
+
 def _kill_rounds(
-    url: str, through: date, rng: random.Random, rounds: int, longest: float
+    url: str, through: date, rng: random.Random, rounds: int, close_seconds: float
 ) -> list[tuple[int, date | None]]:
     """Start the close and SIGKILL it after a random delay, `rounds` times.
 
-    Returns each run's exit code with the last closed date it left behind.
+    The delay runs from late in start-up to the end of an uninterrupted close (both measured
+    on this machine, now, so a loaded machine stretches the window too). Returns each run's
+    exit code with the last closed date it left behind.
     """
+    startup = _startup_seconds(url)
     store = SqlCloseStore(make_engine(url))
+    first = store.last_closed()
+    total_days = (through - first).days if first else (through - START).days
     outcomes = []
     for _ in range(rounds):
         proc = subprocess.Popen(
@@ -125,11 +138,24 @@ def _kill_rounds(
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        time.sleep(rng.uniform(0.0, longest))
+        # Aim inside the work still left: earlier rounds have closed some of the dates.
+        last = store.last_closed()
+        left = 1.0 if last is None else max((through - last).days, 0) / max(total_days, 1)
+        time.sleep(rng.uniform(0.7 * startup, startup + 0.8 * left * close_seconds))
         proc.send_signal(signal.SIGKILL)
         outcomes.append((proc.wait(), store.last_closed()))
     store.engine.dispose()
     return outcomes
+
+
+def _assert_killed_part_way(
+    outcomes: list[tuple[int, date | None]], before: date | None, through: date
+) -> None:
+    """The rounds must include kills that stopped a close after it had closed some dates."""
+    killed = [code == -signal.SIGKILL and day != through for code, day in outcomes]
+    days = [before] + [day for _, day in outcomes]
+    progressed = [k and days[n + 1] != days[n] for n, k in enumerate(killed)]
+    assert any(progressed), f"no run was killed after it began closing dates: {outcomes}"
 
 
 @pytest.mark.slow
@@ -151,10 +177,8 @@ def test_a_close_killed_at_random_points_ends_with_the_uninterrupted_books(
 
     build_book(engine, catalog)
     rng = random.Random(3)
-    # Interpreter start-up takes about a second; kill anywhere from start-up to the end.
-    outcomes = _kill_rounds(database_url, through, rng, rounds=6, longest=1.0 + close_seconds)
-    mid_close = [day for code, day in outcomes if code == -signal.SIGKILL and day != through]
-    assert len(mid_close) >= 2, f"too few runs were killed part-way: {outcomes}"
+    outcomes = _kill_rounds(database_url, through, rng, rounds=5, close_seconds=close_seconds)
+    _assert_killed_part_way(outcomes, None, through)
     finish = subprocess.run(
         _lendstack(database_url, "cob", "run", "--through", through.isoformat()),
         capture_output=True,
@@ -163,6 +187,50 @@ def test_a_close_killed_at_random_points_ends_with_the_uninterrupted_books(
     )
     assert finish.returncode == 0, finish.stderr
     assert SqlCloseStore(engine).last_closed() == through
+    assert fingerprint(engine) == expected, f"killed runs: {outcomes}"
+    with engine.connect() as conn:
+        assert reconcile(conn) == []
+
+
+GENERATED_AS_OF = date(2026, 6, 30)
+
+
+def _generate(url: str) -> None:
+    for args in (
+        ("init",),
+        ("portfolio", "generate", "--loans", "2000", "--seed", "3"),
+    ):
+        extra = ("--as-of", GENERATED_AS_OF.isoformat()) if args[0] == "portfolio" else ()
+        done = subprocess.run(
+            _lendstack(url, *args, *extra), capture_output=True, text=True, check=False
+        )
+        assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.slow
+def test_a_generated_book_killed_mid_close_ends_with_the_uninterrupted_books(
+    engine, database_url, reference_url
+):
+    """The same on a 2,000-loan generated book: longer statements, so kills land inside them."""
+    through = GENERATED_AS_OF + timedelta(days=12)
+    _generate(reference_url)
+    reference = make_engine(reference_url)
+    started = time.monotonic()
+    close_through(SqlCloseStore(reference), through)
+    close_seconds = time.monotonic() - started
+    expected = fingerprint(reference)
+    reference.dispose()
+
+    _generate(database_url)
+    outcomes = _kill_rounds(database_url, through, random.Random(7), 4, close_seconds)
+    _assert_killed_part_way(outcomes, GENERATED_AS_OF, through)
+    finish = subprocess.run(
+        _lendstack(database_url, "cob", "run", "--through", through.isoformat()),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert finish.returncode == 0, finish.stderr
     assert fingerprint(engine) == expected, f"killed runs: {outcomes}"
     with engine.connect() as conn:
         assert reconcile(conn) == []

@@ -130,7 +130,8 @@ def evaluate(
 
     frame = load_table(data)
     y = encode_target(frame, target, positive).y
-    with _progress(folds, "cross-validating", fmt is OutputFormat.JSON) as step:
+    total = folds * (inner_folds + 2)
+    with _progress(total, "cross-validating", fmt is OutputFormat.JSON) as step:
         result = evaluate_pipeline(
             frame,
             y,

@@ -114,8 +114,7 @@ def save_model(
 ) -> Path:
     """Write the model directory atomically; refuse to clobber one unless told to."""
     out = Path(out)
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        raise ValidationError(f"{out} exists and is not empty (use --overwrite)", field="out")
+    check_out(out, overwrite)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
@@ -129,6 +128,14 @@ def save_model(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out
+
+
+def check_out(out: Path, overwrite: bool) -> None:
+    """Refuse early (before any training) to replace an existing model by accident."""
+    if out.exists() and not out.is_dir():
+        raise ValidationError(f"{out} exists and is not a directory", field="out")
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise ValidationError(f"{out} exists and is not empty (use --overwrite)", field="out")
 
 
 def _swap_into_place(tmp: Path, out: Path) -> None:

@@ -44,7 +44,21 @@ class LinearModel:
         return out
 
     def logit(self, X: np.ndarray) -> np.ndarray:
-        return self.contributions(X).sum(axis=1)
+        """Log-odds without building the per-feature matrix: numbers in one matrix product."""
+        numeric = [j for j, k in enumerate(self.kinds) if k is FeatureKind.NUMERIC]
+        out = np.full(X.shape[0], self.intercept)
+        if numeric:
+            cols = X[:, numeric]
+            medians = np.asarray(self.medians)[numeric]
+            filled = np.where(np.isnan(cols), medians, cols)
+            scale = np.asarray([self.coefficients[j][0] / self.scales[j] for j in numeric])
+            out += filled @ scale - float(np.asarray(self.means)[numeric] @ scale)
+        for j, kind in enumerate(self.kinds):
+            if kind is FeatureKind.CATEGORICAL and self.coefficients[j]:
+                coef = np.asarray((*self.coefficients[j], 0.0))
+                col = X[:, j]
+                out += coef[np.where(np.isnan(col), len(coef) - 1, col).astype(np.int64)]
+        return out
 
 
 def _design(X: np.ndarray, spec: FeatureSpec, stats: tuple[np.ndarray, ...]) -> np.ndarray:

@@ -18,7 +18,7 @@ import numpy as np
 from lendstack.scoring.champion import Champion
 from lendstack.scoring.explain import Reason, centre, top_adverse
 from lendstack.scoring.fairness import GroupRow
-from lendstack.scoring.features import FeatureKind
+from lendstack.scoring.features import FeatureKind, FeatureSpec
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,15 +50,14 @@ class CreditModel:
     fairness: tuple[GroupRow, ...] = ()
 
     @property
-    def spec(self):  # type: ignore[no-untyped-def]
+    def spec(self) -> FeatureSpec:
         return self.champion.spec
 
     def score_matrix(self, X: np.ndarray) -> BatchScore:
         """Batch scoring of encoded rows, no reasons: the throughput path."""
-        pd_ = self.champion.pd(X)
-        scaling = self.champion.scorecard.scaling
-        card = self.champion.scorecard.points(X).sum(axis=1)
-        return BatchScore(pd_, scaling.points_from_pd(pd_), card)
+        Z, card = self.champion.score_parts(X)
+        pd_ = self.champion.blend.pd(Z)
+        return BatchScore(pd_, self.champion.scorecard.scaling.points_from_pd(pd_), card)
 
     def reasons_matrix(self, X: np.ndarray) -> list[tuple[Reason, ...]]:
         impacts = centre(self.champion.contributions(X), self.reference)

@@ -65,7 +65,8 @@ def render_model_card(model: Any) -> str:
         "## Pipeline",
         "",
         "Champion: LightGBM, an optbinning WOE scorecard and a standardised logistic regression, "
-        f"blended on {pipe['inner_folds']}-fold inner out-of-fold log-odds "
+        f"blended on out-of-fold log-odds of {pipe['out_of_fold_rows']:,} training rows "
+        f"({pipe['inner_folds']}-fold inner CV, or its first fold alone on large tables) "
         f"(weights per unit log-odds: {weights}) and calibrated with "
         f"**{pipe['calibration']}** calibration, chosen by cross-validated log loss. "
         f"LightGBM has {pipe['gbm_rounds']} trees (early stopping inside the training data).",

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from lendstack.scoring.features import FeatureKind, FeatureSpec
+from lendstack.scoring.scorecard import CompiledScorecard
 
 _FLOOR = 1e-4
 _QUANTILE_BINS = 10
@@ -126,7 +127,10 @@ class CharacteristicRow:
 
 
 def characteristic_analysis(
-    model_card: Any, train_bin_shares: dict[str, list[float]], X: np.ndarray, spec: FeatureSpec
+    model_card: CompiledScorecard,
+    train_bin_shares: dict[str, list[float]],
+    X: np.ndarray,
+    spec: FeatureSpec,
 ) -> list[CharacteristicRow]:
     """Per scorecard bin, how the population moved and how many points that moved the score."""
     rows = []
@@ -140,7 +144,9 @@ def characteristic_analysis(
     return rows
 
 
-def card_bin_shares(model_card: Any, X: np.ndarray, spec: FeatureSpec) -> dict[str, list[float]]:
+def card_bin_shares(
+    model_card: CompiledScorecard, X: np.ndarray, spec: FeatureSpec
+) -> dict[str, list[float]]:
     """Training share of each scorecard bin, saved for characteristic analysis later."""
     out = {}
     for ch in model_card.characteristics:

@@ -18,13 +18,14 @@ from typing import Any
 import numpy as np
 
 from lendstack.core.errors import ValidationError
-from lendstack.scoring.artifacts import save_model
+from lendstack.scoring.artifacts import check_out, save_model
 from lendstack.scoring.champion import (
     Champion,
     PipelineConfig,
     Progress,
     fit_champion,
     inner_metrics,
+    scored_rows,
 )
 from lendstack.scoring.data import encode_target, file_sha256, load_table
 from lendstack.scoring.explain import population_reference
@@ -34,7 +35,7 @@ from lendstack.scoring.model import CreditModel
 from lendstack.scoring.modelcard import render_model_card
 from lendstack.scoring.monitor import build_profile, card_bin_shares
 
-BACKGROUND_ROWS = 20_000
+BACKGROUND_ROWS = 2_000
 _LIBRARIES = ("lendstack", "lightgbm", "optbinning", "scikit-learn", "numpy", "pandas", "scipy")
 
 
@@ -97,6 +98,7 @@ def train_model(
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> CreditModel:
     """Train, describe and save a model; returns it as loaded in memory."""
+    check_out(Path(request.out), request.overwrite)
     frame = load_table(request.data)
     target = encode_target(frame, request.target, request.positive)
     spec = infer_spec(
@@ -104,7 +106,8 @@ def train_model(
     )
     X, y, seed = spec.encode_frame(frame), target.y, request.config.seed
     champion = fit_champion(X, y, spec, request.config, progress)
-    oof_pd = champion.blend.pd(champion.inner_oof)
+    rows = scored_rows(champion)
+    oof_pd = champion.blend.pd(champion.inner_oof[rows])
     cutoff = float(y.mean()) if request.cutoff is None else request.cutoff
     profile = build_profile(spec, X, champion.pd(X))
     profile["scorecard_bins"] = card_bin_shares(champion.scorecard, X, spec)
@@ -114,13 +117,13 @@ def train_model(
         reference=background_reference(champion, X, seed),
         metadata=_metadata(request, frame.shape, target, champion, y, cutoff, now),
         profile=profile,
-        fairness=_fairness(frame, spec, oof_pd, y, cutoff, seed),
+        fairness=_fairness(frame.iloc[rows], spec, oof_pd, y[rows], cutoff, seed),
     )
     save_model(
         model,
         request.out,
         render_model_card(model),
-        np.column_stack([y, oof_pd]),
+        np.column_stack([y[rows], oof_pd]),
         request.overwrite,
     )
     if progress:
@@ -162,6 +165,7 @@ def _metadata(
         },
         "pipeline": {
             "inner_folds": config.inner_folds,
+            "out_of_fold_rows": len(scored_rows(champion)),
             "gbm_rounds": champion.gbm_rounds,
             "blend_weights": dict(
                 zip(("lightgbm", "scorecard", "logistic"), champion.blend.weights, strict=True)

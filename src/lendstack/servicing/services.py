@@ -18,14 +18,24 @@ from lendstack.servicing.domain.booking import (
     open_loan,
     with_id,
 )
-from lendstack.servicing.domain.ledger import JournalEntry
+from lendstack.servicing.domain.ledger import EventType, JournalEntry
 from lendstack.servicing.domain.lifecycle import LoanStatus
 from lendstack.servicing.domain.loan import LoanState, resume_period
-from lendstack.servicing.domain.payments import PaymentOutcome, apply_payment, unapply
+from lendstack.servicing.domain.payments import (
+    PaymentOutcome,
+    apply_credit,
+    apply_payment,
+    reversal_entry,
+    unapply,
+    unapply_credit,
+)
 from lendstack.servicing.domain.prepayment import PayoffQuote, payoff_quote, prepay
 from lendstack.servicing.domain.products import ProductCatalog
 from lendstack.servicing.domain.schedule import PrepaymentMode, Schedule, generate
 from lendstack.servicing.ports import Calendar, StoredPayment, UnitOfWork
+
+CREDIT_APPLIED = EventType.CREDIT_APPLIED.value
+"""The kind of payment a close records when it settles dues from a borrower's credit."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,9 +189,12 @@ def take_payment(uow: UnitOfWork, payment: Payment) -> StoredPayment:
 
 def _undo(uow: UnitOfWork, loan: LoanState, stored: StoredPayment, on: date) -> LoanState:
     original: JournalEntry = uow.ledger.get(stored.entry_id)
-    reversal = original.reversal(stored.entry_id, on, f"reversal:{stored.id}")
+    reference = f"reversal:{stored.id}"
+    reversal = reversal_entry(loan, original, stored.applied, stored.entry_id, on, reference)
     uow.payments.mark_reversed(stored.id, uow.ledger.post(reversal))
     accrued = (stored.accrued_interest, stored.accrued_fee)
+    if stored.kind == CREDIT_APPLIED:
+        return unapply_credit(loan, stored.applied, stored.parts)
     if stored.kind != "prepayment":
         return unapply(loan, stored.applied, stored.parts, accrued)
     # The earlier schedule version still holds the installments exactly as they were.
@@ -203,12 +216,13 @@ def reverse_payment(uow: UnitOfWork, payment_id: int, on: date) -> tuple[StoredP
         later = tuple(uow.payments.later_than(target))
         _check_reversible((target, *later), on)
         loan = uow.loans.get(target.loan_id, for_update=True)
+        _check_on_book(loan, (target, *later))
         for stored in reversed((target, *later)):
             loan = _undo(uow, loan, stored, on)
         uow.loans.save(loan)
         redone = tuple(_reapply(uow, stored, target.id, on) for stored in later)
         uow.commit()
-    return redone
+    return tuple(p for p in redone if p is not None)
 
 
 def _check_reversible(chain: tuple[StoredPayment, ...], on: date) -> None:
@@ -221,11 +235,58 @@ def _check_reversible(chain: tuple[StoredPayment, ...], on: date) -> None:
             )
 
 
-def _reapply(uow: UnitOfWork, stored: StoredPayment, reversed_id: int, on: date) -> StoredPayment:
+def _check_on_book(loan: LoanState, chain: tuple[StoredPayment, ...]) -> None:
+    """A charged-off loan carries no receivables: undoing a payment from before the charge-off
+    would put dues back on it (and re-applying one would turn it into a recovery). Only
+    recoveries, taken after the charge-off, can be reversed there."""
+    if loan.status not in (LoanStatus.CHARGED_OFF, LoanStatus.WRITTEN_OFF):
+        return
+    for stored in chain:
+        if stored.kind != EventType.RECOVERY.value:
+            raise Conflict(
+                f"loan {loan.id} is {loan.status}; payment {stored.id} was taken before the "
+                "charge-off and cannot be reversed (only recoveries can)",
+                field="payment_id",
+            )
+
+
+def _reapply(
+    uow: UnitOfWork, stored: StoredPayment, reversed_id: int, on: date
+) -> StoredPayment | None:
     mode = PrepaymentMode(stored.mode) if stored.mode else None
     key = f"{stored.idempotency_key}~after-reversal-{reversed_id}"
+    if stored.kind == CREDIT_APPLIED:
+        return _reapply_credit(uow, stored, key, on)
     payment = Payment(stored.loan_id, stored.amount, stored.value_date, key, mode)
     return _post_payment(uow, payment, on)
+
+
+def _reapply_credit(
+    uow: UnitOfWork, stored: StoredPayment, key: str, on: date
+) -> StoredPayment | None:
+    """Redo a close's credit application from whatever credit the borrower still holds.
+
+    It was paid from the credit balance, not cash, so re-posting it as a cash payment would
+    invent money; if the reversed payment was what funded the credit, nothing is applied.
+    """
+    loan = uow.loans.get(stored.loan_id, for_update=True)
+    outcome = apply_credit(loan, stored.value_date, key)
+    if outcome is None:
+        return None
+    entry_id = uow.ledger.post(replace(outcome.entry, business_date=on))
+    uow.loans.save(outcome.loan)
+    redone = replace(
+        stored,
+        id=0,
+        amount=outcome.applied.total,
+        idempotency_key=key,
+        request_hash=key,
+        applied=outcome.applied,
+        parts=outcome.parts,
+        entry_id=entry_id,
+        schedule_version_before=loan.schedule_version,
+    )
+    return replace(redone, id=uow.payments.add(redone))
 
 
 __all__ = [

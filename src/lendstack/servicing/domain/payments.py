@@ -125,13 +125,45 @@ def _income_recognition(loan: LoanState, applied: Applied) -> list[Posting | Non
     """On a non-accrual loan, income is recognised only when cash arrives (cash basis)."""
     if not loan.non_accrual:
         return []
+    return _recognition_legs(loan.id, applied)
+
+
+def _recognition_legs(loan_id: int, applied: Applied) -> list[Posting | None]:
+    """Income the payment settled moves from suspense to income."""
     collected = applied.interest + applied.fee + applied.penalty
     return [
-        leg(Account.INTEREST_SUSPENSE, Side.DEBIT, collected, loan.id),
-        leg(Account.INTEREST_INCOME, Side.CREDIT, applied.interest, loan.id),
-        leg(Account.FEE_INCOME, Side.CREDIT, applied.fee, loan.id),
-        leg(Account.PENALTY_INCOME, Side.CREDIT, applied.penalty, loan.id),
+        leg(Account.INTEREST_SUSPENSE, Side.DEBIT, collected, loan_id),
+        leg(Account.INTEREST_INCOME, Side.CREDIT, applied.interest, loan_id),
+        leg(Account.FEE_INCOME, Side.CREDIT, applied.fee, loan_id),
+        leg(Account.PENALTY_INCOME, Side.CREDIT, applied.penalty, loan_id),
     ]
+
+
+def reversal_entry(
+    loan: LoanState,
+    original: JournalEntry,
+    applied: Applied,
+    entry_id: int,
+    on: date,
+    reference: str,
+) -> JournalEntry:
+    """The entry that cancels a payment, on a loan whose accrual status may have changed since.
+
+    A plain mirror is right only if the loan accrues now as it did when the payment was
+    posted. Income a payment settled on an accruing loan had been earned at accrual; put back
+    on a loan that no longer accrues, it goes to suspense like the loan's other unpaid income.
+    Income a payment recognised from suspense, put back on a loan accruing again, stays earned.
+    """
+    mirror = original.reversal(entry_id, on, reference)
+    recognised = any(
+        p.account is Account.INTEREST_SUSPENSE and p.side is Side.DEBIT for p in original.postings
+    )
+    if recognised == loan.non_accrual:
+        return mirror
+    legs = [p for p in _recognition_legs(loan.id, applied) if p is not None]
+    if loan.non_accrual:
+        legs = [p.mirrored() for p in legs]
+    return replace(mirror, postings=mirror.postings + tuple(legs))
 
 
 def payment_postings(
@@ -274,3 +306,13 @@ def apply_credit(loan: LoanState, on: date, reference: str) -> PaymentOutcome | 
     after = paid.loan.balances
     state = replace(paid.loan, balances=replace(after, credit=after.credit - amount))
     return replace(paid, loan=state, entry=entry)
+
+
+def unapply_credit(
+    loan: LoanState, applied: Applied, parts: Sequence[InstallmentPart]
+) -> LoanState:
+    """The inverse of `apply_credit`, for reversals: the dues are owed again and the money
+    goes back to the borrower's credit balance it came from (it was never cash)."""
+    undone = unapply(loan, applied, parts)
+    balances = replace(undone.balances, credit=undone.balances.credit + applied.total)
+    return replace(undone, balances=balances)
