@@ -13,11 +13,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 from sqlalchemy import Engine, create_engine, text
 
 from lendstack.servicing.domain.products import ProductCatalog
 from lendstack.storage.db import make_engine, migrate
 from lendstack.storage.repositories import SqlUnitOfWork
+
+# CI replays the same examples every run so a red build is reproducible and its time bounded;
+# HYPOTHESIS_PROFILE=explore searches afresh on each run.
+settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
+settings.register_profile("explore", deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 PG_URL = os.environ.get("LENDSTACK_TEST_DATABASE_URL")
 BACKENDS = (

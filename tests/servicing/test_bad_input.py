@@ -113,10 +113,6 @@ def test_bad_input_is_refused_by_field_and_writes_nothing(
     assert dump(engine) == before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="cli: click reads `pay 1 -5` as an unknown option -5; the message names no field",
-)
 def test_negative_payment_amount_without_dashdash_names_the_field(served, engine, capsys):
     before = dump(engine)
     exit_code, err = run_cli(capsys, served, *_pay("1", "-5"))
@@ -125,11 +121,6 @@ def test_negative_payment_amount_without_dashdash_names_the_field(served, engine
     assert "amount:" in err, err
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="cli: main() catches click.exceptions, but typer 0.29 raises typer._click's own; "
-    "usage errors escape as tracebacks",
-)
 def test_a_missing_option_is_a_usage_error_not_a_traceback(served, engine, capsys):
     before = dump(engine)
     try:

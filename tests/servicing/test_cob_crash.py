@@ -123,9 +123,9 @@ def _kill_rounds(
 ) -> list[tuple[int, date | None]]:
     """Start the close and SIGKILL it after a random delay, `rounds` times.
 
-    The delay runs from late in start-up to the end of an uninterrupted close (both measured
-    on this machine, now, so a loaded machine stretches the window too). Returns each run's
-    exit code with the last closed date it left behind.
+    The delay runs from late in start-up into the part of the close still left (start-up and
+    close times are measured on this machine, now, so a loaded machine stretches the window
+    too). Returns each run's exit code with the last closed date it left behind.
     """
     startup = _startup_seconds(url)
     store = SqlCloseStore(make_engine(url))

@@ -392,7 +392,9 @@ def _render_payments(payments: tuple[StoredPayment, ...], fmt: OutputFormat) -> 
         console.print(f"payment {p.id} on loan {p.loan_id}: {p.amount} CNY ({p.kind}) → {parts}")
 
 
-@pay_app.command("post")
+# Unknown options pass through as arguments, so `pay 1 -5` reaches the amount check and is
+# refused as a negative amount rather than as an unknown option "-5".
+@pay_app.command("post", context_settings={"ignore_unknown_options": True})
 def pay_post(
     ctx: typer.Context,
     loan_id: int,

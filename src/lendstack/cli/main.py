@@ -6,12 +6,19 @@ import sys
 
 import click
 import typer
+from typer._click import exceptions as typer_click_exceptions
 
 from lendstack import __version__
 from lendstack.cli.context import AppContext
 from lendstack.cli.render import err_console
 from lendstack.core.errors import LendstackError
 from lendstack.settings import Settings
+
+# typer 0.29 raises exceptions from its vendored copy of click, which are not click's own;
+# catch both so usage errors are a message and exit code 2, never a traceback.
+_EXITS = (click.exceptions.Exit, typer.Exit)
+_ABORTS = (click.exceptions.Abort, typer.Abort)
+_USAGE_ERRORS = (click.ClickException, typer_click_exceptions.ClickException)
 
 app = typer.Typer(
     name="lendstack",
@@ -54,12 +61,12 @@ def main(argv: list[str] | None = None) -> None:
     except LendstackError as exc:
         err_console.print(f"[bold red]error:[/] {exc}")
         sys.exit(exc.exit_code)
-    except click.exceptions.Exit as exc:
+    except _EXITS as exc:
         sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
+    except _ABORTS:
         err_console.print("aborted")
         sys.exit(130)
-    except click.ClickException as exc:
+    except _USAGE_ERRORS as exc:
         exc.show()
         sys.exit(exc.exit_code)
 
