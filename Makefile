@@ -26,7 +26,8 @@ test: lint
 	$(BIN)/pytest -n 2 --dist loadgroup
 
 bench: $(STAMP)
-	$(BIN)/python -m benchmarks.run
+	$(BIN)/python -m benchmarks.bench_servicing
+	$(BIN)/python -m benchmarks.bench_scoring
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache lendstack.db
