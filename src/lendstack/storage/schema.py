@@ -217,3 +217,82 @@ portfolio_snapshots = Table(
     _fen("fee_fen"),
     _fen("penalty_fen"),
 )
+
+
+# --- underwriting -------------------------------------------------------------------------
+
+decision_log = Table(
+    "decision_log",
+    metadata,
+    # The append-only, hash-chained audit log: one row per decision or review resolution.
+    # `seq` orders the chain; `record_json` is the canonical JSON the hash covers, with PII
+    # replaced by its AES-GCM ciphertext, so verification needs no key.
+    Column("seq", Id, primary_key=True, autoincrement=True),
+    Column("kind", String(16), nullable=False),  # decision | review
+    Column("decision_id", String(40), nullable=False),
+    Column("channel", String(64), nullable=False),
+    Column("application_date", Date, nullable=False),
+    Column("outcome", String(16), nullable=False),
+    Column("borrower_key", String(64), nullable=False),
+    Column("offer_amount_fen", Fen, nullable=True),
+    Column("idempotency_key", String(200), nullable=True),
+    Column("request_sha256", String(64), nullable=True),
+    Column("record_json", Text, nullable=False),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("channel", "idempotency_key"),
+    Index("ix_decision_log_decision", "decision_id", "kind"),
+    Index("ix_decision_log_borrower", "borrower_key", "application_date"),
+    Index("ix_decision_log_date", "application_date"),
+)
+
+rule_pack_texts = Table(
+    "rule_pack_texts",
+    metadata,
+    # Every rule pack a decision was made under, by content hash, so replay re-runs the exact
+    # text even after the file in version control has moved on.
+    Column("sha256", String(64), primary_key=True),
+    Column("pack_id", String(64), nullable=False),
+    Column("version", String(32), nullable=False),
+    Column("text", Text, nullable=False),
+)
+
+review_queue = Table(
+    "review_queue",
+    metadata,
+    Column("decision_id", String(40), primary_key=True),
+    Column("channel", String(64), nullable=False),
+    Column("status", String(16), nullable=False),  # open | resolved
+    Column("reasons", Text, nullable=False),
+    Column("opened_at", DateTime(timezone=True), nullable=False),
+    Column("resolved_at", DateTime(timezone=True), nullable=True),
+    Column("resolved_by", String(64), nullable=True),
+    Column("resolution", String(16), nullable=True),  # APPROVE | COUNTER_OFFER | DECLINE
+    Column("note", Text, nullable=True),
+    Index("ix_review_queue_status", "status", "opened_at"),
+)
+
+rejected_inputs = Table(
+    "rejected_inputs",
+    metadata,
+    # Invalid applications are counted, not decided: which fields were wrong, never the payload.
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("source", String(16), nullable=False),  # api | batch
+    Column("channel", String(64), nullable=True),
+    Column("fields", Text, nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("key_sha256", String(64), nullable=False, unique=True),
+    Column("prefix", String(12), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("channel", String(64), nullable=True),
+    Column("partner_id", String(64), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("revoked_at", DateTime(timezone=True), nullable=True),
+)

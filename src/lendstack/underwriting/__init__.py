@@ -1,0 +1,1 @@
+"""Underwriting: applications, identity checks, rule packs, pricing, limits, decisions, audit."""
