@@ -1,0 +1,164 @@
+"""What a decision is: an outcome, its reasons, and the offer the borrower must be shown.
+
+A decline is a value, not an exception. Everything here is JSON-able through `as_json`, which
+is what the audit log stores, the API returns and replay compares.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+from lendstack.core.rates import AprDisclosure
+from lendstack.servicing import RepaymentMethod, Schedule
+from lendstack.underwriting.pricing import Price
+
+
+class Outcome(StrEnum):
+    APPROVE = "APPROVE"
+    COUNTER_OFFER = "COUNTER_OFFER"
+    DECLINE = "DECLINE"
+    REFER = "REFER"
+
+
+class ReasonSource(StrEnum):
+    POLICY = "policy"
+    RULE = "rule"
+    MODEL = "model"
+
+
+@dataclass(frozen=True, slots=True)
+class Reason:
+    code: str
+    text: str
+    source: ReasonSource
+    rule_id: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"code": self.code, "text": self.text, "source": self.source.value}
+        if self.rule_id:
+            out["rule_id"] = self.rule_id
+        return out
+
+
+class LimitSource(StrEnum):
+    REGULATORY = "regulatory"
+    AFFORDABILITY = "affordability"
+    DEBT_SERVICE_RULE = "debt_service_rule"
+    PD_CURVE = "pd_curve"
+    PRODUCT = "product"
+
+
+@dataclass(frozen=True, slots=True)
+class CreditLimit:
+    """The minimum of its candidates; `binding` says which one set it."""
+
+    amount: Decimal
+    binding: LimitSource
+    candidates: tuple[tuple[LimitSource, Decimal, str | None], ...]
+    """(source, amount, rule id if a rule set it)."""
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "amount": str(self.amount),
+            "binding": self.binding.value,
+            "candidates": [
+                {"source": s.value, "amount": str(a), **({"rule_id": r} if r else {})}
+                for s, a, r in self.candidates
+            ],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Offer:
+    """The disclosure the borrower must see before signing (PBOC 〔2021〕 No. 3)."""
+
+    product_id: str
+    schedule: Schedule
+    apr: AprDisclosure
+    monthly_burden: Decimal
+    """Largest monthly installment (for bullet and interest-first: total repaid / months)."""
+
+    @property
+    def amount(self) -> Decimal:
+        return self.schedule.terms.principal
+
+    @property
+    def term_months(self) -> int:
+        return self.schedule.terms.term_months
+
+    @property
+    def method(self) -> RepaymentMethod:
+        return self.schedule.terms.method
+
+    def as_json(self) -> dict[str, Any]:
+        s, t = self.schedule, self.schedule.terms
+        return {
+            "product_id": self.product_id,
+            "amount": str(self.amount),
+            "term_months": self.term_months,
+            "repayment_method": self.method.value,
+            "annual_interest_rate": str(t.annual_rate),
+            "apr_irr": str(self.apr.apr_irr),
+            "apr_effective": str(self.apr.apr_effective),
+            "apr_simple": str(self.apr.apr_simple),
+            "fees": {
+                "per_period_fee_rate": str(t.fee_rate),
+                "per_period_fees_total": str(s.total_fees),
+                "upfront_fee": str(s.upfront_fee),
+            },
+            "total_interest": str(s.total_interest),
+            "total_cost": str(s.total_cost),
+            "total_repayment": str(t.principal + s.total_interest + s.total_fees),
+            "net_disbursement": str(s.net_disbursement),
+            "monthly_burden": str(self.monthly_burden),
+            "schedule": [
+                {
+                    "number": i.number,
+                    "due_date": i.due_date.isoformat(),
+                    "principal": str(i.principal),
+                    "interest": str(i.interest),
+                    "fee": str(i.fee),
+                    "total": str(i.total),
+                }
+                for i in s.installments
+            ],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Score:
+    pd: float
+    points: float
+
+    def as_json(self) -> dict[str, Any]:
+        return {"pd": round(self.pd, 10), "points": round(self.points, 4)}
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The engine's answer. Rule results are kept whole: replay and backtests compare them."""
+
+    outcome: Outcome
+    reasons: tuple[Reason, ...]
+    offer: Offer | None
+    score: Score | None
+    price: Price | None
+    limit: CreditLimit | None
+    rule_results: tuple[dict[str, Any], ...]
+    bindings: tuple[tuple[str, str], ...]
+    """(what was capped, rule id) for every rule value that bound this decision."""
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "outcome": self.outcome.value,
+            "reasons": [r.as_json() for r in self.reasons],
+            "offer": None if self.offer is None else self.offer.as_json(),
+            "score": None if self.score is None else self.score.as_json(),
+            "price": None if self.price is None else self.price.as_json(),
+            "limit": None if self.limit is None else self.limit.as_json(),
+            "rule_results": list(self.rule_results),
+            "bindings": dict(self.bindings),
+        }

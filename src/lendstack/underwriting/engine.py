@@ -1,0 +1,360 @@
+"""The decision engine: an application in, a `Decision` out. Pure: no clock, no storage.
+
+Order of work, cheapest and most final first:
+1. screen: the rules that need no offer (purpose, students, consents, age, lender count) and
+   the duplicate check;
+2. score the applicant with the credit model (only with bureau consent);
+3. price: the APR the risk needs, which must fit under the rule pack's APR cap;
+4. limit: the least of the regulatory headroom, affordability, the debt-service rule, the PD
+   curve and the product maximum;
+5. offer: the real schedule and its all-in APR (IRR, every fee included), then every rule is
+   evaluated again on the offer itself, so what is approved is what was checked;
+6. outcome, with policy and rule reasons, and at most four model reasons when not approved.
+
+A rule that errors makes the decision REFER: the engine fails closed and never approves on a
+rule it could not evaluate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from decimal import ROUND_FLOOR, Decimal
+from typing import Any, TypeVar
+
+from lendstack.core.errors import InvariantViolation, LendstackError
+from lendstack.scoring import CreditModel
+from lendstack.servicing import (
+    LoanRequest,
+    Product,
+    ProductCatalog,
+    RepaymentMethod,
+    Schedule,
+    quote,
+)
+from lendstack.underwriting import reasons as R
+from lendstack.underwriting.application import Application
+from lendstack.underwriting.decision import (
+    CreditLimit,
+    Decision,
+    LimitSource,
+    Offer,
+    Outcome,
+    Reason,
+    Score,
+)
+from lendstack.underwriting.features import FeatureMap
+from lendstack.underwriting.policy import Policy
+from lendstack.underwriting.pricing import Price, flat_fee_rate, price
+from lendstack.underwriting.rules import Facts, RulePack, RuleResult, RuleSet, Verdict
+
+_REFERENCE_AMOUNT = Decimal(10000)
+
+
+@dataclass(frozen=True, slots=True)
+class BorrowerHistory:
+    """What the lender's own books say about this borrower at decision time."""
+
+    existing_balance: Decimal = Decimal(0)
+    duplicate_of: str | None = None
+    """The id of an earlier decision inside the policy's duplicate window, if any."""
+
+
+@dataclass(slots=True)
+class _Draft:
+    """The decision being assembled; local to one `decide` call."""
+
+    app: Application
+    rules: RuleSet
+    facts: Facts
+    reasons: list[Reason] = field(default_factory=list)
+    results: tuple[RuleResult, ...] = ()
+    bindings: dict[str, str] = field(default_factory=dict)
+    score: Score | None = None
+    price: Price | None = None
+    limit: CreditLimit | None = None
+    offer: Offer | None = None
+    product: Product | None = None
+    refer: bool = False
+
+    def fail(self, reason: Reason) -> None:
+        self.reasons.append(reason)
+
+    @property
+    def declined(self) -> bool:
+        return any(r.code not in R.NON_DECLINING for r in self.reasons)
+
+
+@dataclass(frozen=True, slots=True)
+class Engine:
+    """Everything one decision is pinned to: rule pack, model, feature map, policy, products."""
+
+    pack: RulePack
+    model: CreditModel
+    features: FeatureMap
+    policy: Policy
+    catalog: ProductCatalog
+
+    def decide(self, app: Application, history: BorrowerHistory) -> Decision:
+        draft = self._screen(app, history)
+        if not draft.declined and app.consents.bureau_query:
+            self._score(draft)
+        stages: tuple[Callable[[_Draft], None], ...] = (
+            self._price,
+            self._limit,
+            self._offer,
+            self._final_rules,
+        )
+        for stage in stages:
+            if draft.declined or draft.refer:
+                break
+            stage(draft)
+        return self._conclude(draft)
+
+    # -- stages ---------------------------------------------------------------------------
+
+    def _screen(self, app: Application, history: BorrowerHistory) -> _Draft:
+        rules = self.pack.select(app.application_date, app.lender_type.value)
+        draft = _Draft(app, rules, facts_for(app, history.existing_balance))
+        if history.duplicate_of is not None:
+            draft.fail(R.duplicate(history.duplicate_of, self.policy.duplicate_days))
+        self._absorb(draft, rules.screen(draft.facts))
+        return draft
+
+    def _score(self, draft: _Draft) -> None:
+        row = self.model.score_row(self.features.row(draft.app), reasons=False)
+        draft.score = Score(row.pd, row.points)
+        if Decimal(repr(row.pd)) > self.policy.max_pd:
+            draft.fail(R.risk_too_high(row.pd, self.policy.max_pd))
+
+    def _price(self, draft: _Draft) -> None:
+        if draft.score is None:
+            draft.fail(R.NO_BUREAU_CONSENT)
+            return
+        app = draft.app
+        method, term = app.loan.repayment_method, app.loan.term_months
+        draft.price = needed = price(draft.score.pd, method, term, self.policy.pricing)
+        cap = draft.rules.max_apr()
+        if cap is None:
+            draft.refer = True
+            draft.fail(R.no_rule("apr_max"))
+            return
+        draft.bindings["apr_cap"] = cap.rule_id
+        if needed.apr > cap.value:
+            draft.fail(R.above_cap(needed.apr, cap.value, cap.rule_id))
+        term_cap = draft.rules.max_term(method.value)
+        if term_cap is not None:
+            draft.bindings["term_cap"] = term_cap.rule_id
+            if term > term_cap.value:
+                draft.fail(R.term_above_cap(term, term_cap.value, term_cap.rule_id))
+        draft.product = product = self._product(draft)
+        if product is not None and term not in product.terms_allowed:
+            draft.fail(R.term_not_offered(term, product))
+
+    def _limit(self, draft: _Draft) -> None:
+        product = _need(draft.product)
+        candidates = self._limit_candidates(draft, product)
+        source, amount, _ = min(candidates, key=lambda c: (c[1], c[0].value))
+        draft.limit = CreditLimit(amount, source, candidates)
+        if amount < product.amount_min or amount <= 0:
+            draft.fail(R.limit_too_low(amount, product.amount_min, source))
+
+    def _offer(self, draft: _Draft) -> None:
+        amount = min(draft.app.loan.amount, _need(draft.limit).amount)
+        try:
+            draft.offer = self._build_offer(_need(draft.product), amount, draft)
+        except LendstackError as exc:
+            draft.fail(R.cannot_price(str(exc)))
+
+    def _final_rules(self, draft: _Draft) -> None:
+        offer = _need(draft.offer)
+        draft.facts = replace(
+            draft.facts,
+            amount=offer.amount,
+            apr_irr=offer.apr.apr_irr,
+            monthly_installment=offer.monthly_burden,
+        )
+        self._absorb(draft, draft.rules.evaluate(draft.facts))
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def _absorb(self, draft: _Draft, results: Iterable[RuleResult]) -> None:
+        """Keep every result; a FAIL declines, an ERROR refers."""
+        kept = {r.rule_id: r for r in draft.results}
+        for result in results:
+            kept[result.rule_id] = result
+            if result.verdict is Verdict.FAIL:
+                draft.fail(R.rule_failed(result))
+            elif result.verdict is Verdict.ERROR:
+                draft.refer = True
+                draft.fail(R.rule_error(result))
+        draft.results = tuple(kept.values())
+
+    def _product(self, draft: _Draft) -> Product | None:
+        method = draft.app.loan.repayment_method
+        product_id = self.policy.product_for(method)
+        if product_id is None:
+            draft.fail(R.method_not_offered(method))
+            return None
+        return self.catalog.get(product_id)
+
+    def _limit_candidates(
+        self, draft: _Draft, product: Product
+    ) -> tuple[tuple[LimitSource, Decimal, str | None], ...]:
+        score = _need(draft.score)
+        app, limits = draft.app, self.policy.limits
+        per_unit = self._burden_per_unit(product, draft)
+        spare = app.applicant.monthly_income - app.applicant.monthly_obligations
+        out: list[tuple[LimitSource, Decimal, str | None]] = [
+            (
+                LimitSource.AFFORDABILITY,
+                self._floor(spare * limits.affordability_share / per_unit),
+                None,
+            ),
+            (LimitSource.PD_CURVE, limits.limit_for(Decimal(repr(score.pd))), None),
+            (LimitSource.PRODUCT, product.amount_max, None),
+        ]
+        headroom = draft.rules.amount_headroom(draft.facts)
+        if headroom is not None:
+            draft.bindings["amount_cap"] = headroom.rule_id
+            out.append((LimitSource.REGULATORY, self._floor(headroom.value), headroom.rule_id))
+        installment = draft.rules.max_installment(draft.facts)
+        if installment is not None:
+            draft.bindings["debt_service_cap"] = installment.rule_id
+            amount = self._floor(installment.value / per_unit)
+            out.append((LimitSource.DEBT_SERVICE_RULE, amount, installment.rule_id))
+        return tuple(out)
+
+    def _floor(self, amount: Decimal) -> Decimal:
+        step = self.policy.limits.step
+        return max((amount / step).to_integral_value(rounding=ROUND_FLOOR) * step, Decimal(0))
+
+    def _burden_per_unit(self, product: Product, draft: _Draft) -> Decimal:
+        """Monthly burden per yuan lent at this price: limits scale it to an amount."""
+        reference = max(_REFERENCE_AMOUNT, product.amount_min)
+        offer = self._build_offer(product, reference, draft)
+        return offer.monthly_burden / reference
+
+    def _build_offer(self, product: Product, amount: Decimal, draft: _Draft) -> Offer:
+        app = draft.app
+        rate, fee = _rates_for(product, _need(draft.price).apr, app.loan.term_months)
+        request = LoanRequest(
+            product.id, amount, app.loan.term_months, rate, app.application_date, fee_rate=fee
+        )
+        schedule = quote(self.catalog, request)
+        return Offer(product.id, schedule, schedule.apr(), monthly_burden(schedule))
+
+    def _conclude(self, draft: _Draft) -> Decision:
+        outcome = _outcome(draft)
+        if not draft.app.consents.automated_decision:
+            draft.reasons.append(R.PIPL_REFER)
+            outcome = Outcome.REFER
+        elif outcome is Outcome.COUNTER_OFFER and draft.limit is not None:
+            draft.reasons.append(R.counter_offer(draft.limit))
+        if outcome is not Outcome.APPROVE and draft.score is not None:
+            draft.reasons.extend(self._model_reasons(draft.app))
+        offer = draft.offer if outcome in (Outcome.APPROVE, Outcome.COUNTER_OFFER) else None
+        if outcome is Outcome.REFER:
+            offer = draft.offer  # the reviewer sees what would have been offered
+        return Decision(
+            outcome,
+            tuple(draft.reasons),
+            offer,
+            draft.score,
+            draft.price,
+            draft.limit,
+            tuple(_result_json(r) for r in draft.results),
+            tuple(sorted(draft.bindings.items())),
+        )
+
+    def _model_reasons(self, app: Application) -> list[Reason]:
+        n = self.policy.max_model_reasons
+        row = self.model.score_row(self.features.row(app), reasons=n > 0)
+        return [R.model_reason(r.code, r.text) for r in row.reasons[:n]]
+
+
+_T = TypeVar("_T")
+
+
+def _need(value: _T | None) -> _T:
+    """Stages run in order, so an earlier stage's result is always there; if not, it's a bug."""
+    if value is None:
+        raise InvariantViolation("a decision stage ran before the stage it depends on")
+    return value
+
+
+def _outcome(draft: _Draft) -> Outcome:
+    if draft.refer:
+        return Outcome.REFER
+    if draft.declined or draft.offer is None:
+        return Outcome.DECLINE
+    if draft.offer.amount < draft.app.loan.amount:
+        return Outcome.COUNTER_OFFER
+    return Outcome.APPROVE
+
+
+def _rates_for(product: Product, apr: Decimal, term: int) -> tuple[Decimal, Decimal | None]:
+    """Contract rate and per-period fee that deliver `apr` within the product's ranges.
+
+    Below the product's floor the floor applies (the borrower pays the product's minimum);
+    above its ceiling this raises, and the engine declines: prices are never clamped down.
+    """
+    if product.method is RepaymentMethod.INTEREST_FREE_FEE:
+        fee = max(flat_fee_rate(apr, term), product.fee_rate_min)
+        _check_within(fee, product.fee_rate_max, "fee_rate", product)
+        return Decimal(0), fee
+    rate = max(apr, product.rate_min)
+    _check_within(rate, product.rate_max, "rate", product)
+    return rate, None
+
+
+def _check_within(value: Decimal, ceiling: Decimal, name: str, product: Product) -> None:
+    if value > ceiling:
+        raise R.PricingOutOfRange(
+            f"needed {name} {value} is above product {product.id}'s {ceiling}"
+        )
+
+
+def monthly_burden(schedule: Schedule) -> Decimal:
+    """The monthly debt service an offer adds, for affordability and the DTI rule.
+
+    Amortising loans: the largest installment. Bullet and interest-first loans pile the
+    principal into the last payment, so their burden is the total repaid spread over the
+    months: the saving a borrower needs to make each month to meet it.
+    """
+    method = schedule.terms.method
+    if method in (RepaymentMethod.BULLET, RepaymentMethod.INTEREST_FIRST):
+        total = sum((i.total for i in schedule.installments), Decimal(0))
+        return (total / schedule.term_months).quantize(Decimal("0.01"))
+    return max(i.total for i in schedule.installments)
+
+
+def facts_for(app: Application, existing_balance: Decimal) -> Facts:
+    a, loan = app.applicant, app.loan
+    consents = frozenset(k for k, v in app.consents.model_dump().items() if v)
+    return Facts(
+        application_date=app.application_date,
+        lender_type=app.lender_type.value,
+        age=app.age,
+        purpose=loan.purpose.value,
+        is_student=a.is_student,
+        consents=consents,
+        active_lenders=app.bureau.active_lenders,
+        monthly_income=a.monthly_income,
+        monthly_obligations=a.monthly_obligations,
+        existing_balance=existing_balance,
+        amount=loan.amount,
+        term_months=loan.term_months,
+        repayment_method=loan.repayment_method.value,
+    )
+
+
+def _result_json(result: RuleResult) -> dict[str, Any]:
+    return {
+        "rule_id": result.rule_id,
+        "kind": result.kind.value,
+        "verdict": result.verdict.value,
+        "observed": result.observed,
+        "limit": result.limit,
+        "message": result.message,
+    }
