@@ -31,3 +31,15 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache lendstack.db
+
+# The shipped default credit model: synthetic applicants (seed 7) -> training table -> model,
+# with the feature map copied in so the model directory says how to build its rows.
+DEFAULT_MODEL := src/lendstack/underwriting/default_model
+APPLICANTS := build/applicants
+
+.PHONY: default-model
+default-model: $(STAMP)
+	$(BIN)/lendstack applicants generate --n 20000 --seed 7 --start 2025-10-01 --out $(APPLICANTS) --overwrite
+	$(BIN)/lendstack model train $(APPLICANTS)/training.csv --target defaulted \
+		--labels $(APPLICANTS)/labels.json --seed 42 --out $(DEFAULT_MODEL) --overwrite
+	cp src/lendstack/underwriting/default_model_features.toml $(DEFAULT_MODEL)/feature_map.toml

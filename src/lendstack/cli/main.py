@@ -47,10 +47,27 @@ def _root(
 
 def _register() -> None:
     # Imported here so that `lendstack --help` stays cheap and each group stays independent.
-    from lendstack.cli import model, servicing
+    from lendstack.cli import (
+        apikeys,
+        applicants,
+        decisions,
+        model,
+        rules,
+        serve,
+        servicing,
+        underwriting,
+    )
 
     servicing.register(app)
     app.add_typer(model.app, name="model")
+    app.add_typer(applicants.app, name="applicants")
+    app.add_typer(rules.app, name="rules")
+    app.command("decide")(underwriting.decide)
+    decisions.app.command("replay")(underwriting.replay)
+    app.add_typer(decisions.app, name="decisions")
+    app.add_typer(underwriting.review_app, name="review")
+    apikeys.register(app)
+    serve.register(app)
 
 
 def main(argv: list[str] | None = None) -> None:

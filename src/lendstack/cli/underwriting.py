@@ -6,7 +6,7 @@ import json
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ from lendstack.cli.render import OutputFormat, console, err_console, print_json
 from lendstack.core.errors import ValidationError
 from lendstack.underwriting.application import Application
 from lendstack.underwriting.batch_input import parse, read_rows
+from lendstack.underwriting.views import decision_view, summary
 
 _FORMAT = typer.Option(OutputFormat.TABLE, "--format", help="table or json")
 
@@ -102,39 +103,6 @@ def _decide_row(service: Any, number: int, row: dict[str, Any], sink: Any) -> st
     if sink:
         sink.write(json.dumps(result, ensure_ascii=False) + "\n")
     return outcome
-
-
-def summary(decision_id: str, record: dict[str, Any]) -> dict[str, Any]:
-    d = record["decision"]
-    offer = d["offer"]
-    return {
-        "decision_id": decision_id,
-        "outcome": d["outcome"],
-        "reasons": [r["code"] for r in d["reasons"]],
-        "pd": None if d["score"] is None else d["score"]["pd"],
-        "offer_amount": None if offer is None else offer["amount"],
-        "apr_irr": None if offer is None else offer["apr_irr"],
-    }
-
-
-def decision_view(decision_id: str, record: dict[str, Any]) -> dict[str, Any]:
-    """What a channel sees: the decision and offer, without internals or PII."""
-    d = record["decision"]
-    return {
-        "decision_id": decision_id,
-        "outcome": d["outcome"],
-        "reasons": [{"code": r["code"], "text": r["text"]} for r in d["reasons"]],
-        "offer": d["offer"] if d["outcome"] in ("APPROVE", "COUNTER_OFFER") else None,
-        "score": d["score"],
-        "price": d["price"],
-        "limit": d["limit"],
-        "bindings": d["bindings"],
-        "rule_pack": record["rule_pack"],
-        "model": record["model"],
-        "application_date": record["application"]["application_date"],
-        "channel": record["application"]["channel"],
-        "decided_at": record["decided_at"],
-    }
 
 
 def _render_decision(view: dict[str, Any]) -> None:
@@ -300,7 +268,3 @@ def review_resolve(
         decision_id, outcome, by, note, at, record
     )
     console.print(f"{decision_id}: {outcome} by {by}")
-
-
-def _today() -> date:
-    return datetime.now(UTC).date()

@@ -296,3 +296,13 @@ api_keys = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("revoked_at", DateTime(timezone=True), nullable=True),
 )
+
+decision_log_head = Table(
+    "decision_log_head",
+    metadata,
+    # One row (id=1): the last decision_log entry, rewritten in the same transaction as every
+    # append. Deleting the log's tail without also rewriting this row is caught by verify.
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("hash", String(64), nullable=False),
+)

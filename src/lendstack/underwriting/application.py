@@ -70,9 +70,7 @@ def _as_value_error(check: Callable[[str], str], value: str) -> str:
         raise ValueError(exc.message) from None
 
 
-Amount = Annotated[
-    Decimal, BeforeValidator(_no_bool), Field(ge=0, max_digits=15, decimal_places=2)
-]
+Amount = Annotated[Decimal, BeforeValidator(_no_bool), Field(ge=0, max_digits=15, decimal_places=2)]
 """CNY, at most fen precision."""
 Count = Annotated[int, BeforeValidator(_no_bool), Field(ge=0, le=10_000)]
 

@@ -75,6 +75,8 @@ class _Draft:
     limit: CreditLimit | None = None
     offer: Offer | None = None
     product: Product | None = None
+    rates: tuple[Decimal, Decimal | None] | None = None
+    """Contract rate and per-period fee rate that deliver the price within the product."""
     refer: bool = False
 
     def fail(self, reason: Reason) -> None:
@@ -142,14 +144,21 @@ class Engine:
         draft.bindings["apr_cap"] = cap.rule_id
         if needed.apr > cap.value:
             draft.fail(R.above_cap(needed.apr, cap.value, cap.rule_id))
+            return
         term_cap = draft.rules.max_term(method.value)
         if term_cap is not None:
             draft.bindings["term_cap"] = term_cap.rule_id
             if term > term_cap.value:
                 draft.fail(R.term_above_cap(term, term_cap.value, term_cap.rule_id))
         draft.product = product = self._product(draft)
-        if product is not None and term not in product.terms_allowed:
+        if product is None:
+            return
+        if term not in product.terms_allowed:
             draft.fail(R.term_not_offered(term, product))
+        try:
+            draft.rates = _rates_for(product, needed.apr, term)
+        except R.PricingOutOfRange as exc:
+            draft.fail(R.cannot_price(exc.message))
 
     def _limit(self, draft: _Draft) -> None:
         product = _need(draft.product)
@@ -237,7 +246,7 @@ class Engine:
 
     def _build_offer(self, product: Product, amount: Decimal, draft: _Draft) -> Offer:
         app = draft.app
-        rate, fee = _rates_for(product, _need(draft.price).apr, app.loan.term_months)
+        rate, fee = _need(draft.rates)
         request = LoanRequest(
             product.id, amount, app.loan.term_months, rate, app.application_date, fee_rate=fee
         )

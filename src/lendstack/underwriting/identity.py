@@ -79,7 +79,9 @@ def normalise_mobile(value: str) -> str:
         if text.startswith(prefix):
             text = text[len(prefix) :]
     if not _MOBILE.match(text):
-        raise ValidationError("must be an 11-digit mainland mobile number 1[3-9]xxxxxxxxx", field="mobile")
+        raise ValidationError(
+            "must be an 11-digit mainland mobile number 1[3-9]xxxxxxxxx", field="mobile"
+        )
     return text
 
 

@@ -102,4 +102,5 @@ def rule_error(result: RuleResult) -> Reason:
 
 
 def model_reason(code: str, text: str) -> Reason:
-    return Reason(code, text, ReasonSource.MODEL)
+    """The scoring package prefixes its texts with the code; a reason shows it once."""
+    return Reason(code, text.removeprefix(f"{code} "), ReasonSource.MODEL)

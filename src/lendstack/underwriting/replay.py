@@ -132,7 +132,14 @@ def _pd(decision: Mapping[str, Any]) -> float | None:
 
 
 def _fired(decision: Mapping[str, Any]) -> Iterable[str]:
-    return (r["rule_id"] for r in decision.get("rule_results", ()) if r["verdict"] == "fail")
+    """Rules that stopped or shaped this decision: failed checks and caps a reason cites.
+
+    A cap the price ran into (APR, term) declines before the offer-level check runs, so it
+    shows up as a reason naming the rule rather than as a failed rule result.
+    """
+    failed = {r["rule_id"] for r in decision.get("rule_results", ()) if r["verdict"] == "fail"}
+    cited = {r["rule_id"] for r in decision.get("reasons", ()) if r.get("rule_id")}
+    return failed | cited
 
 
 def _rate(part: int, whole: int) -> float:

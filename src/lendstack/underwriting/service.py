@@ -17,6 +17,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Protocol
 
+from lendstack import __version__
 from lendstack.core.errors import Conflict, NotFound
 from lendstack.core.money import from_fen, to_fen
 from lendstack.underwriting.application import Application
@@ -148,6 +149,7 @@ class Underwriting:
             },
             "rule_pack": {"id": pack.id, "version": pack.version, "sha256": pack.sha256},
             "model": {"sha256": self.model_sha256},
+            "engine_version": __version__,
             "policy": policy_facts(self.engine.policy),
             "decision": decision.as_json(),
             "request_sha256": request_fingerprint(app),

@@ -1,4 +1,4 @@
-"""underwriting: decision log, rule pack texts, review queue, rejected inputs, API keys
+"""underwriting: decision log and its head anchor, rule pack texts, review queue, rejected inputs, API keys
 
 Revision ID: 0002
 Revises: 0001
@@ -42,7 +42,9 @@ def upgrade() -> None:
         ),
     )
     op.create_index("ix_decision_log_decision", "decision_log", ["decision_id", "kind"])
-    op.create_index("ix_decision_log_borrower", "decision_log", ["borrower_key", "application_date"])
+    op.create_index(
+        "ix_decision_log_borrower", "decision_log", ["borrower_key", "application_date"]
+    )
     op.create_index("ix_decision_log_date", "decision_log", ["application_date"])
     op.create_table(
         "rule_pack_texts",
@@ -88,9 +90,17 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_api_keys")),
         sa.UniqueConstraint("key_sha256", name=op.f("uq_api_keys_key_sha256")),
     )
+    op.create_table(
+        "decision_log_head",
+        sa.Column("id", sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column("seq", sa.BigInteger(), nullable=False),
+        sa.Column("hash", sa.String(64), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_decision_log_head")),
+    )
 
 
 def downgrade() -> None:
-    for table in ("api_keys", "rejected_inputs", "review_queue", "rule_pack_texts"):
+    tables = ("decision_log_head", "api_keys", "rejected_inputs", "review_queue", "rule_pack_texts")
+    for table in tables:
         op.drop_table(table)
     op.drop_table("decision_log")

@@ -1,0 +1,539 @@
+"""The decision log in SQL: append under a lock, read by decision, borrower and date.
+
+Appends are serialised so the chain never forks: PostgreSQL takes a transaction-scoped
+advisory lock, SQLite starts the transaction with BEGIN IMMEDIATE (the write lock up front;
+a deferred BEGIN would let two writers read the same head, and the loser could only fail).
+The row, the head anchor and anything the caller adds through `extra` commit together or not
+at all. The repository never reads a clock: callers pass timezone-aware UTC times.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Row,
+    bindparam,
+    exists,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.exc import IntegrityError
+
+from lendstack.core.errors import Conflict, NotFound, ValidationError
+from lendstack.storage.schema import (
+    decision_log,
+    decision_log_head,
+    rejected_inputs,
+    review_queue,
+    rule_pack_texts,
+)
+from lendstack.underwriting.audit import (
+    GENESIS_HASH,
+    ChainProblem,
+    ChainReport,
+    HeadAnchor,
+    LogEntry,
+    ProblemKind,
+    canonical_json,
+    seal,
+    verify_chain,
+)
+
+APPEND_LOCK = 0x4C53_4443_4C4F_47  # "LSDCLOG": the advisory lock that serialises appends
+EXPOSURE_OUTCOMES = ("APPROVE", "COUNTER_OFFER")
+COLUMNS_KEY = "_log"
+"""Key under which `append` adds the row's query columns to the hashed record."""
+_BATCH = 5_000
+
+_ENTRY_COLUMNS = (
+    decision_log.c.seq,
+    decision_log.c.kind,
+    decision_log.c.decision_id,
+    decision_log.c.record_json,
+    decision_log.c.prev_hash,
+    decision_log.c.hash,
+)
+_HEAD = select(decision_log_head.c.seq, decision_log_head.c.hash).where(decision_log_head.c.id == 1)
+_BY_DECISION = (
+    select(*_ENTRY_COLUMNS)
+    .where(decision_log.c.decision_id == bindparam("did"), decision_log.c.kind == "decision")
+    .order_by(decision_log.c.seq)
+    .limit(1)
+)
+_HISTORY = (
+    select(*_ENTRY_COLUMNS)
+    .where(decision_log.c.decision_id == bindparam("did"))
+    .order_by(decision_log.c.seq)
+)
+_BY_KEY = select(*_ENTRY_COLUMNS).where(
+    decision_log.c.channel == bindparam("channel"),
+    decision_log.c.idempotency_key == bindparam("key"),
+)
+_FOR_BORROWER = (
+    select(*_ENTRY_COLUMNS)
+    .where(
+        decision_log.c.borrower_key == bindparam("bk"),
+        decision_log.c.application_date >= bindparam("since"),
+        decision_log.c.application_date <= bindparam("until"),
+        decision_log.c.kind == "decision",
+    )
+    .order_by(decision_log.c.seq)
+)
+_LATER = decision_log.alias("later")
+_EXPOSURE = select(func.coalesce(func.sum(decision_log.c.offer_amount_fen), 0)).where(
+    decision_log.c.borrower_key == bindparam("bk"),
+    decision_log.c.outcome.in_(EXPOSURE_OUTCOMES),
+    ~exists().where(
+        _LATER.c.decision_id == decision_log.c.decision_id, _LATER.c.seq > decision_log.c.seq
+    ),
+)
+
+
+def _entry(row: Any) -> LogEntry:
+    return LogEntry(row.seq, row.kind, row.decision_id, row.record_json, row.prev_hash, row.hash)
+
+
+def _utc(moment: datetime, field: str) -> datetime:
+    """Times are instants: refuse naive ones rather than guess a zone."""
+    if moment.tzinfo is None:
+        raise ValidationError("must be timezone-aware", field=field)
+    return moment.astimezone(UTC)
+
+
+@contextmanager
+def _serialised(engine: Engine) -> Iterator[Connection]:
+    """One write transaction holding the log's append lock; commits only if the block ends."""
+    with engine.connect() as conn:
+        if engine.dialect.name == "sqlite":
+            # sqlite3 must not issue its own deferred BEGIN; we issue BEGIN IMMEDIATE instead.
+            conn.execution_options(isolation_level="AUTOCOMMIT")
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.exec_driver_sql("ROLLBACK")
+                raise
+            conn.exec_driver_sql("COMMIT")
+            return
+        with conn.begin():
+            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": APPEND_LOCK})
+            yield conn
+
+
+@contextmanager
+def _snapshot(engine: Engine) -> Iterator[Connection]:
+    """A read-only transaction that sees one consistent state of the log and its anchor."""
+    with engine.connect() as conn:
+        if engine.dialect.name == "sqlite":
+            conn.execution_options(isolation_level="AUTOCOMMIT")
+            conn.exec_driver_sql("BEGIN")  # WAL: the first read fixes the snapshot
+            try:
+                yield conn
+            finally:
+                conn.exec_driver_sql("ROLLBACK")
+            return
+        conn.execution_options(isolation_level="REPEATABLE READ")
+        with conn.begin():
+            yield conn
+
+
+def _read_head(conn: Connection) -> HeadAnchor | None:
+    row = conn.execute(_HEAD).first()
+    return None if row is None else HeadAnchor(int(row.seq), row.hash)
+
+
+def _advance_head(conn: Connection, before: HeadAnchor | None, entry: LogEntry) -> None:
+    values = {"seq": entry.seq, "hash": entry.hash}
+    if before is None:
+        conn.execute(insert(decision_log_head), {"id": 1, **values})
+    else:
+        conn.execute(update(decision_log_head).where(decision_log_head.c.id == 1), values)
+
+
+def _columns(row: dict[str, Any]) -> dict[str, Any]:
+    """The query columns as the hashed record holds them: their JSON forms."""
+    columns: dict[str, Any] = json.loads(canonical_json({k: row[k] for k in _HASHED_COLUMNS}))
+    return columns
+
+
+_HASHED_COLUMNS = (
+    "kind",
+    "decision_id",
+    "channel",
+    "application_date",
+    "outcome",
+    "borrower_key",
+    "offer_amount_fen",
+    "idempotency_key",
+    "request_sha256",
+    "recorded_at",
+)
+
+
+def _column_problem(row: Row[Any]) -> ChainProblem | None:
+    """A query column that disagrees with the hashed record: edited outside the chain."""
+    try:
+        hashed = json.loads(row.record_json).get(COLUMNS_KEY)
+    except (ValueError, AttributeError):
+        return None  # an unreadable record is already an EDITED problem
+    if not isinstance(hashed, dict):
+        return None
+    values = dict(row._mapping)
+    values["recorded_at"] = _as_utc(values["recorded_at"])
+    values["application_date"] = _as_date(values["application_date"])
+    actual = _columns(values)
+    wrong = sorted(k for k in _HASHED_COLUMNS if hashed.get(k) != actual[k])
+    if not wrong:
+        return None
+    message = f"column(s) {', '.join(wrong)} differ from the hashed record"
+    return ChainProblem(row.seq, ProblemKind.EDITED, message)
+
+
+def _as_utc(value: datetime | str) -> datetime:
+    """SQLite hands back naive (or text) times; they were stored as UTC."""
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _as_date(value: date | str) -> date:
+    return date.fromisoformat(value) if isinstance(value, str) else value
+
+
+def _is_idempotency_clash(exc: IntegrityError) -> bool:
+    return "idempotency_key" in str(exc.orig)
+
+
+class SqlDecisionLog:
+    """The hash-chained decision log, the review queue and the rejected-input counters."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    # --- appending ---------------------------------------------------------------------
+
+    def append(
+        self,
+        kind: str,
+        decision_id: str,
+        channel: str,
+        application_date: date,
+        outcome: str,
+        borrower_key: str,
+        offer_amount_fen: int | None,
+        idempotency_key: str | None,
+        request_sha256: str | None,
+        record: dict[str, Any],
+        recorded_at: datetime,
+        extra: Callable[[Connection], None] | None = None,
+    ) -> LogEntry:
+        """Chain one record onto the head, with `extra`'s rows, in one transaction.
+
+        The row's query columns are copied into the hashed record under `_log`, so editing
+        an outcome or an offer amount in SQL is caught by verify like any other edit. A reused
+        (channel, idempotency key) is a Conflict and nothing is written.
+        """
+        row = {
+            "kind": kind,
+            "decision_id": decision_id,
+            "channel": channel,
+            "application_date": application_date,
+            "outcome": outcome,
+            "borrower_key": borrower_key,
+            "offer_amount_fen": offer_amount_fen,
+            "idempotency_key": idempotency_key,
+            "request_sha256": request_sha256,
+            "recorded_at": _utc(recorded_at, "recorded_at"),
+        }
+        record_json = canonical_json({**record, COLUMNS_KEY: _columns(row)})
+        try:
+            with _serialised(self.engine) as conn:
+                return self._append_locked(conn, row, record_json, extra)
+        except IntegrityError as exc:
+            if _is_idempotency_clash(exc):
+                raise self._clash(channel, idempotency_key) from exc
+            raise
+
+    @staticmethod
+    def _clash(channel: str, key: str | None) -> Conflict:
+        return Conflict(
+            f"idempotency key {key!r} was already used on channel {channel!r}",
+            field="Idempotency-Key",
+        )
+
+    def _append_locked(
+        self,
+        conn: Connection,
+        row: dict[str, Any],
+        record_json: str,
+        extra: Callable[[Connection], None] | None,
+    ) -> LogEntry:
+        key = row["idempotency_key"]
+        if (
+            key is not None
+            and conn.execute(_BY_KEY, {"channel": row["channel"], "key": key}).first()
+        ):
+            raise self._clash(row["channel"], key)
+        before = _read_head(conn)
+        seq, prev = (0, GENESIS_HASH) if before is None else (before.seq, before.hash)
+        entry = seal(seq + 1, row["kind"], row["decision_id"], record_json, prev)
+        values = {**row, "seq": entry.seq, "record_json": record_json}
+        conn.execute(insert(decision_log), {**values, "prev_hash": prev, "hash": entry.hash})
+        _advance_head(conn, before, entry)
+        if extra is not None:
+            extra(conn)
+        return entry
+
+    # --- reading the chain -------------------------------------------------------------
+
+    def get(self, decision_id: str) -> LogEntry | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(_BY_DECISION, {"did": decision_id}).first()
+        return None if row is None else _entry(row)
+
+    def history(self, decision_id: str) -> tuple[LogEntry, ...]:
+        """The decision and any review entries after it, in chain order."""
+        with self.engine.connect() as conn:
+            return tuple(_entry(r) for r in conn.execute(_HISTORY, {"did": decision_id}))
+
+    def by_idempotency(self, channel: str, key: str) -> LogEntry | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(_BY_KEY, {"channel": channel, "key": key}).first()
+        return None if row is None else _entry(row)
+
+    def request_sha256(self, channel: str, key: str) -> str | None:
+        """The hash of the request first sent with this key: tells a retry from a reuse."""
+        query = select(decision_log.c.request_sha256).where(
+            decision_log.c.channel == channel, decision_log.c.idempotency_key == key
+        )
+        with self.engine.connect() as conn:
+            return conn.execute(query).scalar()
+
+    def recent_for_borrower(
+        self, borrower_key: str, since: date, until: date
+    ) -> tuple[LogEntry, ...]:
+        params = {"bk": borrower_key, "since": since, "until": until}
+        with self.engine.connect() as conn:
+            return tuple(_entry(r) for r in conn.execute(_FOR_BORROWER, params))
+
+    def between(self, d1: date, d2: date) -> Iterator[LogEntry]:
+        """Decisions with d1 <= application_date <= d2, in seq order, streamed in batches."""
+        query = (
+            select(*_ENTRY_COLUMNS)
+            .where(
+                decision_log.c.application_date >= d1,
+                decision_log.c.application_date <= d2,
+                decision_log.c.kind == "decision",
+            )
+            .order_by(decision_log.c.seq)
+        )
+        yield from self._stream(query)
+
+    def entries(self) -> Iterator[LogEntry]:
+        """Every entry in seq order, streamed: memory stays flat for millions of rows."""
+        yield from self._stream(select(*_ENTRY_COLUMNS).order_by(decision_log.c.seq))
+
+    def _stream(self, query: Any) -> Iterator[LogEntry]:
+        with self.engine.connect() as conn:
+            result = conn.execution_options(yield_per=_BATCH).execute(query)
+            for row in result:
+                yield _entry(row)
+
+    def head(self) -> tuple[int, str] | None:
+        with self.engine.connect() as conn:
+            anchor = _read_head(conn)
+        return None if anchor is None else (anchor.seq, anchor.hash)
+
+    def verify(self, expect_head: str | None = None) -> ChainReport:
+        """Verify the chain, its anchor and its query columns in one consistent snapshot.
+
+        A missing anchor row while entries exist is itself a problem: it is written with the
+        first append and never deleted.
+        """
+        with _snapshot(self.engine) as conn:
+            head = _read_head(conn) or HeadAnchor(0, GENESIS_HASH)
+            result = conn.execution_options(yield_per=_BATCH).execute(
+                select(decision_log).order_by(decision_log.c.seq)
+            )
+            column_problems: list[ChainProblem] = []
+
+            def rows() -> Iterator[LogEntry]:
+                for row in result:
+                    problem = _column_problem(row)
+                    if problem is not None:
+                        column_problems.append(problem)
+                    yield _entry(row)
+
+            report = verify_chain(rows(), head, expect_head=expect_head)
+        if not column_problems:
+            return report
+        problems = tuple(sorted((*report.problems, *column_problems), key=lambda p: p.seq))
+        return ChainReport(False, report.checked, problems, report.last)
+
+    def exposure(self, borrower_key: str) -> int:
+        """Fen offered to a borrower: the latest entry of each decision, if it offers money.
+
+        A decision superseded by a later `review` entry counts with the review's outcome and
+        amount instead. This is a plain sum of offers: it does not net repayments, expired
+        or declined offers, so it over-states exposure, the safe side for an amount cap.
+        """
+        with self.engine.connect() as conn:
+            return int(conn.execute(_EXPOSURE, {"bk": borrower_key}).scalar_one())
+
+    # --- rule pack texts ---------------------------------------------------------------
+
+    def store_pack_text(self, sha256: str, pack_id: str, version: str, text: str) -> None:
+        """Keep the exact pack text a decision used; storing it twice is a no-op."""
+        values = {"sha256": sha256, "pack_id": pack_id, "version": version, "text": text}
+        try:
+            with self.engine.begin() as conn:
+                if self._pack_text(conn, sha256) is None:
+                    conn.execute(insert(rule_pack_texts), values)
+        except IntegrityError:
+            if self.pack_text(sha256) is None:
+                raise  # not the race this handles
+
+    @staticmethod
+    def _pack_text(conn: Connection, sha256: str) -> str | None:
+        query = select(rule_pack_texts.c.text).where(rule_pack_texts.c.sha256 == sha256)
+        return conn.execute(query).scalar()
+
+    def pack_text(self, sha256: str) -> str | None:
+        with self.engine.connect() as conn:
+            return self._pack_text(conn, sha256)
+
+    # --- review queue ------------------------------------------------------------------
+
+    @staticmethod
+    def open_review(
+        conn: Connection, decision_id: str, channel: str, reasons_json: str, opened_at: datetime
+    ) -> None:
+        """Queue a decision for a person; meant for `append(..., extra=...)`."""
+        values = {
+            "decision_id": decision_id,
+            "channel": channel,
+            "status": "open",
+            "reasons": reasons_json,
+            "opened_at": _utc(opened_at, "opened_at"),
+        }
+        conn.execute(insert(review_queue), values)
+
+    def reviews(self, status: str | None = None) -> list[dict[str, Any]]:
+        query = select(review_queue).order_by(review_queue.c.opened_at, review_queue.c.decision_id)
+        if status is not None:
+            query = query.where(review_queue.c.status == status)
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]
+
+    def resolve_review(
+        self,
+        decision_id: str,
+        resolution: str,
+        by: str,
+        note: str | None,
+        at: datetime,
+        record: dict[str, Any],
+    ) -> LogEntry:
+        """Close a review and chain a `review` entry for it, both or neither."""
+        at = _utc(at, "at")
+        with _serialised(self.engine) as conn:
+            queued = conn.execute(
+                select(review_queue).where(review_queue.c.decision_id == decision_id)
+            ).first()
+            if queued is None:
+                raise NotFound(f"no review for decision {decision_id}", field="decision_id")
+            if queued.status != "open":
+                raise Conflict(f"review of {decision_id} is already resolved", field="decision_id")
+            conn.execute(
+                update(review_queue)
+                .where(review_queue.c.decision_id == decision_id)
+                .values(
+                    status="resolved",
+                    resolved_at=at,
+                    resolved_by=by,
+                    resolution=resolution,
+                    note=note,
+                )
+            )
+            return self._append_review(conn, queued, resolution, at, record)
+
+    def _append_review(
+        self,
+        conn: Connection,
+        queued: Row[Any],
+        resolution: str,
+        at: datetime,
+        record: dict[str, Any],
+    ) -> LogEntry:
+        decision = conn.execute(
+            select(decision_log).where(
+                decision_log.c.decision_id == queued.decision_id, decision_log.c.kind == "decision"
+            )
+        ).first()
+        if decision is None:
+            raise NotFound(f"no decision {queued.decision_id} in the log", field="decision_id")
+        row = {
+            "kind": "review",
+            "decision_id": queued.decision_id,
+            "channel": queued.channel,
+            "application_date": decision.application_date,
+            "outcome": resolution,
+            "borrower_key": decision.borrower_key,
+            "offer_amount_fen": record.get("offer_amount_fen", decision.offer_amount_fen),
+            "idempotency_key": None,
+            "request_sha256": None,
+            "recorded_at": at,
+        }
+        record_json = canonical_json({**record, COLUMNS_KEY: _columns(row)})
+        return self._append_locked(conn, row, record_json, None)
+
+    # --- rejected inputs ---------------------------------------------------------------
+
+    def count_rejected(
+        self, source: str, channel: str | None, fields: list[str], at: datetime
+    ) -> None:
+        """Count an invalid input by the fields that were wrong; the payload is never kept."""
+        values = {
+            "source": source,
+            "channel": channel,
+            "fields": json.dumps(sorted(set(fields))),
+            "recorded_at": _utc(at, "at"),
+        }
+        with self.engine.begin() as conn:
+            conn.execute(insert(rejected_inputs), values)
+
+    def rejected_counts(self) -> dict[str, Any]:
+        """Totals by source, by channel and by field."""
+        query = select(
+            rejected_inputs.c.source, rejected_inputs.c.channel, rejected_inputs.c.fields
+        )
+        by_source: dict[str, int] = {}
+        by_channel: dict[str, int] = {}
+        by_field: dict[str, int] = {}
+        total = 0
+        with self.engine.connect() as conn:
+            for row in conn.execute(query):
+                total += 1
+                by_source[row.source] = by_source.get(row.source, 0) + 1
+                channel = row.channel or ""
+                by_channel[channel] = by_channel.get(channel, 0) + 1
+                for name in json.loads(row.fields):
+                    by_field[name] = by_field.get(name, 0) + 1
+        return {
+            "total": total,
+            "by_source": by_source,
+            "by_channel": by_channel,
+            "by_field": by_field,
+        }
+
+
+__all__ = ["APPEND_LOCK", "COLUMNS_KEY", "EXPOSURE_OUTCOMES", "SqlDecisionLog"]
