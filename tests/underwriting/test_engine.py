@@ -103,7 +103,8 @@ def test_duplicate_within_the_window_is_declined(engine: Engine) -> None:
 def test_amount_beyond_affordability_gets_a_counter_offer(engine: Engine) -> None:
     d = decide(engine, **{"loan.amount": "150000.00"})
     assert d.outcome is Outcome.COUNTER_OFFER
-    assert d.offer is not None and d.limit is not None
+    assert d.offer is not None
+    assert d.limit is not None
     assert d.offer.amount == d.limit.amount < Decimal("150000.00")
     assert d.offer.amount % 100 == 0
     assert "P07" in codes(d)
@@ -115,7 +116,8 @@ def test_amount_beyond_affordability_gets_a_counter_offer(engine: Engine) -> Non
 def test_existing_balance_with_us_counts_against_the_cap(engine: Engine) -> None:
     d = engine.decide(application(), BorrowerHistory(existing_balance=Decimal("195000.00")))
     assert d.outcome is Outcome.COUNTER_OFFER
-    assert d.limit is not None and d.offer is not None
+    assert d.limit is not None
+    assert d.offer is not None
     assert d.limit.binding is LimitSource.REGULATORY
     assert d.offer.amount == Decimal("5000")
     regulatory = [c for c in d.limit.candidates if c[0] is LimitSource.REGULATORY]
@@ -156,7 +158,8 @@ def _risky(**more: Any) -> dict[str, Any]:
 def test_high_risk_is_declined_with_at_most_four_model_reasons(engine: Engine) -> None:
     d = decide(engine, **_risky())
     assert d.outcome is Outcome.DECLINE
-    assert d.score is not None and d.score.pd > 0.05
+    assert d.score is not None
+    assert d.score.pd > 0.05
     model_reasons = codes(d, ReasonSource.MODEL)
     assert 1 <= len(model_reasons) <= 4
     assert {"P02", "P03"} & set(codes(d))
@@ -175,7 +178,8 @@ def test_a_price_above_the_cap_is_declined_never_clamped(engine: Engine) -> None
     loose = decide(engine, **changes)
     d = strict.decide(application(**changes), FRESH)
     assert loose.outcome is Outcome.APPROVE
-    assert loose.price is not None and d.price is not None
+    assert loose.price is not None
+    assert d.price is not None
     assert loose.price.apr == d.price.apr > Decimal("0.20")
     assert d.outcome is Outcome.DECLINE
     assert "cannot be priced within the legal cap" in d.reasons[0].text
@@ -195,9 +199,11 @@ def _invariants(app: Application, d: Decision) -> None:
     if d.outcome is Outcome.DECLINE:
         assert d.reasons
     if d.outcome is Outcome.APPROVE:
-        assert d.offer is not None and d.offer.amount == app.loan.amount
+        assert d.offer is not None
+        assert d.offer.amount == app.loan.amount
     if d.outcome is Outcome.COUNTER_OFFER:
-        assert d.offer is not None and d.offer.amount < app.loan.amount
+        assert d.offer is not None
+        assert d.offer.amount < app.loan.amount
     if d.offer is not None:
         assert d.offer.schedule.total_principal == d.offer.amount
         assert d.offer.apr.apr_irr <= Decimal("0.24")

@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from sqlalchemy import Engine
 
 from lendstack import __version__
-from lendstack.api import health, problems, servicing
+from lendstack.api import health, problems, servicing, underwriting
 from lendstack.api.auth import KeyCache
 from lendstack.core.errors import Conflict
 from lendstack.servicing import ProductCatalog
@@ -21,7 +21,7 @@ from lendstack.settings import Settings
 from lendstack.storage.apikeys import SqlApiKeys
 from lendstack.storage.db import is_initialised, make_engine, migrate
 
-DESCRIPTION = """Internet consumer lending: servicing today, underwriting next.
+DESCRIPTION = """Internet consumer lending: underwriting decisions and loan servicing.
 
 Authenticate with `Authorization: Bearer <api key>` (create one with `lendstack apikey create`).
 Errors are RFC 9457 `application/problem+json`; money is a decimal string.
@@ -45,8 +45,11 @@ def create_app(
     app.state.engine = engine if engine is not None else make_engine(settings.database_url)
     app.state.catalog = ProductCatalog(settings.products_dir)
     app.state.key_cache = KeyCache(SqlApiKeys(app.state.engine), key_ttl, clock)
+    app.state.underwriting = None  # built on first use: it loads the model and the PII key
+    app.state.invalid_input_hooks = (underwriting.count_invalid_applications,)
     problems.install(app)
     app.include_router(health.router)
+    app.include_router(underwriting.router)
     app.include_router(servicing.router)
     return app
 

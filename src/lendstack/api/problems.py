@@ -92,8 +92,10 @@ async def _lendstack_error(_: Request, exc: Exception) -> JSONResponse:
     return problem(exc.http_status, exc.title, exc.message, field=exc.field, headers=headers)
 
 
-async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
+    for hook in getattr(request.app.state, "invalid_input_hooks", ()):
+        hook(request, exc)
     errors = validation_errors(exc.errors())
     detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
     return problem(422, "Invalid input", detail, errors=errors)

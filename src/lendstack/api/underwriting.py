@@ -7,6 +7,7 @@ decision is ~1–3 ms of CPU, less than a thread-pool hop costs under load.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Path, Request
@@ -16,6 +17,7 @@ from fastapi.responses import JSONResponse
 from lendstack.api.auth import Forbidden, Principal, require
 from lendstack.api.problems import responses
 from lendstack.storage.apikeys import Role
+from lendstack.storage.decisions import SqlDecisionLog
 from lendstack.underwriting.application import Application
 from lendstack.underwriting.rules import builtin_packs
 from lendstack.underwriting.service import Underwriting
@@ -39,9 +41,9 @@ IdempotencyKey = Annotated[
 router = APIRouter(prefix="/v1", tags=["underwriting"])
 
 
-def underwriting(request: Request) -> Underwriting:
+async def underwriting(request: Request) -> Underwriting:
     state = request.app.state
-    if getattr(state, "underwriting", None) is None:
+    if state.underwriting is None:
         from lendstack.wiring import underwriting_service
 
         state.underwriting = underwriting_service(state.settings, state.engine)
@@ -108,5 +110,5 @@ def count_invalid_applications(request: Request, exc: RequestValidationError) ->
     if request.url.path != APPLICATIONS_PATH or request.method != "POST":
         return
     fields = [".".join(str(p) for p in err["loc"][1:]) or "body" for err in exc.errors()]
-    service = underwriting(request)
-    service.log.count_rejected("api", None, fields, service.clock())
+    log = SqlDecisionLog(request.app.state.engine)
+    log.count_rejected("api", None, fields, datetime.now(UTC))

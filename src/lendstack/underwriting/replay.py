@@ -48,6 +48,15 @@ def diff_decisions(stored: Mapping[str, Any], fresh: Mapping[str, Any]) -> tuple
     return tuple(k for k in keys if stored.get(k) != fresh.get(k))
 
 
+_GROUP_OF = {
+    (True, True): "approved_both",
+    (False, True): "swap_in",
+    (True, False): "swap_out",
+    (False, False): "declined_both",
+}
+_GROUPS = tuple(_GROUP_OF.values())
+
+
 @dataclass(slots=True)
 class _Group:
     count: int = 0
@@ -115,15 +124,6 @@ class BacktestTally:
                 for r in rules
             ],
         }
-
-
-_GROUP_OF = {
-    (True, True): "approved_both",
-    (False, True): "swap_in",
-    (True, False): "swap_out",
-    (False, False): "declined_both",
-}
-_GROUPS = tuple(_GROUP_OF.values())
 
 
 def _pd(decision: Mapping[str, Any]) -> float | None:

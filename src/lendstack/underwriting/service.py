@@ -31,7 +31,21 @@ from lendstack.underwriting.policy import policy_facts
 class DecisionLog(Protocol):
     """What the service needs from storage (implemented by storage.decisions)."""
 
-    def append(self, **fields: Any) -> LogEntry: ...
+    def append(
+        self,
+        kind: str,
+        decision_id: str,
+        channel: str,
+        application_date: date,
+        outcome: str,
+        borrower_key: str,
+        offer_amount_fen: int | None,
+        idempotency_key: str | None,
+        request_sha256: str | None,
+        record: dict[str, Any],
+        recorded_at: datetime,
+        extra: Callable[[Any], None] | None = None,
+    ) -> LogEntry: ...
     def get(self, decision_id: str) -> LogEntry | None: ...
     def by_idempotency(self, channel: str, key: str) -> LogEntry | None: ...
     def recent_for_borrower(
