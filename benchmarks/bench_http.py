@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import json
 import os
 import platform
+import random
 import shutil
 import socket
 import subprocess
@@ -43,6 +45,11 @@ from lendstack.storage.db import make_engine, migrate
 from lendstack.storage.repositories import SqlUnitOfWork
 
 FACTORY = "lendstack.api.app:app_from_env"
+APPLICATION_TEMPLATE = (
+    (Path(__file__).resolve().parents[1] / "examples" / "application.json")
+    .read_text(encoding="utf-8")
+    .replace("440305199205171235", "__RESIDENT_ID__")
+)
 
 
 @dataclass(frozen=True)
@@ -60,6 +67,9 @@ class Target:
     headers: dict[str, str] = field(default_factory=dict)
     unique_header: str | None = None
     """A header given a fresh value on every request, e.g. Idempotency-Key for writes."""
+    fresh_resident_id: bool = False
+    """Replace `__RESIDENT_ID__` in the body with a new checksum-valid ID per request, so
+    each application is a new borrower (no duplicate-window declines, no shared exposure)."""
 
 
 @dataclass(frozen=True)
@@ -82,6 +92,14 @@ SCENARIOS: dict[str, Callable[[Fixture], Target]] = {
     "loan": lambda fx: Target("GET", f"/v1/loans/{fx.loan_id}", headers=_auth(fx)),
     "payoff": lambda fx: Target(
         "GET", f"/v1/loans/{fx.loan_id}/payoff-quote?date=2026-01-20", headers=_auth(fx)
+    ),
+    "application": lambda fx: Target(
+        "POST",
+        "/v1/applications",
+        APPLICATION_TEMPLATE,
+        _auth(fx),
+        unique_header="Idempotency-Key",
+        fresh_resident_id=True,
     ),
     "payment": lambda fx: Target(
         "POST",
@@ -119,7 +137,8 @@ def running_server(url: str, workers: int) -> Iterator[str]:
     port = _free_port()
     cmd = [sys.executable, "-m", "uvicorn", FACTORY, "--factory", "--port", str(port)]
     cmd += ["--workers", str(workers), "--no-access-log", "--log-level", "warning"]
-    env = {**os.environ, "LENDSTACK_DATABASE_URL": url}
+    key = base64.b64encode(os.urandom(32)).decode()
+    env = {**os.environ, "LENDSTACK_DATABASE_URL": url, "LENDSTACK_PII_KEY": key}
     proc = subprocess.Popen(cmd, env=env)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -165,16 +184,33 @@ setup = function(thread)
   thread:set("tid", threads)
 end
 local n = 0
+local template = wrk.body
+local weights = {7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2}
+local checks = "10X98765432"
+local function resident_id()
+  local first = string.format("440305%04d%02d%02d%03d", math.random(1970, 2000),
+    math.random(1, 12), math.random(1, 28), math.random(0, 999))
+  local sum = 0
+  for i = 1, 17 do sum = sum + tonumber(first:sub(i, i)) * weights[i] end
+  local m = sum % 11
+  return first .. checks:sub(m + 1, m + 1)
+end
 request = function()
   n = n + 1
-  wrk.headers[HEADER] = string.format("bench-%d-%d-%d", os.time(), tid, n)
+  if n == 1 then math.randomseed(os.time() * 100 + tid) end
+  wrk.headers[ HEADER ] = string.format("bench-%d-%d-%d", os.time(), tid, n)
+  if FRESH_ID and template then wrk.body = template:gsub("__RESIDENT_ID__", resident_id()) end
   return wrk.format()
 end
 """
 
 
 def _lua_string(text: str) -> str:
-    return json.dumps(text)  # a JSON string literal is a valid Lua string literal for our use
+    """A Lua long-bracket literal: raw UTF-8, no escapes (LuaJIT has no \\u escapes)."""
+    level = "=" * 3
+    if f"]{level}]" in text:
+        raise ValueError("text contains the Lua long-bracket terminator")
+    return f"[{level}[{text}]{level}]"
 
 
 def wrk_script(target: Target) -> str:
@@ -184,10 +220,11 @@ def wrk_script(target: Target) -> str:
         lines.append(f"wrk.body = {_lua_string(target.body)}")
         lines.append('wrk.headers["Content-Type"] = "application/json"')
     lines += [
-        f"wrk.headers[{_lua_string(k)}] = {_lua_string(v)}" for k, v in target.headers.items()
+        f"wrk.headers[ {_lua_string(k)} ] = {_lua_string(v)}" for k, v in target.headers.items()
     ]
     if target.unique_header is not None:
-        lines.append(_WRK_UNIQUE.replace("HEADER", _lua_string(target.unique_header)))
+        unique = _WRK_UNIQUE.replace("HEADER", _lua_string(target.unique_header))
+        lines.append(unique.replace("FRESH_ID", "true" if target.fresh_resident_id else "false"))
     return "\n".join(lines) + "\n" + _WRK_DONE
 
 
@@ -231,10 +268,13 @@ async def _httpx_load(
                 headers = target.headers
                 if target.unique_header is not None:
                     headers = {**headers, target.unique_header: f"bench-{began}-{remaining}"}
+                body = target.body
+                if target.fresh_resident_id and body is not None:
+                    body = body.replace("__RESIDENT_ID__", random_resident_id())
                 start = time.perf_counter()
                 try:
                     r = await client.request(
-                        target.method, target.path, content=target.body, headers=headers
+                        target.method, target.path, content=body, headers=headers
                     )
                     errors += r.status_code >= 400
                 except httpx.HTTPError:
@@ -251,6 +291,13 @@ async def _httpx_load(
         "latencies": _pcts(latencies),
         "errors": errors,
     }
+
+
+def random_resident_id() -> str:
+    from lendstack.underwriting.identity import make_resident_id
+
+    born = date(random.randint(1970, 2000), random.randint(1, 12), random.randint(1, 28))
+    return make_resident_id("440305", born, random.randint(0, 999))
 
 
 def _pcts(sorted_s: list[float]) -> dict[str, float]:

@@ -1,14 +1,18 @@
-"""`lendstack demo`: a servicing day-in-the-life until the market simulator takes over.
+"""`lendstack demo`: a day-in-the-life of the platform until the market simulator takes over.
 
-It generates a book of a few thousand loans, then runs 90 business days: each morning the
-borrowers who pay do so through the real payment service (most the day after the due date,
-some late, a few never), and each evening the real close of business runs. It ends with the
-trial balance, the reconciliation check and the delinquency and classification table.
+It generates a book of a few thousand loans, then on the first open business date decides a
+batch of generated applications through the real decision engine (rule pack, credit model,
+pricing, limits, hash-chained audit log) and books every approved offer. Then it runs 90
+business days: each morning the borrowers who pay do so through the real payment service
+(most the day after the due date, some late, a few never), and each evening the real close
+of business runs. It ends with the trial balance, the reconciliation check, the delinquency
+and classification table, and a verification of the decision log's hash chain.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -17,7 +21,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from sqlalchemy import text
 
 from lendstack.cli.books import print_delinquency, print_trial_balance
-from lendstack.cli.context import app_context
+from lendstack.cli.context import AppContext, app_context
 from lendstack.cli.params import parse_date
 from lendstack.cli.render import console, err_console
 from lendstack.core.money import ZERO
@@ -26,9 +30,14 @@ from lendstack.servicing.domain.payments import owed_by_component
 from lendstack.servicing.services import Payment, take_payment
 from lendstack.storage.cob import SqlCloseStore
 from lendstack.storage.db import migrate
+from lendstack.storage.decisions import SqlDecisionLog
 from lendstack.storage.mapping import from_day
 from lendstack.storage.reports import delinquency, reconcile, trial_balance
 from lendstack.storage.repositories import SqlUnitOfWork
+from lendstack.underwriting.application import Application
+from lendstack.underwriting.origination import BOOKABLE, originate
+from lendstack.underwriting.population import PopulationConfig, generate_population
+from lendstack.wiring import underwriting_service
 
 DEMO_DB = Path("lendstack-demo.db")
 
@@ -74,8 +83,11 @@ def demo(
     days: int = typer.Option(90, help="Business days to service and close."),
     seed: int = typer.Option(7, help="Random seed for the book and the borrowers."),
     as_of: str = typer.Option("2026-06-30", "--as-of", help="The book's starting close date."),
+    applications: int = typer.Option(
+        1000, help="Generated applications decided (and booked if approved) on day one."
+    ),
 ) -> None:
-    """Generate a book, service it for 90 days with daily closes, and print the books."""
+    """Decide applications, book approvals, service 90 days with daily closes, print the books."""
     from lendstack.cli.books import portfolio_generate
 
     actx = app_context(ctx)
@@ -88,6 +100,8 @@ def demo(
     migrate(actx.engine)
     start = parse_date(as_of, "as_of")
     portfolio_generate(ctx, count=loans, seed=seed, as_of=as_of, workers=0)
+    if applications:
+        underwrite(actx, start + timedelta(days=1), applications, seed)
     engine, store = actx.engine, SqlCloseStore(actx.engine)
     payments = 0
     with Progress(
@@ -117,4 +131,36 @@ def demo(
         err_console.print(f"[red]{len(diffs)} reconciliation differences[/]")
         raise typer.Exit(70)
     console.print("[green]ledger check: loans reconcile to the general ledger to the fen[/]")
+    chain = SqlDecisionLog(engine).verify()
+    if not chain.ok:
+        err_console.print(f"[red]decision log: {len(chain.problems)} problems[/]")
+        raise typer.Exit(70)
+    console.print(f"[green]decision log: hash chain intact over {chain.checked:,} records[/]")
     console.print(f"database: {actx.settings.database_url}")
+
+
+def underwrite(actx: AppContext, day: date, count: int, seed: int) -> None:
+    """Decide `count` generated applications dated `day` and book what is approved."""
+    population = generate_population(PopulationConfig(seed=seed, n=count, start=day, months=1))
+    service = underwriting_service(actx.settings, actx.engine)
+    outcomes: Counter[str] = Counter()
+    booked = 0
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("underwriting", total=count)
+        for raw in population.applications():
+            recorded = service.decide(Application.model_validate({**raw, "application_date": day}))
+            outcomes[recorded.outcome] += 1
+            if recorded.outcome in BOOKABLE:
+                originate(SqlUnitOfWork(actx.engine), actx.catalog, recorded.record)
+                booked += 1
+            bar.advance(task)
+    shares = ", ".join(f"{k} {v:,} ({v / count:.1%})" for k, v in sorted(outcomes.items()))
+    console.print(f"\n[bold]{count:,} applications decided on {day}:[/] {shares}")
+    console.print(f"[bold]{booked:,} approved offers booked as loans[/]\n")
