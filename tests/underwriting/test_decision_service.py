@@ -18,9 +18,12 @@ import pytest
 from sqlalchemy import Engine, func, select
 
 from lendstack.core.errors import Conflict
+from lendstack.servicing import ProductCatalog
 from lendstack.settings import Settings
 from lendstack.storage import schema
+from lendstack.storage.repositories import SqlUnitOfWork
 from lendstack.underwriting.application import Application
+from lendstack.underwriting.origination import originate
 from lendstack.underwriting.rerun import backtest, replay
 from lendstack.underwriting.service import Underwriting
 from lendstack.wiring import build_engine, underwriting_service
@@ -180,3 +183,26 @@ def test_backtest_against_a_tighter_pack(service: Underwriting, settings: Settin
     assert report["approval_rate"]["change"] < 0
     fires = {r["rule_id"]: r for r in report["rule_fires"]}
     assert any(r["challenger"] > r["baseline"] for r in fires.values())
+
+
+def test_an_approved_offer_books_exactly_once(
+    service: Underwriting, engine: Engine, catalog: ProductCatalog
+) -> None:
+    recorded = service.decide(app_for())
+    offer = recorded.record["decision"]["offer"]
+    loan = originate(SqlUnitOfWork(engine), catalog, recorded.record)
+    again = originate(SqlUnitOfWork(engine), catalog, recorded.record)
+    assert again.id == loan.id
+    assert loan.contract.principal == Decimal(offer["amount"])
+    assert loan.contract.annual_rate == Decimal(offer["annual_interest_rate"])
+    booked = [(i.due_date.isoformat(), i.principal + i.interest + i.fee) for i in loan.installments]
+    disclosed = [(i["due_date"], Decimal(i["total"])) for i in offer["schedule"]]
+    assert booked == disclosed  # the borrower is charged exactly what was disclosed
+
+
+def test_a_decline_cannot_be_booked(
+    service: Underwriting, engine: Engine, catalog: ProductCatalog
+) -> None:
+    recorded = service.decide(app_for(**{"loan.purpose": "securities"}))
+    with pytest.raises(Conflict):
+        originate(SqlUnitOfWork(engine), catalog, recorded.record)
