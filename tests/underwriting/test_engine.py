@@ -21,7 +21,7 @@ from lendstack.underwriting.decision import Decision, LimitSource, Outcome, Reas
 from lendstack.underwriting.engine import BorrowerHistory, Engine
 from lendstack.underwriting.policy import load_policy
 from lendstack.underwriting.population import PopulationConfig, generate_population
-from lendstack.underwriting.rules import default_pack, load_pack
+from lendstack.underwriting.rules import RuleKind, RuleResult, Verdict, default_pack, load_pack
 from lendstack.wiring import load_credit_model
 
 EXAMPLE = json.loads(
@@ -220,3 +220,45 @@ def test_invariants_over_a_generated_population(engine: Engine) -> None:
         _invariants(app, d)
         outcomes.add(d.outcome)
     assert outcomes == set(Outcome)
+
+
+class _ErroringRules:
+    """A real rule set whose offer-level evaluation also reports one rule that errored."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def evaluate(self, facts: Any) -> tuple[RuleResult, ...]:
+        broken = RuleResult(
+            "T.BROKEN", RuleKind.DTI_MAX, Verdict.ERROR, None, None, "could not be checked"
+        )
+        return (*self._inner.evaluate(facts), broken)
+
+
+class _PackWithABrokenRule:
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def select(self, on: Any, lender_type: str) -> Any:
+        return _ErroringRules(self._inner.select(on, lender_type))
+
+
+def test_a_rule_that_errors_refers_and_never_approves(engine: Engine) -> None:
+    broken = Engine(
+        _PackWithABrokenRule(engine.pack),  # type: ignore[arg-type]
+        engine.model,
+        engine.features,
+        engine.policy,
+        engine.catalog,
+    )
+    d = broken.decide(application(), FRESH)
+    assert d.outcome is Outcome.REFER
+    reason = next(r for r in d.reasons if r.code == "P09")
+    assert reason.rule_id == "T.BROKEN"
+    assert any(r["verdict"] == "error" for r in d.rule_results)
