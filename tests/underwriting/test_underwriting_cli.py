@@ -134,3 +134,54 @@ def test_review_queue_round_trip(env: Path, capsys: pytest.CaptureFixture[str]) 
     assert code == 4  # already resolved: a conflict
     code, _, _ = cli(capsys, "decisions", "verify")
     assert code == 0
+
+
+def _flat(node: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if isinstance(value, dict):
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def _outcomes(capsys: pytest.CaptureFixture[str], path: Path, out: Path) -> list[str]:
+    code, _, err = cli(capsys, "decide", str(path), "--out", str(out))
+    assert code == 0, err
+    return [json.loads(line)["outcome"] for line in out.read_text("utf-8").splitlines()]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_flat_files_decide_like_jsonl(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], fmt: str
+) -> None:
+    import pandas as pd
+
+    from lendstack.underwriting.population import PopulationConfig, generate_population
+
+    apps = list(generate_population(PopulationConfig(seed=23, n=40)).applications())
+    key = base64.b64encode(os.urandom(32)).decode()
+    monkeypatch.setenv("LENDSTACK_PII_KEY", key)
+    results = {}
+    for kind in ("jsonl", fmt):
+        monkeypatch.setenv("LENDSTACK_DATABASE_URL", f"sqlite:///{tmp_path / kind}.db")
+        main(["init"])
+        path = tmp_path / f"apps.{kind}"
+        if kind == "jsonl":
+            write_jsonl(path, apps)
+        elif kind == "csv":
+            pd.DataFrame([_flat(a) for a in apps]).to_csv(path, index=False)
+        else:
+            pd.DataFrame([_flat(a) for a in apps]).to_parquet(path, index=False)
+        results[kind] = _outcomes(capsys, path, tmp_path / f"{kind}.out.jsonl")
+    assert len(results["jsonl"]) == 40
+    assert results[fmt] == results["jsonl"]
+    assert "INVALID" not in results[fmt]
+
+
+def test_the_shipped_csv_example_decides(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    example = Path(__file__).parents[2] / "examples" / "applications.csv"
+    outcomes = _outcomes(capsys, example, env / "out.jsonl")
+    assert len(outcomes) == 10
+    assert "INVALID" not in outcomes
