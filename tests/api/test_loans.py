@@ -10,9 +10,9 @@ from apitools import Api, assert_problem
 from fastapi.testclient import TestClient
 
 from lendstack.api import create_app
-from lendstack.cli.loans import loan_json, payoff_json
 from lendstack.cli.render import _default
 from lendstack.servicing import get_loan, quote_payoff
+from lendstack.servicing.views import loan_json, payoff_json
 from lendstack.settings import Settings
 from lendstack.storage.db import make_engine
 from lendstack.storage.repositories import SqlUnitOfWork

@@ -6,15 +6,14 @@ Runs on SQLite and, when LENDSTACK_TEST_DATABASE_URL is set, on PostgreSQL.
 from __future__ import annotations
 
 import base64
-import copy
 import json
 import os
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
+from example_app import application as app_for
 from sqlalchemy import Engine, func, select
 
 from lendstack.core.errors import Conflict
@@ -22,15 +21,10 @@ from lendstack.servicing import ProductCatalog
 from lendstack.settings import Settings
 from lendstack.storage import schema
 from lendstack.storage.repositories import SqlUnitOfWork
-from lendstack.underwriting.application import Application
 from lendstack.underwriting.origination import originate
 from lendstack.underwriting.rerun import backtest, replay
 from lendstack.underwriting.service import Underwriting
 from lendstack.wiring import build_engine, underwriting_service
-
-EXAMPLE = json.loads(
-    (Path(__file__).parents[2] / "examples" / "application.json").read_text(encoding="utf-8")
-)
 
 
 @pytest.fixture
@@ -41,17 +35,6 @@ def settings(engine: Engine) -> Settings:
 @pytest.fixture
 def service(settings: Settings, engine: Engine) -> Underwriting:
     return underwriting_service(settings, engine)
-
-
-def app_for(**changes: Any) -> Application:
-    payload = copy.deepcopy(EXAMPLE)
-    for path, value in changes.items():
-        node = payload
-        *parents, leaf = path.split(".")
-        for part in parents:
-            node = node[part]
-        node[leaf] = value
-    return Application.model_validate(payload)
 
 
 def log_rows(engine: Engine) -> int:

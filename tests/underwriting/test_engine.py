@@ -6,14 +6,12 @@ the stage that broke. Invariants over a generated population close the file.
 
 from __future__ import annotations
 
-import copy
-import json
 from collections.abc import Callable
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
+from example_app import application
 
 from lendstack.servicing import ProductCatalog
 from lendstack.underwriting.application import Application
@@ -24,9 +22,6 @@ from lendstack.underwriting.population import PopulationConfig, generate_populat
 from lendstack.underwriting.rules import RuleKind, RuleResult, Verdict, default_pack, load_pack
 from lendstack.wiring import load_credit_model
 
-EXAMPLE = json.loads(
-    (Path(__file__).parents[2] / "examples" / "application.json").read_text(encoding="utf-8")
-)
 FRESH = BorrowerHistory()
 
 
@@ -34,18 +29,6 @@ FRESH = BorrowerHistory()
 def engine() -> Engine:
     loaded = load_credit_model(None)
     return Engine(default_pack(), loaded.model, loaded.features, load_policy(), ProductCatalog())
-
-
-def application(**changes: Any) -> Application:
-    """The example with dotted-path changes, e.g. application(**{"loan.amount": "5000"})."""
-    payload = copy.deepcopy(EXAMPLE)
-    for path, value in changes.items():
-        node = payload
-        *parents, leaf = path.split(".")
-        for part in parents:
-            node = node[part]
-        node[leaf] = value
-    return Application.model_validate(payload)
 
 
 def decide(engine: Engine, history: BorrowerHistory = FRESH, **changes: Any) -> Decision:

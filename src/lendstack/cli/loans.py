@@ -20,7 +20,6 @@ from lendstack.servicing import (
     LoanState,
     LoanTerms,
     Payment,
-    PayoffQuote,
     PrepaymentMode,
     Product,
     RepaymentMethod,
@@ -34,6 +33,7 @@ from lendstack.servicing import (
     reverse_payment,
     take_payment,
 )
+from lendstack.servicing.views import loan_json, payment_json, payoff_json
 
 FormatOpt = typer.Option(OutputFormat.TABLE, "--format", help="table for people, json for tools.")
 
@@ -265,47 +265,6 @@ def loan_book(
     render_loan(loan, fmt)
 
 
-def loan_json(loan: LoanState) -> dict[str, Any]:
-    c, b = loan.contract, loan.balances
-    return {
-        "id": loan.id,
-        "product_id": c.product_id,
-        "status": loan.status.value,
-        "principal": c.principal,
-        "annual_rate": c.annual_rate,
-        "term_months": c.term_months,
-        "method": c.method.value,
-        "disbursement_date": c.disbursement_date,
-        "balances": {
-            "principal": b.principal,
-            "interest": b.interest,
-            "fee": b.fee,
-            "penalty": b.penalty,
-            "credit": b.credit,
-        },
-        "dpd": loan.dpd,
-        "risk_class": loan.risk_class.value,
-        "risk_class_cn": loan.risk_class.chinese,
-        "non_accrual": loan.non_accrual,
-        "charged_off": loan.charged_off,
-        "recovered": loan.recovered,
-        "installments": [
-            {
-                "number": i.number,
-                "due_date": i.due_date,
-                "principal": i.principal,
-                "interest": i.interest,
-                "fee": i.fee,
-                "paid_principal": i.paid_principal,
-                "paid_interest": i.paid_interest,
-                "paid_fee": i.paid_fee,
-                "billed": i.billed,
-            }
-            for i in loan.installments
-        ],
-    }
-
-
 def render_loan(loan: LoanState, fmt: OutputFormat) -> None:
     if fmt is OutputFormat.JSON:
         print_json(loan_json(loan))
@@ -341,19 +300,6 @@ def loan_show(ctx: typer.Context, loan_id: int, fmt: OutputFormat = FormatOpt) -
     render_loan(get_loan(app_context(ctx).uow(), loan_id), fmt)
 
 
-def payoff_json(q: PayoffQuote) -> dict[str, Any]:
-    return {
-        "loan_id": q.loan_id,
-        "date": q.on,
-        "principal": q.principal,
-        "interest": q.interest,
-        "fee": q.fee,
-        "penalty": q.penalty,
-        "prepayment_fee": q.prepayment_fee,
-        "total": q.total,
-    }
-
-
 @loan_app.command("payoff-quote")
 def loan_payoff_quote(
     ctx: typer.Context,
@@ -368,19 +314,6 @@ def loan_payoff_quote(
         return
     for key, value in payoff_json(q).items():
         console.print(f"{key:>15}: {value}")
-
-
-def payment_json(p: StoredPayment) -> dict[str, Any]:
-    return {
-        "id": p.id,
-        "loan_id": p.loan_id,
-        "kind": p.kind,
-        "date": p.value_date,
-        "amount": p.amount,
-        "status": p.status,
-        "idempotency_key": p.idempotency_key,
-        "applied": p.applied.as_dict(),
-    }
 
 
 def _render_payments(payments: tuple[StoredPayment, ...], fmt: OutputFormat) -> None:
