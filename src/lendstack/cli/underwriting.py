@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +19,10 @@ from rich.table import Table
 from lendstack.cli.context import app_context
 from lendstack.cli.render import OutputFormat, console, err_console, print_json
 from lendstack.core.errors import ValidationError
+from lendstack.settings import Settings
 from lendstack.underwriting.application import Application
-from lendstack.underwriting.batch_input import parse, read_rows
-from lendstack.underwriting.views import decision_view, summary
+from lendstack.underwriting.batch_input import read_rows
+from lendstack.underwriting.views import decision_view
 
 _FORMAT = typer.Option(OutputFormat.TABLE, "--format", help="table or json")
 
@@ -45,9 +48,14 @@ def decide(
     ctx: typer.Context,
     file: Path = typer.Argument(..., help="Applications: .json (one), .jsonl, .csv or .parquet."),
     out: Path | None = typer.Option(None, "--out", help="Write one result per line (.jsonl)."),
+    workers: int = typer.Option(
+        os.cpu_count() or 1, "--workers", min=1, help="Worker processes (default: cores)."
+    ),
     fmt: OutputFormat = _FORMAT,
 ) -> None:
     """Decide applications and record every decision in the audit log."""
+    from lendstack.storage.decisions import prepare_entry
+    from lendstack.underwriting.batch import BatchJob, decide_rows
     from lendstack.wiring import underwriting_service
 
     app_ctx = app_context(ctx)
@@ -57,17 +65,30 @@ def decide(
     if file.suffix.lower() == ".json":
         _decide_one(service, file, fmt)
         return
+    factory = partial(worker_service, app_ctx.settings)
+    job = BatchJob(service, prepare_entry, factory, workers)
     tally: Counter[str] = Counter()
     sink = out.open("w", encoding="utf-8") if out else None
     try:
         with _progress("deciding") as tick:
-            for number, row in enumerate(read_rows(file), 1):
-                tally[_decide_row(service, number, row, sink)] += 1
+            for result in decide_rows(read_rows(file), job):
+                tally[result.outcome] += 1
+                if sink:
+                    sink.write(json.dumps(result.line, ensure_ascii=False) + "\n")
                 tick()
     finally:
         if sink:
             sink.close()
     _render_tally(tally, fmt)
+
+
+def worker_service(settings: Settings) -> tuple[Any, Any]:
+    """A batch worker's own service and the log's entry builder (run in each process)."""
+    from lendstack.storage.db import make_engine
+    from lendstack.storage.decisions import prepare_entry
+    from lendstack.wiring import underwriting_service
+
+    return underwriting_service(settings, make_engine(settings.database_url)), prepare_entry
 
 
 def _decide_one(service: Any, file: Path, fmt: OutputFormat) -> None:
@@ -86,23 +107,6 @@ def _decide_one(service: Any, file: Path, fmt: OutputFormat) -> None:
         print_json(view)
     else:
         _render_decision(view)
-
-
-def _decide_row(service: Any, number: int, row: dict[str, Any], sink: Any) -> str:
-    parsed = parse(row)
-    if isinstance(parsed, Application):
-        recorded = service.decide(parsed)
-        result = {"row": number, **summary(recorded.decision_id, recorded.record)}
-        outcome = recorded.outcome
-    else:
-        service.log.count_rejected(
-            "batch", row.get("channel"), [e["field"] for e in parsed], service.clock()
-        )
-        result = {"row": number, "outcome": "INVALID", "errors": parsed}
-        outcome = "INVALID"
-    if sink:
-        sink.write(json.dumps(result, ensure_ascii=False) + "\n")
-    return outcome
 
 
 def _render_decision(view: dict[str, Any]) -> None:
@@ -140,6 +144,9 @@ def replay(
     last: datetime = typer.Option(..., "--to", formats=["%Y-%m-%d"], help="Last application date."),
     rules: str | None = typer.Option(None, "--rules", help="Backtest against this rule pack."),
     model: Path | None = typer.Option(None, "--model", help="Backtest against this model dir."),
+    workers: int = typer.Option(
+        os.cpu_count() or 1, "--workers", min=1, help="Worker processes (default: cores)."
+    ),
     fmt: OutputFormat = _FORMAT,
 ) -> None:
     """Re-decide stored applications: 0 differences expected; with --rules/--model, a backtest."""
@@ -154,18 +161,38 @@ def replay(
     d1, d2 = first.date(), last.date()
     if d2 < d1:
         raise ValidationError("--to is before --from", field="--to")
+    factory = partial(rerun_worker, app_ctx.settings, rules, model)
     if rules is None and model is None:
         engine, sha = build_engine(app_ctx.settings)
         with _progress("replaying") as tick:
-            report = run_replay(log, vault, engine, sha, d1, d2, tick)
+            report = run_replay(
+                log, vault, engine, sha, d1, d2, tick, workers=workers, factory=factory
+            )
         _render_replay(report.as_json(), fmt)
         if not report.ok:
             raise typer.Exit(1)
         return
     challenger, _ = build_engine(app_ctx.settings, pack=rules, model_dir=model)
     with _progress("backtesting") as tick:
-        tally = backtest(log, vault, lambda _record: challenger, d1, d2, tick)
+        tally = backtest(
+            log, vault, lambda _record: challenger, d1, d2, tick, workers=workers, factory=factory
+        )
     _render_backtest(tally.as_json(), fmt)
+
+
+def rerun_worker(settings: Settings, rules: str | None, model: Path | None) -> Any:
+    """A replay/backtest worker's `Rerun`: its own log connection, vault and engines."""
+    from lendstack.storage.db import make_engine
+    from lendstack.storage.decisions import SqlDecisionLog
+    from lendstack.underwriting.rerun import Rerun
+    from lendstack.wiring import build_engine, pii_vault
+
+    log = SqlDecisionLog(make_engine(settings.database_url))
+    engine, sha = build_engine(settings)
+    challenger = engine
+    if rules is not None or model is not None:
+        challenger, _ = build_engine(settings, pack=rules, model_dir=model)
+    return Rerun(log, pii_vault(settings), engine, sha, lambda _record: challenger)
 
 
 def _render_replay(report: dict[str, Any], fmt: OutputFormat) -> None:

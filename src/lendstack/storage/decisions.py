@@ -10,8 +10,9 @@ at all. The repository never reads a clock: callers pass timezone-aware UTC time
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -54,6 +55,8 @@ EXPOSURE_OUTCOMES = ("APPROVE", "COUNTER_OFFER")
 COLUMNS_KEY = "_log"
 """Key under which `append` adds the row's query columns to the hashed record."""
 _BATCH = 5_000
+_IN_LIMIT = 500
+"""Keys per IN (...) list: well under SQLite's bound-parameter limit."""
 
 _ENTRY_COLUMNS = (
     decision_log.c.seq,
@@ -213,6 +216,54 @@ def _is_idempotency_clash(exc: IntegrityError) -> bool:
     return "idempotency_key" in str(exc.orig)
 
 
+@dataclass(frozen=True, slots=True)
+class PreparedEntry:
+    """One decision ready to chain: its query columns and its canonical, hashed record text.
+
+    Built by `prepare_entry`, which is pure (no database), so batch workers can do the JSON
+    work in parallel; only the hash chain itself is computed under the append lock.
+    """
+
+    row: dict[str, Any]
+    record_json: str
+    review: tuple[str, datetime] | None = None
+    """(reasons JSON, opened at) when the decision also opens a review-queue row."""
+
+
+def prepare_entry(
+    kind: str,
+    decision_id: str,
+    channel: str,
+    application_date: date,
+    outcome: str,
+    borrower_key: str,
+    offer_amount_fen: int | None,
+    idempotency_key: str | None,
+    request_sha256: str | None,
+    record: dict[str, Any],
+    recorded_at: datetime,
+    review: tuple[str, datetime] | None = None,
+) -> PreparedEntry:
+    """The row and record text `append` would write: the query columns go into the hashed
+    record under `_log`, so editing one in SQL is caught by verify like any other edit."""
+    row = {
+        "kind": kind,
+        "decision_id": decision_id,
+        "channel": channel,
+        "application_date": application_date,
+        "outcome": outcome,
+        "borrower_key": borrower_key,
+        "offer_amount_fen": offer_amount_fen,
+        "idempotency_key": idempotency_key,
+        "request_sha256": request_sha256,
+        "recorded_at": _utc(recorded_at, "recorded_at"),
+    }
+    if review is not None:
+        review = (review[0], _utc(review[1], "opened_at"))
+    record_json = canonical_json({**record, COLUMNS_KEY: _columns(row)})
+    return PreparedEntry(row, record_json, review)
+
+
 class SqlDecisionLog:
     """The hash-chained decision log, the review queue and the rejected-input counters."""
 
@@ -242,26 +293,75 @@ class SqlDecisionLog:
         an outcome or an offer amount in SQL is caught by verify like any other edit. A reused
         (channel, idempotency key) is a Conflict and nothing is written.
         """
-        row = {
-            "kind": kind,
-            "decision_id": decision_id,
-            "channel": channel,
-            "application_date": application_date,
-            "outcome": outcome,
-            "borrower_key": borrower_key,
-            "offer_amount_fen": offer_amount_fen,
-            "idempotency_key": idempotency_key,
-            "request_sha256": request_sha256,
-            "recorded_at": _utc(recorded_at, "recorded_at"),
-        }
-        record_json = canonical_json({**record, COLUMNS_KEY: _columns(row)})
+        prepared = prepare_entry(
+            kind,
+            decision_id,
+            channel,
+            application_date,
+            outcome,
+            borrower_key,
+            offer_amount_fen,
+            idempotency_key,
+            request_sha256,
+            record,
+            recorded_at,
+        )
         try:
             with _serialised(self.engine) as conn:
-                return self._append_locked(conn, row, record_json, extra)
+                return self._append_locked(conn, prepared.row, prepared.record_json, extra)
         except IntegrityError as exc:
             if _is_idempotency_clash(exc):
                 raise self._clash(channel, idempotency_key) from exc
             raise
+
+    def append_many(self, entries: Sequence[PreparedEntry]) -> list[LogEntry]:
+        """Chain `entries` onto the head in order, in ONE transaction: all or none.
+
+        The chain is exactly what `append` would build one by one (same lock, same `_log`
+        columns, same head anchor), but the rows go in with one executemany, so a chunk of
+        thousands costs one commit. A reused idempotency key is a Conflict; nothing is written.
+        """
+        if not entries:
+            return []
+        try:
+            with _serialised(self.engine) as conn:
+                return self._append_many_locked(conn, entries)
+        except IntegrityError as exc:
+            if _is_idempotency_clash(exc):
+                raise Conflict(
+                    "an idempotency key in the batch was already used", field="Idempotency-Key"
+                ) from exc
+            raise
+
+    def _append_many_locked(
+        self, conn: Connection, entries: Sequence[PreparedEntry]
+    ) -> list[LogEntry]:
+        for prepared in entries:
+            key = prepared.row["idempotency_key"]
+            channel = prepared.row["channel"]
+            if key is not None and conn.execute(_BY_KEY, {"channel": channel, "key": key}).first():
+                raise self._clash(channel, key)
+        before = _read_head(conn)
+        seq, prev = (0, GENESIS_HASH) if before is None else (before.seq, before.hash)
+        sealed: list[LogEntry] = []
+        values: list[dict[str, Any]] = []
+        for prepared in entries:
+            seq += 1
+            entry = seal(
+                seq, prepared.row["kind"], prepared.row["decision_id"], prepared.record_json, prev
+            )
+            values.append(
+                {**prepared.row, "seq": seq, "record_json": entry.record_json,
+                 "prev_hash": prev, "hash": entry.hash}
+            )  # fmt: skip
+            sealed.append(entry)
+            prev = entry.hash
+        conn.execute(insert(decision_log), values)
+        _advance_head(conn, before, sealed[-1])
+        reviews = [_review_values(p) for p in entries if p.review is not None]
+        if reviews:
+            conn.execute(insert(review_queue), reviews)
+        return sealed
 
     @staticmethod
     def _clash(channel: str, key: str | None) -> Conflict:
@@ -418,14 +518,27 @@ class SqlDecisionLog:
         conn: Connection, decision_id: str, channel: str, reasons_json: str, opened_at: datetime
     ) -> None:
         """Queue a decision for a person; meant for `append(..., extra=...)`."""
-        values = {
-            "decision_id": decision_id,
-            "channel": channel,
-            "status": "open",
-            "reasons": reasons_json,
-            "opened_at": _utc(opened_at, "opened_at"),
-        }
-        conn.execute(insert(review_queue), values)
+        conn.execute(
+            insert(review_queue), _review_row(decision_id, channel, reasons_json, opened_at)
+        )
+
+    def known_borrowers(self, borrower_keys: Iterable[str]) -> set[str]:
+        """Which of these borrowers already have an entry: the rest have no history at all.
+
+        Batch deciding asks this once per chunk instead of two history queries per row.
+        """
+        keys = sorted(set(borrower_keys))
+        found: set[str] = set()
+        with self.engine.connect() as conn:
+            for start in range(0, len(keys), _IN_LIMIT):
+                part = keys[start : start + _IN_LIMIT]
+                query = (
+                    select(decision_log.c.borrower_key)
+                    .where(decision_log.c.borrower_key.in_(part))
+                    .distinct()
+                )
+                found.update(conn.execute(query).scalars())
+        return found
 
     def reviews(self, status: str | None = None) -> list[dict[str, Any]]:
         query = select(review_queue).order_by(review_queue.c.opened_at, review_queue.c.decision_id)
@@ -536,4 +649,29 @@ class SqlDecisionLog:
         }
 
 
-__all__ = ["APPEND_LOCK", "COLUMNS_KEY", "EXPOSURE_OUTCOMES", "SqlDecisionLog"]
+def _review_row(
+    decision_id: str, channel: str, reasons_json: str, opened_at: datetime
+) -> dict[str, Any]:
+    return {
+        "decision_id": decision_id,
+        "channel": channel,
+        "status": "open",
+        "reasons": reasons_json,
+        "opened_at": _utc(opened_at, "opened_at"),
+    }
+
+
+def _review_values(prepared: PreparedEntry) -> dict[str, Any]:
+    assert prepared.review is not None
+    reasons, opened_at = prepared.review
+    return _review_row(prepared.row["decision_id"], prepared.row["channel"], reasons, opened_at)
+
+
+__all__ = [
+    "APPEND_LOCK",
+    "COLUMNS_KEY",
+    "EXPOSURE_OUTCOMES",
+    "PreparedEntry",
+    "SqlDecisionLog",
+    "prepare_entry",
+]

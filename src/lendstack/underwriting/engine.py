@@ -17,13 +17,14 @@ rule it could not evaluate.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import ROUND_FLOOR, Decimal
 from typing import Any, TypeVar
 
 from lendstack.core.errors import InvariantViolation, LendstackError
 from lendstack.scoring import CreditModel
+from lendstack.scoring import Reason as ModelReason
 from lendstack.servicing import (
     LoanRequest,
     Product,
@@ -49,6 +50,11 @@ from lendstack.underwriting.pricing import Price, flat_fee_rate, price
 from lendstack.underwriting.rules import Facts, RulePack, RuleResult, RuleSet, Verdict
 
 _REFERENCE_AMOUNT = Decimal(10000)
+_BURDEN_MEMO = 200_000
+"""Reference burdens kept before the memo is emptied (a Decimal each; the date x rate x term
+grid of a year's applications fits)."""
+_OFFER_MEMO = 50_000
+"""Built offers kept before the memo is emptied (each holds a whole schedule)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,20 +93,72 @@ class _Draft:
         return any(r.code not in R.NON_DECLINING for r in self.reasons)
 
 
+ScoreSource = Score | Callable[[], Score] | None
+"""A precomputed score, a function computing it on demand, or None (the engine scores)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Staged:
+    """A decision whose outcome and offer are final but whose model reasons are not yet added.
+
+    Batch callers stage a whole chunk (later applications of a borrower need the outcome of
+    earlier ones, never their reasons), then explain every non-approval in one matrix call
+    (`reasons_matrix` gives the same reasons as the single-row TreeSHAP). Finish it once.
+    """
+
+    draft: _Draft
+    outcome: Outcome
+    offer: Offer | None
+
+    @property
+    def needs_reasons(self) -> bool:
+        return self.outcome is not Outcome.APPROVE and self.draft.score is not None
+
+
 @dataclass(frozen=True, slots=True)
 class Engine:
-    """Everything one decision is pinned to: rule pack, model, feature map, policy, products."""
+    """Everything one decision is pinned to: rule pack, model, feature map, policy, products.
+
+    Two memos make repeated work cheap without changing any result: the burden per yuan of
+    the reference schedule and the built offer, both keyed by everything that determines them
+    (product, amount, contract and fee rates, term, start date). They are private to this
+    instance: `dataclasses.replace` gives a new engine fresh, empty memos.
+    """
 
     pack: RulePack
     model: CreditModel
     features: FeatureMap
     policy: Policy
     catalog: ProductCatalog
+    _burdens: dict[tuple[Any, ...], Decimal] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+    _offers: dict[tuple[Any, ...], Offer] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
-    def decide(self, app: Application, history: BorrowerHistory) -> Decision:
+    def decide(
+        self, app: Application, history: BorrowerHistory, score: Score | None = None
+    ) -> Decision:
+        """Decide one application. `score`, if given, must be exactly what
+        `score_encoded(encode(app))` gives: `CreditModel.score_matrix` differs from the
+        single-row path in the last bit of some PDs, which can move a rounded PD or a price,
+        so batch callers pass the single-row score and batch only the TreeSHAP reasons."""
+        staged = self.stage(app, history, score)
+        reasons = self._model_reasons(app) if staged.needs_reasons else ()
+        return self.finish(staged, reasons)
+
+    def stage(
+        self, app: Application, history: BorrowerHistory, score: ScoreSource = None
+    ) -> Staged:
+        """Every stage but the model reasons: the outcome and offer are final here.
+
+        `score` is the model's score for `app`, or a function giving it (called only if the
+        engine gets as far as scoring), or None to score here.
+        """
         draft = self._screen(app, history)
         if not draft.declined and app.consents.bureau_query:
-            self._score(draft)
+            self._score(draft, score)
         stages: tuple[Callable[[_Draft], None], ...] = (
             self._price,
             self._limit,
@@ -111,7 +169,44 @@ class Engine:
             if draft.declined or draft.refer:
                 break
             stage(draft)
-        return self._conclude(draft)
+        return self._settle(draft)
+
+    def finish(self, staged: Staged, model_reasons: Sequence[ModelReason]) -> Decision:
+        """The decision, with the model's adverse reasons when it is not an approval."""
+        draft = staged.draft
+        if staged.needs_reasons:
+            n = self.policy.max_model_reasons
+            draft.reasons.extend(R.model_reason(r.code, r.text) for r in model_reasons[:n])
+        return Decision(
+            staged.outcome,
+            tuple(draft.reasons),
+            staged.offer,
+            draft.score,
+            draft.price,
+            draft.limit,
+            tuple(_result_json(r) for r in draft.results),
+            tuple(sorted(draft.bindings.items())),
+        )
+
+    def encode(self, app: Application) -> Any:
+        """The model's encoded row for `app` (what `score_row` builds internally)."""
+        return self.model.spec.encode_row(self.features.row(app))
+
+    def score_encoded(self, x: Any) -> Score:
+        """The exact score `decide` would compute, from an encoded row."""
+        row = self.model.score_encoded(x, reasons=False)
+        return Score(row.pd, row.points)
+
+    def finish_many(self, staged: Sequence[Staged], X: Any) -> list[Decision]:
+        """Finish a chunk: TreeSHAP reasons for every non-approval in one matrix call.
+
+        `X` holds the encoded rows, one per staged decision, in the same order.
+        """
+        need = [i for i, s in enumerate(staged) if s.needs_reasons]
+        reasons: dict[int, Sequence[ModelReason]] = {}
+        if need and self.policy.max_model_reasons > 0:
+            reasons = dict(zip(need, self.model.reasons_matrix(X[need]), strict=True))
+        return [self.finish(s, reasons.get(i, ())) for i, s in enumerate(staged)]
 
     # -- stages ---------------------------------------------------------------------------
 
@@ -123,11 +218,15 @@ class Engine:
         self._absorb(draft, rules.screen(draft.facts))
         return draft
 
-    def _score(self, draft: _Draft) -> None:
-        row = self.model.score_row(self.features.row(draft.app), reasons=False)
-        draft.score = Score(row.pd, row.points)
-        if Decimal(repr(row.pd)) > self.policy.max_pd:
-            draft.fail(R.risk_too_high(row.pd, self.policy.max_pd))
+    def _score(self, draft: _Draft, source: ScoreSource) -> None:
+        if source is None:
+            row = self.model.score_row(self.features.row(draft.app), reasons=False)
+            given = Score(row.pd, row.points)
+        else:
+            given = source if isinstance(source, Score) else source()
+        draft.score = given
+        if Decimal(repr(given.pd)) > self.policy.max_pd:
+            draft.fail(R.risk_too_high(given.pd, self.policy.max_pd))
 
     def _price(self, draft: _Draft) -> None:
         if draft.score is None:
@@ -239,50 +338,78 @@ class Engine:
         return max((amount / step).to_integral_value(rounding=ROUND_FLOOR) * step, Decimal(0))
 
     def _burden_per_unit(self, product: Product, draft: _Draft) -> Decimal:
-        """Monthly burden per yuan lent at this price: limits scale it to an amount."""
+        """Monthly burden per yuan lent at this price: limits scale it to an amount.
+
+        Only the burden is needed, so the reference schedule's APR (an IRR) is never solved.
+        """
         reference = max(_REFERENCE_AMOUNT, product.amount_min)
-        offer = self._build_offer(product, reference, draft)
-        return offer.monthly_burden / reference
+        request = self._request(product, reference, draft)
+        key = _key(request)
+        burden = self._burdens.get(key)
+        if burden is None:
+            burden = monthly_burden(quote(self.catalog, request)) / reference
+            _remember(self._burdens, key, burden, _BURDEN_MEMO)
+        return burden
 
     def _build_offer(self, product: Product, amount: Decimal, draft: _Draft) -> Offer:
+        request = self._request(product, amount, draft)
+        key = _key(request)
+        offer = self._offers.get(key)
+        if offer is None:
+            schedule = quote(self.catalog, request)
+            offer = Offer(product.id, schedule, schedule.apr(), monthly_burden(schedule))
+            _remember(self._offers, key, offer, _OFFER_MEMO)
+        return offer
+
+    def _request(self, product: Product, amount: Decimal, draft: _Draft) -> LoanRequest:
         app = draft.app
         rate, fee = _need(draft.rates)
-        request = LoanRequest(
+        return LoanRequest(
             product.id, amount, app.loan.term_months, rate, app.application_date, fee_rate=fee
         )
-        schedule = quote(self.catalog, request)
-        return Offer(product.id, schedule, schedule.apr(), monthly_burden(schedule))
 
-    def _conclude(self, draft: _Draft) -> Decision:
+    def _settle(self, draft: _Draft) -> Staged:
         outcome = _outcome(draft)
         if not draft.app.consents.automated_decision:
             draft.reasons.append(R.PIPL_REFER)
             outcome = Outcome.REFER
         elif outcome is Outcome.COUNTER_OFFER and draft.limit is not None:
             draft.reasons.append(R.counter_offer(draft.limit))
-        if outcome is not Outcome.APPROVE and draft.score is not None:
-            draft.reasons.extend(self._model_reasons(draft.app))
         offer = draft.offer if outcome in (Outcome.APPROVE, Outcome.COUNTER_OFFER) else None
         if outcome is Outcome.REFER:
             offer = draft.offer  # the reviewer sees what would have been offered
-        return Decision(
-            outcome,
-            tuple(draft.reasons),
-            offer,
-            draft.score,
-            draft.price,
-            draft.limit,
-            tuple(_result_json(r) for r in draft.results),
-            tuple(sorted(draft.bindings.items())),
-        )
+        return Staged(draft, outcome, offer)
 
-    def _model_reasons(self, app: Application) -> list[Reason]:
-        n = self.policy.max_model_reasons
-        row = self.model.score_row(self.features.row(app), reasons=n > 0)
-        return [R.model_reason(r.code, r.text) for r in row.reasons[:n]]
+    def _model_reasons(self, app: Application) -> tuple[ModelReason, ...]:
+        if self.policy.max_model_reasons <= 0:
+            return ()
+        return self.model.score_row(self.features.row(app), reasons=True).reasons
+
+
+def _key(request: LoanRequest) -> tuple[Any, ...]:
+    """Everything in a request that the schedule depends on (the catalog is the engine's).
+
+    Decimals enter as text: 20000 and 20000.00 are equal but print differently in an offer.
+    """
+    return (
+        request.product_id,
+        str(request.amount),
+        request.term_months,
+        str(request.rate),
+        request.start,
+        str(request.fee_rate),
+        str(request.upfront_fee_rate),
+    )
+
+
+def _remember(memo: dict[tuple[Any, ...], _V], key: tuple[Any, ...], value: _V, size: int) -> None:
+    if len(memo) >= size:
+        memo.clear()
+    memo[key] = value
 
 
 _T = TypeVar("_T")
+_V = TypeVar("_V")
 
 
 def _need(value: _T | None) -> _T:

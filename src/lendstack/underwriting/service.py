@@ -11,7 +11,7 @@ import hashlib
 import json
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -53,6 +53,11 @@ class DecisionLog(Protocol):
     ) -> tuple[LogEntry, ...]: ...
     def exposure(self, borrower_key: str) -> int: ...
     def store_pack_text(self, sha256: str, pack_id: str, version: str, text: str) -> None: ...
+    def known_borrowers(self, borrower_keys: Iterable[str]) -> set[str]: ...
+    def append_many(self, entries: Sequence[Any]) -> Any: ...
+    def count_rejected(
+        self, source: str, channel: str | None, fields: list[str], at: datetime
+    ) -> None: ...
     def open_review(
         self, conn: Any, decision_id: str, channel: str, reasons: str, opened_at: datetime
     ) -> None: ...
@@ -72,7 +77,33 @@ class Recorded:
 
 
 def request_fingerprint(app: Application) -> str:
-    return hashlib.sha256(canonical_json(app.normalised()).encode()).hexdigest()
+    return _fingerprint(app.normalised())
+
+
+def _fingerprint(normalised: Mapping[str, Any]) -> str:
+    return hashlib.sha256(canonical_json(normalised).encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Booked:
+    """An earlier decision of the same batch, not yet in the log, as history must see it."""
+
+    decision_id: str
+    application_date: date
+    offer_amount_fen: int | None
+    """The amount that counts as exposure: set only for approvals and counter-offers."""
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A decided application, ready to record: what `append` takes, and a review to open."""
+
+    decision: Decision
+    record: dict[str, Any]
+    columns: dict[str, Any]
+    """The keyword arguments of `DecisionLog.append` (without `extra`)."""
+    review: tuple[str, datetime] | None
+    """(reasons JSON, opened at) for a REFER: the review-queue row to open with it."""
 
 
 @dataclass
@@ -85,19 +116,19 @@ class Underwriting:
     _packs_stored: bool = False
 
     def decide(self, app: Application, idempotency_key: str | None = None) -> Recorded:
-        fingerprint = request_fingerprint(app)
+        normal = app.normalised()
+        fingerprint = _fingerprint(normal)
         if idempotency_key is not None:
             earlier = self._replay_key(app.channel, idempotency_key, fingerprint)
             if earlier is not None:
                 return earlier
         started = time.perf_counter_ns()
         borrower = self.vault.borrower_key(app.applicant.resident_id)
-        history = self._history(app, borrower)
+        history = self.history(app, borrower)
         decision = self.engine.decide(app, history)
-        decision_id = new_decision_id()
-        record = self._record(decision_id, app, history, decision, started)
+        prepared = self.prepare(app, normal, borrower, history, decision, started, idempotency_key)
         try:
-            self._append(decision_id, app, borrower, decision, record, idempotency_key, fingerprint)
+            self._append(prepared)
         except Conflict:
             # A concurrent request with the same key won the race: answer with its decision.
             winner = (
@@ -108,7 +139,74 @@ class Underwriting:
             if winner is None:
                 raise
             return winner
-        return Recorded(decision_id, record)
+        return Recorded(prepared.columns["decision_id"], prepared.record)
+
+    def history(
+        self,
+        app: Application,
+        borrower: str,
+        *,
+        in_log: bool = True,
+        earlier: Sequence[Booked] = (),
+    ) -> BorrowerHistory:
+        """The borrower's history: the log's entries (skipped when `in_log` is false, i.e. the
+        borrower has none) followed by `earlier`, a batch's decisions not yet appended.
+
+        Equal, by construction, to what the log would answer had `earlier` been appended.
+        """
+        exposure = self.log.exposure(borrower) if in_log else 0
+        exposure += sum(b.offer_amount_fen or 0 for b in earlier)
+        window = self.engine.policy.duplicate_days
+        duplicate_of = None
+        if window:
+            since, until = app.application_date - timedelta(days=window), app.application_date
+            logged = self.log.recent_for_borrower(borrower, since, until) if in_log else ()
+            found = [e.decision_id for e in logged]
+            found += [b.decision_id for b in earlier if since <= b.application_date <= until]
+            duplicate_of = found[0] if found else None
+        return BorrowerHistory(from_fen(exposure), duplicate_of)
+
+    def prepare(
+        self,
+        app: Application,
+        normal: dict[str, Any],
+        borrower: str,
+        history: BorrowerHistory,
+        decision: Decision,
+        started_ns: int,
+        idempotency_key: str | None = None,
+        decision_id: str | None = None,
+    ) -> Prepared:
+        """The record and log columns for a decision (`normal` is `app.normalised()`).
+
+        A batch passes `decision_id`: later rows of the same borrower cite it as a duplicate.
+        """
+        decision_id = decision_id or new_decision_id()
+        fingerprint = _fingerprint(normal)
+        record = self._record(decision_id, normal, history, decision, started_ns, fingerprint)
+        offer = decision.offer
+        approved = decision.outcome in (Outcome.APPROVE, Outcome.COUNTER_OFFER)
+        review = None
+        if decision.outcome is Outcome.REFER:
+            review = (canonical_json([r.as_json() for r in decision.reasons]), self.clock())
+        columns = {
+            "kind": "decision",
+            "decision_id": decision_id,
+            "channel": app.channel,
+            "application_date": app.application_date,
+            "outcome": decision.outcome.value,
+            "borrower_key": borrower,
+            "offer_amount_fen": to_fen(offer.amount) if offer is not None and approved else None,
+            "idempotency_key": idempotency_key,
+            "request_sha256": fingerprint,
+            "record": record,
+            "recorded_at": self.clock(),
+        }
+        return Prepared(decision, record, columns, review)
+
+    def store_pack(self) -> None:
+        """Keep the engine's rule pack text (once): replay re-reads it by hash."""
+        self._store_pack()
 
     def get(self, decision_id: str, channel: str | None = None) -> Recorded:
         """A stored decision; with `channel`, only that channel's (others are NotFound)."""
@@ -134,29 +232,20 @@ class Underwriting:
             )
         return Recorded(entry.decision_id, record, replayed=True)
 
-    def _history(self, app: Application, borrower: str) -> BorrowerHistory:
-        exposure = from_fen(self.log.exposure(borrower))
-        window = self.engine.policy.duplicate_days
-        duplicate_of = None
-        if window:
-            since = app.application_date - timedelta(days=window)
-            earlier = self.log.recent_for_borrower(borrower, since, app.application_date)
-            duplicate_of = earlier[0].decision_id if earlier else None
-        return BorrowerHistory(exposure, duplicate_of)
-
     def _record(
         self,
         decision_id: str,
-        app: Application,
+        normal: dict[str, Any],
         history: BorrowerHistory,
         decision: Decision,
         started_ns: int,
+        fingerprint: str,
     ) -> dict[str, Any]:
         pack = self.engine.pack
         elapsed_us = (time.perf_counter_ns() - started_ns) // 1000
         return {
             "decision_id": decision_id,
-            "application": self.vault.protect(app.normalised(), decision_id),
+            "application": self.vault.protect(normal, decision_id),
             "history": {
                 "existing_balance": str(history.existing_balance),
                 "duplicate_of": history.duplicate_of,
@@ -166,46 +255,22 @@ class Underwriting:
             "engine_version": __version__,
             "policy": policy_facts(self.engine.policy),
             "decision": decision.as_json(),
-            "request_sha256": request_fingerprint(app),
+            "request_sha256": fingerprint,
             "decided_at": self.clock().isoformat(),
             "engine_us": elapsed_us,
         }
 
-    def _append(
-        self,
-        decision_id: str,
-        app: Application,
-        borrower: str,
-        decision: Decision,
-        record: dict[str, Any],
-        idempotency_key: str | None,
-        fingerprint: str,
-    ) -> None:
+    def _append(self, prepared: Prepared) -> None:
         self._store_pack()
-        offer = decision.offer
-        approved = decision.outcome in (Outcome.APPROVE, Outcome.COUNTER_OFFER)
         extra = None
-        if decision.outcome is Outcome.REFER:
-            reasons = canonical_json([r.as_json() for r in decision.reasons])
-            at = self.clock()
+        if prepared.review is not None:
+            reasons, at = prepared.review
+            decision_id, channel = prepared.columns["decision_id"], prepared.columns["channel"]
 
             def extra(conn: Any) -> None:
-                self.log.open_review(conn, decision_id, app.channel, reasons, at)
+                self.log.open_review(conn, decision_id, channel, reasons, at)
 
-        self.log.append(
-            kind="decision",
-            decision_id=decision_id,
-            channel=app.channel,
-            application_date=app.application_date,
-            outcome=decision.outcome.value,
-            borrower_key=borrower,
-            offer_amount_fen=to_fen(offer.amount) if offer is not None and approved else None,
-            idempotency_key=idempotency_key,
-            request_sha256=fingerprint,
-            record=record,
-            recorded_at=self.clock(),
-            extra=extra,
-        )
+        self.log.append(**prepared.columns, extra=extra)
 
     def _store_pack(self) -> None:
         if not self._packs_stored:
