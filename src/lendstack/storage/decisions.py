@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -25,15 +23,27 @@ from sqlalchemy import (
     func,
     insert,
     select,
-    text,
     update,
 )
 from sqlalchemy.exc import IntegrityError
 
-from lendstack.core.errors import Conflict, NotFound, ValidationError
+from lendstack.core.errors import Conflict, NotFound
+from lendstack.storage.decision_rows import (
+    COLUMNS_KEY,
+    PreparedEntry,
+    advance_head,
+    column_problem,
+    entry_of,
+    hashed_columns,
+    is_idempotency_clash,
+    prepare_entry,
+    read_head,
+    serialised,
+    snapshot,
+    utc,
+)
 from lendstack.storage.schema import (
     decision_log,
-    decision_log_head,
     rejected_inputs,
     review_queue,
     rule_pack_texts,
@@ -44,16 +54,12 @@ from lendstack.underwriting.audit import (
     ChainReport,
     HeadAnchor,
     LogEntry,
-    ProblemKind,
     canonical_json,
     seal,
     verify_chain,
 )
 
-APPEND_LOCK = 0x4C53_4443_4C4F_47  # "LSDCLOG": the advisory lock that serialises appends
 EXPOSURE_OUTCOMES = ("APPROVE", "COUNTER_OFFER")
-COLUMNS_KEY = "_log"
-"""Key under which `append` adds the row's query columns to the hashed record."""
 _BATCH = 5_000
 _IN_LIMIT = 500
 """Keys per IN (...) list: well under SQLite's bound-parameter limit."""
@@ -66,7 +72,6 @@ _ENTRY_COLUMNS = (
     decision_log.c.prev_hash,
     decision_log.c.hash,
 )
-_HEAD = select(decision_log_head.c.seq, decision_log_head.c.hash).where(decision_log_head.c.id == 1)
 _BY_DECISION = (
     select(*_ENTRY_COLUMNS)
     .where(decision_log.c.decision_id == bindparam("did"), decision_log.c.kind == "decision")
@@ -100,168 +105,6 @@ _EXPOSURE = select(func.coalesce(func.sum(decision_log.c.offer_amount_fen), 0)).
         _LATER.c.decision_id == decision_log.c.decision_id, _LATER.c.seq > decision_log.c.seq
     ),
 )
-
-
-def _entry(row: Any) -> LogEntry:
-    return LogEntry(row.seq, row.kind, row.decision_id, row.record_json, row.prev_hash, row.hash)
-
-
-def _utc(moment: datetime, field: str) -> datetime:
-    """Times are instants: refuse naive ones rather than guess a zone."""
-    if moment.tzinfo is None:
-        raise ValidationError("must be timezone-aware", field=field)
-    return moment.astimezone(UTC)
-
-
-@contextmanager
-def _serialised(engine: Engine) -> Iterator[Connection]:
-    """One write transaction holding the log's append lock; commits only if the block ends."""
-    with engine.connect() as conn:
-        if engine.dialect.name == "sqlite":
-            # sqlite3 must not issue its own deferred BEGIN; we issue BEGIN IMMEDIATE instead.
-            conn.execution_options(isolation_level="AUTOCOMMIT")
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
-            try:
-                yield conn
-            except BaseException:
-                conn.exec_driver_sql("ROLLBACK")
-                raise
-            conn.exec_driver_sql("COMMIT")
-            return
-        with conn.begin():
-            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": APPEND_LOCK})
-            yield conn
-
-
-@contextmanager
-def _snapshot(engine: Engine) -> Iterator[Connection]:
-    """A read-only transaction that sees one consistent state of the log and its anchor."""
-    with engine.connect() as conn:
-        if engine.dialect.name == "sqlite":
-            conn.execution_options(isolation_level="AUTOCOMMIT")
-            conn.exec_driver_sql("BEGIN")  # WAL: the first read fixes the snapshot
-            try:
-                yield conn
-            finally:
-                conn.exec_driver_sql("ROLLBACK")
-            return
-        conn.execution_options(isolation_level="REPEATABLE READ")
-        with conn.begin():
-            yield conn
-
-
-def _read_head(conn: Connection) -> HeadAnchor | None:
-    row = conn.execute(_HEAD).first()
-    return None if row is None else HeadAnchor(int(row.seq), row.hash)
-
-
-def _advance_head(conn: Connection, before: HeadAnchor | None, entry: LogEntry) -> None:
-    values = {"seq": entry.seq, "hash": entry.hash}
-    if before is None:
-        conn.execute(insert(decision_log_head), {"id": 1, **values})
-    else:
-        conn.execute(update(decision_log_head).where(decision_log_head.c.id == 1), values)
-
-
-def _columns(row: dict[str, Any]) -> dict[str, Any]:
-    """The query columns as the hashed record holds them: their JSON forms."""
-    columns: dict[str, Any] = json.loads(canonical_json({k: row[k] for k in _HASHED_COLUMNS}))
-    return columns
-
-
-_HASHED_COLUMNS = (
-    "kind",
-    "decision_id",
-    "channel",
-    "application_date",
-    "outcome",
-    "borrower_key",
-    "offer_amount_fen",
-    "idempotency_key",
-    "request_sha256",
-    "recorded_at",
-)
-
-
-def _column_problem(row: Row[Any]) -> ChainProblem | None:
-    """A query column that disagrees with the hashed record: edited outside the chain."""
-    try:
-        hashed = json.loads(row.record_json).get(COLUMNS_KEY)
-    except (ValueError, AttributeError):
-        return None  # an unreadable record is already an EDITED problem
-    if not isinstance(hashed, dict):
-        return None
-    values = dict(row._mapping)
-    values["recorded_at"] = _as_utc(values["recorded_at"])
-    values["application_date"] = _as_date(values["application_date"])
-    actual = _columns(values)
-    wrong = sorted(k for k in _HASHED_COLUMNS if hashed.get(k) != actual[k])
-    if not wrong:
-        return None
-    message = f"column(s) {', '.join(wrong)} differ from the hashed record"
-    return ChainProblem(row.seq, ProblemKind.EDITED, message)
-
-
-def _as_utc(value: datetime | str) -> datetime:
-    """SQLite hands back naive (or text) times; they were stored as UTC."""
-    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
-def _as_date(value: date | str) -> date:
-    return date.fromisoformat(value) if isinstance(value, str) else value
-
-
-def _is_idempotency_clash(exc: IntegrityError) -> bool:
-    return "idempotency_key" in str(exc.orig)
-
-
-@dataclass(frozen=True, slots=True)
-class PreparedEntry:
-    """One decision ready to chain: its query columns and its canonical, hashed record text.
-
-    Built by `prepare_entry`, which is pure (no database), so batch workers can do the JSON
-    work in parallel; only the hash chain itself is computed under the append lock.
-    """
-
-    row: dict[str, Any]
-    record_json: str
-    review: tuple[str, datetime] | None = None
-    """(reasons JSON, opened at) when the decision also opens a review-queue row."""
-
-
-def prepare_entry(
-    kind: str,
-    decision_id: str,
-    channel: str,
-    application_date: date,
-    outcome: str,
-    borrower_key: str,
-    offer_amount_fen: int | None,
-    idempotency_key: str | None,
-    request_sha256: str | None,
-    record: dict[str, Any],
-    recorded_at: datetime,
-    review: tuple[str, datetime] | None = None,
-) -> PreparedEntry:
-    """The row and record text `append` would write: the query columns go into the hashed
-    record under `_log`, so editing one in SQL is caught by verify like any other edit."""
-    row = {
-        "kind": kind,
-        "decision_id": decision_id,
-        "channel": channel,
-        "application_date": application_date,
-        "outcome": outcome,
-        "borrower_key": borrower_key,
-        "offer_amount_fen": offer_amount_fen,
-        "idempotency_key": idempotency_key,
-        "request_sha256": request_sha256,
-        "recorded_at": _utc(recorded_at, "recorded_at"),
-    }
-    if review is not None:
-        review = (review[0], _utc(review[1], "opened_at"))
-    record_json = canonical_json({**record, COLUMNS_KEY: _columns(row)})
-    return PreparedEntry(row, record_json, review)
 
 
 class SqlDecisionLog:
@@ -307,10 +150,10 @@ class SqlDecisionLog:
             recorded_at,
         )
         try:
-            with _serialised(self.engine) as conn:
+            with serialised(self.engine) as conn:
                 return self._append_locked(conn, prepared.row, prepared.record_json, extra)
         except IntegrityError as exc:
-            if _is_idempotency_clash(exc):
+            if is_idempotency_clash(exc):
                 raise self._clash(channel, idempotency_key) from exc
             raise
 
@@ -324,10 +167,10 @@ class SqlDecisionLog:
         if not entries:
             return []
         try:
-            with _serialised(self.engine) as conn:
+            with serialised(self.engine) as conn:
                 return self._append_many_locked(conn, entries)
         except IntegrityError as exc:
-            if _is_idempotency_clash(exc):
+            if is_idempotency_clash(exc):
                 raise Conflict(
                     "an idempotency key in the batch was already used", field="Idempotency-Key"
                 ) from exc
@@ -341,7 +184,7 @@ class SqlDecisionLog:
             channel = prepared.row["channel"]
             if key is not None and conn.execute(_BY_KEY, {"channel": channel, "key": key}).first():
                 raise self._clash(channel, key)
-        before = _read_head(conn)
+        before = read_head(conn)
         seq, prev = (0, GENESIS_HASH) if before is None else (before.seq, before.hash)
         sealed: list[LogEntry] = []
         values: list[dict[str, Any]] = []
@@ -357,7 +200,7 @@ class SqlDecisionLog:
             sealed.append(entry)
             prev = entry.hash
         conn.execute(insert(decision_log), values)
-        _advance_head(conn, before, sealed[-1])
+        advance_head(conn, before, sealed[-1])
         reviews = [_review_values(p) for p in entries if p.review is not None]
         if reviews:
             conn.execute(insert(review_queue), reviews)
@@ -383,12 +226,12 @@ class SqlDecisionLog:
             and conn.execute(_BY_KEY, {"channel": row["channel"], "key": key}).first()
         ):
             raise self._clash(row["channel"], key)
-        before = _read_head(conn)
+        before = read_head(conn)
         seq, prev = (0, GENESIS_HASH) if before is None else (before.seq, before.hash)
         entry = seal(seq + 1, row["kind"], row["decision_id"], record_json, prev)
         values = {**row, "seq": entry.seq, "record_json": record_json}
         conn.execute(insert(decision_log), {**values, "prev_hash": prev, "hash": entry.hash})
-        _advance_head(conn, before, entry)
+        advance_head(conn, before, entry)
         if extra is not None:
             extra(conn)
         return entry
@@ -398,17 +241,17 @@ class SqlDecisionLog:
     def get(self, decision_id: str) -> LogEntry | None:
         with self.engine.connect() as conn:
             row = conn.execute(_BY_DECISION, {"did": decision_id}).first()
-        return None if row is None else _entry(row)
+        return None if row is None else entry_of(row)
 
     def history(self, decision_id: str) -> tuple[LogEntry, ...]:
         """The decision and any review entries after it, in chain order."""
         with self.engine.connect() as conn:
-            return tuple(_entry(r) for r in conn.execute(_HISTORY, {"did": decision_id}))
+            return tuple(entry_of(r) for r in conn.execute(_HISTORY, {"did": decision_id}))
 
     def by_idempotency(self, channel: str, key: str) -> LogEntry | None:
         with self.engine.connect() as conn:
             row = conn.execute(_BY_KEY, {"channel": channel, "key": key}).first()
-        return None if row is None else _entry(row)
+        return None if row is None else entry_of(row)
 
     def request_sha256(self, channel: str, key: str) -> str | None:
         """The hash of the request first sent with this key: tells a retry from a reuse."""
@@ -423,7 +266,7 @@ class SqlDecisionLog:
     ) -> tuple[LogEntry, ...]:
         params = {"bk": borrower_key, "since": since, "until": until}
         with self.engine.connect() as conn:
-            return tuple(_entry(r) for r in conn.execute(_FOR_BORROWER, params))
+            return tuple(entry_of(r) for r in conn.execute(_FOR_BORROWER, params))
 
     def between(self, d1: date, d2: date) -> Iterator[LogEntry]:
         """Decisions with d1 <= application_date <= d2, in seq order, streamed in batches."""
@@ -446,11 +289,11 @@ class SqlDecisionLog:
         with self.engine.connect() as conn:
             result = conn.execution_options(yield_per=_BATCH).execute(query)
             for row in result:
-                yield _entry(row)
+                yield entry_of(row)
 
     def head(self) -> tuple[int, str] | None:
         with self.engine.connect() as conn:
-            anchor = _read_head(conn)
+            anchor = read_head(conn)
         return None if anchor is None else (anchor.seq, anchor.hash)
 
     def verify(self, expect_head: str | None = None) -> ChainReport:
@@ -459,8 +302,8 @@ class SqlDecisionLog:
         A missing anchor row while entries exist is itself a problem: it is written with the
         first append and never deleted.
         """
-        with _snapshot(self.engine) as conn:
-            head = _read_head(conn) or HeadAnchor(0, GENESIS_HASH)
+        with snapshot(self.engine) as conn:
+            head = read_head(conn) or HeadAnchor(0, GENESIS_HASH)
             result = conn.execution_options(yield_per=_BATCH).execute(
                 select(decision_log).order_by(decision_log.c.seq)
             )
@@ -468,10 +311,10 @@ class SqlDecisionLog:
 
             def rows() -> Iterator[LogEntry]:
                 for row in result:
-                    problem = _column_problem(row)
+                    problem = column_problem(row)
                     if problem is not None:
                         column_problems.append(problem)
-                    yield _entry(row)
+                    yield entry_of(row)
 
             report = verify_chain(rows(), head, expect_head=expect_head)
         if not column_problems:
@@ -557,8 +400,8 @@ class SqlDecisionLog:
         record: dict[str, Any],
     ) -> LogEntry:
         """Close a review and chain a `review` entry for it, both or neither."""
-        at = _utc(at, "at")
-        with _serialised(self.engine) as conn:
+        at = utc(at, "at")
+        with serialised(self.engine) as conn:
             queued = conn.execute(
                 select(review_queue).where(review_queue.c.decision_id == decision_id)
             ).first()
@@ -606,7 +449,7 @@ class SqlDecisionLog:
             "request_sha256": None,
             "recorded_at": at,
         }
-        record_json = canonical_json({**record, COLUMNS_KEY: _columns(row)})
+        record_json = canonical_json({**record, COLUMNS_KEY: hashed_columns(row)})
         return self._append_locked(conn, row, record_json, None)
 
     # --- rejected inputs ---------------------------------------------------------------
@@ -619,7 +462,7 @@ class SqlDecisionLog:
             "source": source,
             "channel": channel,
             "fields": json.dumps(sorted(set(fields))),
-            "recorded_at": _utc(at, "at"),
+            "recorded_at": utc(at, "at"),
         }
         with self.engine.begin() as conn:
             conn.execute(insert(rejected_inputs), values)
@@ -657,7 +500,7 @@ def _review_row(
         "channel": channel,
         "status": "open",
         "reasons": reasons_json,
-        "opened_at": _utc(opened_at, "opened_at"),
+        "opened_at": utc(opened_at, "opened_at"),
     }
 
 
@@ -668,7 +511,6 @@ def _review_values(prepared: PreparedEntry) -> dict[str, Any]:
 
 
 __all__ = [
-    "APPEND_LOCK",
     "COLUMNS_KEY",
     "EXPOSURE_OUTCOMES",
     "PreparedEntry",

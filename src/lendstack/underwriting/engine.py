@@ -26,12 +26,8 @@ from lendstack.core.errors import InvariantViolation, LendstackError
 from lendstack.scoring import CreditModel
 from lendstack.scoring import Reason as ModelReason
 from lendstack.servicing import (
-    LoanRequest,
     Product,
     ProductCatalog,
-    RepaymentMethod,
-    Schedule,
-    quote,
 )
 from lendstack.underwriting import reasons as R
 from lendstack.underwriting.application import Application
@@ -45,16 +41,10 @@ from lendstack.underwriting.decision import (
     Score,
 )
 from lendstack.underwriting.features import FeatureMap
+from lendstack.underwriting.offers import OfferBook, Terms, rates_for
 from lendstack.underwriting.policy import Policy
-from lendstack.underwriting.pricing import Price, flat_fee_rate, price
+from lendstack.underwriting.pricing import Price, price
 from lendstack.underwriting.rules import Facts, RulePack, RuleResult, RuleSet, Verdict
-
-_REFERENCE_AMOUNT = Decimal(10000)
-_BURDEN_MEMO = 200_000
-"""Reference burdens kept before the memo is emptied (a Decimal each; the date x rate x term
-grid of a year's applications fits)."""
-_OFFER_MEMO = 50_000
-"""Built offers kept before the memo is emptied (each holds a whole schedule)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,8 +71,8 @@ class _Draft:
     limit: CreditLimit | None = None
     offer: Offer | None = None
     product: Product | None = None
-    rates: tuple[Decimal, Decimal | None] | None = None
-    """Contract rate and per-period fee rate that deliver the price within the product."""
+    terms: Terms | None = None
+    """Product, contract rate and fee rate that deliver the price: what offers are built on."""
     refer: bool = False
 
     def fail(self, reason: Reason) -> None:
@@ -119,10 +109,8 @@ class Staged:
 class Engine:
     """Everything one decision is pinned to: rule pack, model, feature map, policy, products.
 
-    Two memos make repeated work cheap without changing any result: the burden per yuan of
-    the reference schedule and the built offer, both keyed by everything that determines them
-    (product, amount, contract and fee rates, term, start date). They are private to this
-    instance: `dataclasses.replace` gives a new engine fresh, empty memos.
+    `offers` memoises schedules over the catalog (see `offers.OfferBook`); it is private to
+    this instance, so `dataclasses.replace` gives a new engine fresh, empty memos.
     """
 
     pack: RulePack
@@ -130,12 +118,10 @@ class Engine:
     features: FeatureMap
     policy: Policy
     catalog: ProductCatalog
-    _burdens: dict[tuple[Any, ...], Decimal] = field(
-        default_factory=dict, init=False, repr=False, compare=False
-    )
-    _offers: dict[tuple[Any, ...], Offer] = field(
-        default_factory=dict, init=False, repr=False, compare=False
-    )
+    offers: OfferBook = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "offers", OfferBook(self.catalog))
 
     def decide(
         self, app: Application, history: BorrowerHistory, score: Score | None = None
@@ -255,9 +241,11 @@ class Engine:
         if term not in product.terms_allowed:
             draft.fail(R.term_not_offered(term, product))
         try:
-            draft.rates = _rates_for(product, needed.apr, term)
+            rate, fee = rates_for(product, needed.apr, term)
         except R.PricingOutOfRange as exc:
             draft.fail(R.cannot_price(exc.message))
+            return
+        draft.terms = Terms(product, term, rate, fee, draft.app.application_date)
 
     def _limit(self, draft: _Draft) -> None:
         product = _need(draft.product)
@@ -270,7 +258,7 @@ class Engine:
     def _offer(self, draft: _Draft) -> None:
         amount = min(draft.app.loan.amount, _need(draft.limit).amount)
         try:
-            draft.offer = self._build_offer(_need(draft.product), amount, draft)
+            draft.offer = self.offers.offer(_need(draft.terms), amount)
         except LendstackError as exc:
             draft.fail(R.cannot_price(str(exc)))
 
@@ -311,7 +299,7 @@ class Engine:
     ) -> tuple[tuple[LimitSource, Decimal, str | None], ...]:
         score = _need(draft.score)
         app, limits = draft.app, self.policy.limits
-        per_unit = self._burden_per_unit(product, draft)
+        per_unit = self.offers.burden_per_unit(_need(draft.terms))
         spare = app.applicant.monthly_income - app.applicant.monthly_obligations
         out: list[tuple[LimitSource, Decimal, str | None]] = [
             (
@@ -337,37 +325,6 @@ class Engine:
         step = self.policy.limits.step
         return max((amount / step).to_integral_value(rounding=ROUND_FLOOR) * step, Decimal(0))
 
-    def _burden_per_unit(self, product: Product, draft: _Draft) -> Decimal:
-        """Monthly burden per yuan lent at this price: limits scale it to an amount.
-
-        Only the burden is needed, so the reference schedule's APR (an IRR) is never solved.
-        """
-        reference = max(_REFERENCE_AMOUNT, product.amount_min)
-        request = self._request(product, reference, draft)
-        key = _key(request)
-        burden = self._burdens.get(key)
-        if burden is None:
-            burden = monthly_burden(quote(self.catalog, request)) / reference
-            _remember(self._burdens, key, burden, _BURDEN_MEMO)
-        return burden
-
-    def _build_offer(self, product: Product, amount: Decimal, draft: _Draft) -> Offer:
-        request = self._request(product, amount, draft)
-        key = _key(request)
-        offer = self._offers.get(key)
-        if offer is None:
-            schedule = quote(self.catalog, request)
-            offer = Offer(product.id, schedule, schedule.apr(), monthly_burden(schedule))
-            _remember(self._offers, key, offer, _OFFER_MEMO)
-        return offer
-
-    def _request(self, product: Product, amount: Decimal, draft: _Draft) -> LoanRequest:
-        app = draft.app
-        rate, fee = _need(draft.rates)
-        return LoanRequest(
-            product.id, amount, app.loan.term_months, rate, app.application_date, fee_rate=fee
-        )
-
     def _settle(self, draft: _Draft) -> Staged:
         outcome = _outcome(draft)
         if not draft.app.consents.automated_decision:
@@ -386,30 +343,7 @@ class Engine:
         return self.model.score_row(self.features.row(app), reasons=True).reasons
 
 
-def _key(request: LoanRequest) -> tuple[Any, ...]:
-    """Everything in a request that the schedule depends on (the catalog is the engine's).
-
-    Decimals enter as text: 20000 and 20000.00 are equal but print differently in an offer.
-    """
-    return (
-        request.product_id,
-        str(request.amount),
-        request.term_months,
-        str(request.rate),
-        request.start,
-        str(request.fee_rate),
-        str(request.upfront_fee_rate),
-    )
-
-
-def _remember(memo: dict[tuple[Any, ...], _V], key: tuple[Any, ...], value: _V, size: int) -> None:
-    if len(memo) >= size:
-        memo.clear()
-    memo[key] = value
-
-
 _T = TypeVar("_T")
-_V = TypeVar("_V")
 
 
 def _need(value: _T | None) -> _T:
@@ -427,42 +361,6 @@ def _outcome(draft: _Draft) -> Outcome:
     if draft.offer.amount < draft.app.loan.amount:
         return Outcome.COUNTER_OFFER
     return Outcome.APPROVE
-
-
-def _rates_for(product: Product, apr: Decimal, term: int) -> tuple[Decimal, Decimal | None]:
-    """Contract rate and per-period fee that deliver `apr` within the product's ranges.
-
-    Below the product's floor the floor applies (the borrower pays the product's minimum);
-    above its ceiling this raises, and the engine declines: prices are never clamped down.
-    """
-    if product.method is RepaymentMethod.INTEREST_FREE_FEE:
-        fee = max(flat_fee_rate(apr, term), product.fee_rate_min)
-        _check_within(fee, product.fee_rate_max, "fee_rate", product)
-        return Decimal(0), fee
-    rate = max(apr, product.rate_min)
-    _check_within(rate, product.rate_max, "rate", product)
-    return rate, None
-
-
-def _check_within(value: Decimal, ceiling: Decimal, name: str, product: Product) -> None:
-    if value > ceiling:
-        raise R.PricingOutOfRange(
-            f"needed {name} {value} is above product {product.id}'s {ceiling}"
-        )
-
-
-def monthly_burden(schedule: Schedule) -> Decimal:
-    """The monthly debt service an offer adds, for affordability and the DTI rule.
-
-    Amortising loans: the largest installment. Bullet and interest-first loans pile the
-    principal into the last payment, so their burden is the total repaid spread over the
-    months: the saving a borrower needs to make each month to meet it.
-    """
-    method = schedule.terms.method
-    if method in (RepaymentMethod.BULLET, RepaymentMethod.INTEREST_FIRST):
-        total = sum((i.total for i in schedule.installments), Decimal(0))
-        return (total / schedule.term_months).quantize(Decimal("0.01"))
-    return max(i.total for i in schedule.installments)
 
 
 def facts_for(app: Application, existing_balance: Decimal) -> Facts:
