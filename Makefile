@@ -28,6 +28,9 @@ test: lint
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.bench_servicing
 	$(BIN)/python -m benchmarks.bench_scoring
+	$(BIN)/python -m benchmarks.bench_rules
+	$(BIN)/python -m benchmarks.bench_underwriting
+	$(BIN)/python -m benchmarks.bench_http --scenario healthz --scenario loan --scenario application
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache lendstack.db

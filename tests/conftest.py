@@ -83,3 +83,20 @@ def uow(engine: Engine) -> SqlUnitOfWork:
 @pytest.fixture(scope="session")
 def catalog() -> ProductCatalog:
     return ProductCatalog()
+
+
+@pytest.fixture
+def second_engine(engine: Engine, tmp_path: Path) -> Iterator[Engine]:
+    """Another empty, migrated database on the same backend as `engine` (for comparisons)."""
+    if engine.dialect.name == "sqlite":
+        eng = make_engine(f"sqlite:///{tmp_path / 'second.db'}")
+        migrate(eng)
+        yield eng
+        eng.dispose()
+        return
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    eng = _pg_engine(schema)
+    migrate(eng)
+    yield eng
+    eng.dispose()
+    _drop_pg(schema)

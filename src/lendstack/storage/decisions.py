@@ -388,7 +388,7 @@ class SqlDecisionLog:
         if status is not None:
             query = query.where(review_queue.c.status == status)
         with self.engine.connect() as conn:
-            return [dict(r._mapping) for r in conn.execute(query)]
+            return [_review_out(dict(r._mapping)) for r in conn.execute(query)]
 
     def resolve_review(
         self,
@@ -502,6 +502,14 @@ def _review_row(
         "reasons": reasons_json,
         "opened_at": utc(opened_at, "opened_at"),
     }
+
+
+def _review_out(row: dict[str, Any]) -> dict[str, Any]:
+    """Times as UTC instants on every backend (SQLite hands back naive ones)."""
+    for name in ("opened_at", "resolved_at"):
+        if row[name] is not None:
+            row[name] = as_utc(row[name])
+    return row
 
 
 def _review_values(prepared: PreparedEntry) -> dict[str, Any]:

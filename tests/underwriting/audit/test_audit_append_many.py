@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import itertools
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from audit_testdata import AT, DAY
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 
 from lendstack.core.errors import Conflict
-from lendstack.storage.db import make_engine, migrate
 from lendstack.storage.decisions import SqlDecisionLog, prepare_entry
 from lendstack.storage.schema import decision_log
 
@@ -38,10 +36,9 @@ def _review(n: int) -> tuple[str, object] | None:
 
 
 @pytest.fixture
-def other_log(tmp_path: Path) -> SqlDecisionLog:
-    engine = make_engine(f"sqlite:///{tmp_path / 'other.db'}")
-    migrate(engine)
-    return SqlDecisionLog(engine)
+def other_log(second_engine: Engine) -> SqlDecisionLog:
+    """A second log on the same backend, so stored rows compare type for type."""
+    return SqlDecisionLog(second_engine)
 
 
 def test_append_many_equals_append_hash_for_hash(log, other_log):
