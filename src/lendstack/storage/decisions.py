@@ -32,6 +32,7 @@ from lendstack.storage.decision_rows import (
     COLUMNS_KEY,
     PreparedEntry,
     advance_head,
+    as_utc,
     column_problem,
     entry_of,
     hashed_columns,
