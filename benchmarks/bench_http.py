@@ -30,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -198,7 +199,7 @@ end
 request = function()
   n = n + 1
   if n == 1 then math.randomseed(os.time() * 100 + tid) end
-  wrk.headers[ HEADER ] = string.format("bench-%d-%d-%d", os.time(), tid, n)
+  wrk.headers[ HEADER ] = string.format("bench-RUNID-%d-%d", tid, n)
   if FRESH_ID and template then wrk.body = template:gsub("__RESIDENT_ID__", resident_id()) end
   return wrk.format()
 end
@@ -223,7 +224,9 @@ def wrk_script(target: Target) -> str:
         f"wrk.headers[ {_lua_string(k)} ] = {_lua_string(v)}" for k, v in target.headers.items()
     ]
     if target.unique_header is not None:
+        # A fresh run id per script: warm-up and measured runs must never share a key.
         unique = _WRK_UNIQUE.replace("HEADER", _lua_string(target.unique_header))
+        unique = unique.replace("RUNID", uuid.uuid4().hex)
         lines.append(unique.replace("FRESH_ID", "true" if target.fresh_resident_id else "false"))
     return "\n".join(lines) + "\n" + _WRK_DONE
 

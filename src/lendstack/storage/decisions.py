@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
+from functools import partial
 from typing import Any
 
 from sqlalchemy import (
@@ -22,6 +24,7 @@ from sqlalchemy import (
     exists,
     func,
     insert,
+    or_,
     select,
     update,
 )
@@ -30,6 +33,7 @@ from sqlalchemy.exc import IntegrityError
 from lendstack.core.errors import Conflict, NotFound
 from lendstack.storage.decision_rows import (
     COLUMNS_KEY,
+    HEAD,
     PreparedEntry,
     advance_head,
     as_utc,
@@ -43,8 +47,10 @@ from lendstack.storage.decision_rows import (
     snapshot,
     utc,
 )
+from lendstack.storage.driver_sql import DriverStatement
 from lendstack.storage.schema import (
     decision_log,
+    decision_log_head,
     rejected_inputs,
     review_queue,
     rule_pack_texts,
@@ -107,12 +113,72 @@ _EXPOSURE = select(func.coalesce(func.sum(decision_log.c.offer_amount_fen), 0)).
     ),
 )
 
+_BORROWER_HISTORY = select(
+    select(func.coalesce(func.sum(decision_log.c.offer_amount_fen), 0))
+    .where(
+        decision_log.c.borrower_key == bindparam("bk"),
+        or_(*(decision_log.c.outcome == o for o in EXPOSURE_OUTCOMES)),
+        ~exists().where(
+            _LATER.c.decision_id == decision_log.c.decision_id, _LATER.c.seq > decision_log.c.seq
+        ),
+    )
+    .scalar_subquery()
+    .label("exposure"),
+    select(decision_log.c.decision_id)
+    .where(
+        decision_log.c.borrower_key == bindparam("bk"),
+        decision_log.c.application_date >= bindparam("since"),
+        decision_log.c.application_date <= bindparam("until"),
+        decision_log.c.kind == "decision",
+    )
+    .order_by(decision_log.c.seq)
+    .limit(1)
+    .scalar_subquery()
+    .label("first_recent"),
+)
+"""Exposure and the first decision inside the duplicate window, in one round trip."""
+
+
+@dataclass(frozen=True, slots=True)
+class HotStatements:
+    """The statements every single decision runs, compiled once for the engine's dialect."""
+
+    by_key: DriverStatement
+    head: DriverStatement
+    insert_row: DriverStatement
+    insert_head: DriverStatement
+    update_head: DriverStatement
+    history: DriverStatement
+
+    @classmethod
+    def compile(cls, engine: Engine) -> HotStatements:
+        c = partial(DriverStatement.compile, engine)
+        head = decision_log_head
+        return cls(
+            c(
+                select(decision_log.c.seq).where(
+                    decision_log.c.channel == bindparam("channel"),
+                    decision_log.c.idempotency_key == bindparam("key"),
+                )
+            ),
+            c(HEAD),
+            c(insert(decision_log)),
+            c(insert(head)),
+            c(
+                update(head)
+                .values(seq=bindparam("new_seq"), hash=bindparam("new_hash"))
+                .where(head.c.id == 1)
+            ),
+            c(_BORROWER_HISTORY),
+        )
+
 
 class SqlDecisionLog:
     """The hash-chained decision log, the review queue and the rejected-input counters."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self._hot = HotStatements.compile(engine)
 
     # --- appending ---------------------------------------------------------------------
 
@@ -221,18 +287,21 @@ class SqlDecisionLog:
         record_json: str,
         extra: Callable[[Connection], None] | None,
     ) -> LogEntry:
-        key = row["idempotency_key"]
+        hot, key = self._hot, row["idempotency_key"]
         if (
             key is not None
-            and conn.execute(_BY_KEY, {"channel": row["channel"], "key": key}).first()
+            and hot.by_key.run(conn, {"channel": row["channel"], "key": key}).first()
         ):
             raise self._clash(row["channel"], key)
-        before = read_head(conn)
-        seq, prev = (0, GENESIS_HASH) if before is None else (before.seq, before.hash)
+        found = hot.head.run(conn, {}).first()
+        seq, prev = (0, GENESIS_HASH) if found is None else (int(found[0]), found[1])
         entry = seal(seq + 1, row["kind"], row["decision_id"], record_json, prev)
         values = {**row, "seq": entry.seq, "record_json": record_json}
-        conn.execute(insert(decision_log), {**values, "prev_hash": prev, "hash": entry.hash})
-        advance_head(conn, before, entry)
+        hot.insert_row.run(conn, {**values, "prev_hash": prev, "hash": entry.hash})
+        if found is None:
+            hot.insert_head.run(conn, {"id": 1, "seq": entry.seq, "hash": entry.hash})
+        else:
+            hot.update_head.run(conn, {"new_seq": entry.seq, "new_hash": entry.hash})
         if extra is not None:
             extra(conn)
         return entry
@@ -250,8 +319,12 @@ class SqlDecisionLog:
             return tuple(entry_of(r) for r in conn.execute(_HISTORY, {"did": decision_id}))
 
     def by_idempotency(self, channel: str, key: str) -> LogEntry | None:
+        """The entry recorded under this key; a cheap existence probe first (the usual miss)."""
+        values = {"channel": channel, "key": key}
         with self.engine.connect() as conn:
-            row = conn.execute(_BY_KEY, {"channel": channel, "key": key}).first()
+            if self._hot.by_key.run(conn, values).first() is None:
+                return None
+            row = conn.execute(_BY_KEY, values).first()
         return None if row is None else entry_of(row)
 
     def request_sha256(self, channel: str, key: str) -> str | None:
@@ -322,6 +395,15 @@ class SqlDecisionLog:
             return report
         problems = tuple(sorted((*report.problems, *column_problems), key=lambda p: p.seq))
         return ChainReport(False, report.checked, problems, report.last)
+
+    def borrower_history(
+        self, borrower_key: str, since: date, until: date
+    ) -> tuple[int, str | None]:
+        """(`exposure`, the first decision id inside [since, until]) in one round trip."""
+        values = {"bk": borrower_key, "since": since, "until": until}
+        with self.engine.connect() as conn:
+            exposure, first = self._hot.history.run(conn, values).one()
+        return int(exposure), first
 
     def exposure(self, borrower_key: str) -> int:
         """Fen offered to a borrower: the latest entry of each decision, if it offers money.

@@ -52,6 +52,9 @@ class DecisionLog(Protocol):
         self, borrower_key: str, since: date, until: date
     ) -> tuple[LogEntry, ...]: ...
     def exposure(self, borrower_key: str) -> int: ...
+    def borrower_history(
+        self, borrower_key: str, since: date, until: date
+    ) -> tuple[int, str | None]: ...
     def store_pack_text(self, sha256: str, pack_id: str, version: str, text: str) -> None: ...
     def known_borrowers(self, borrower_keys: Iterable[str]) -> set[str]: ...
     def append_many(self, entries: Sequence[Any]) -> Any: ...
@@ -154,16 +157,15 @@ class Underwriting:
 
         Equal, by construction, to what the log would answer had `earlier` been appended.
         """
-        exposure = self.log.exposure(borrower) if in_log else 0
-        exposure += sum(b.offer_amount_fen or 0 for b in earlier)
         window = self.engine.policy.duplicate_days
-        duplicate_of = None
-        if window:
-            since, until = app.application_date - timedelta(days=window), app.application_date
-            logged = self.log.recent_for_borrower(borrower, since, until) if in_log else ()
-            found = [e.decision_id for e in logged]
-            found += [b.decision_id for b in earlier if since <= b.application_date <= until]
-            duplicate_of = found[0] if found else None
+        since, until = app.application_date - timedelta(days=window), app.application_date
+        exposure, logged = (
+            self.log.borrower_history(borrower, since, until) if in_log else (0, None)
+        )
+        exposure += sum(b.offer_amount_fen or 0 for b in earlier)
+        found = [logged] if logged is not None else []
+        found += [b.decision_id for b in earlier if since <= b.application_date <= until]
+        duplicate_of = found[0] if found and window else None
         return BorrowerHistory(from_fen(exposure), duplicate_of)
 
     def prepare(
