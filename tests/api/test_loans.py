@@ -10,7 +10,7 @@ from apitools import Api, assert_problem
 from fastapi.testclient import TestClient
 
 from lendstack.api import create_app
-from lendstack.cli.render import _default
+from lendstack.core.jsonvalues import json_default
 from lendstack.servicing import get_loan, quote_payoff
 from lendstack.servicing.views import loan_json, payoff_json
 from lendstack.settings import Settings
@@ -19,7 +19,7 @@ from lendstack.storage.repositories import SqlUnitOfWork
 
 
 def _as_cli_prints(payload: object) -> object:
-    return json.loads(json.dumps(payload, default=_default, ensure_ascii=False))
+    return json.loads(json.dumps(payload, default=json_default, ensure_ascii=False))
 
 
 def test_loan_matches_the_cli_json(api: Api) -> None:

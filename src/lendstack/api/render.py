@@ -7,20 +7,12 @@ can switch between the CLI and the API without a translation layer (a test holds
 from __future__ import annotations
 
 import json
-from decimal import Decimal
 from typing import Any
 
 from fastapi.responses import JSONResponse
 
+from lendstack.core.jsonvalues import json_default
 from lendstack.servicing.views import loan_json, payment_json, payoff_json
-
-
-def _default(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return str(value)
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    raise TypeError(f"cannot serialise {type(value).__name__}")
 
 
 class DecimalJSONResponse(JSONResponse):
@@ -28,7 +20,7 @@ class DecimalJSONResponse(JSONResponse):
 
     def render(self, content: Any) -> bytes:
         return json.dumps(
-            content, default=_default, ensure_ascii=False, separators=(",", ":")
+            content, default=json_default, ensure_ascii=False, separators=(",", ":")
         ).encode()
 
 
