@@ -117,9 +117,20 @@ def _stored(log: SqlDecisionLog, results: list[RowResult]) -> list[tuple[str, An
     return out
 
 
-@pytest.mark.parametrize("workers", [1, 2])
+@pytest.fixture(scope="module")
+def dask_scheduler() -> Any:
+    """A one-worker local Dask cluster (a separate process, as a remote worker would be)."""
+    from distributed import LocalCluster
+
+    with LocalCluster(
+        n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None
+    ) as cluster:
+        yield cluster.scheduler_address
+
+
+@pytest.mark.parametrize("workers", [1, 2, "dask"])
 def test_batch_equals_sequential_decisions_with_repeat_borrowers(
-    population, tmp_path: Path, workers: int
+    population, tmp_path: Path, workers: Any, request: pytest.FixtureRequest
 ):
     rows = with_repeats(population)
     seq_settings = _settings(f"sqlite:///{tmp_path / 'seq.db'}")
@@ -132,7 +143,11 @@ def test_batch_equals_sequential_decisions_with_repeat_borrowers(
     expected = _sequential(sequential, rows)
     service = underwriting_service(batch_settings, engines[1])
     factory = partial(worker_service, batch_settings)
-    job = BatchJob(service, prepare_entry, factory, workers=workers, chunk_size=40)
+    if workers == "dask":
+        scheduler = request.getfixturevalue("dask_scheduler")
+        job = BatchJob(service, prepare_entry, factory, scheduler=scheduler, chunk_size=40)
+    else:
+        job = BatchJob(service, prepare_entry, factory, workers=workers, chunk_size=40)
     results = list(decide_rows(rows, job))
     assert [r.number for r in results] == list(range(1, len(rows) + 1))
     log = SqlDecisionLog(engines[1])

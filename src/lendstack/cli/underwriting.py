@@ -51,6 +51,11 @@ def decide(
     workers: int = typer.Option(
         os.cpu_count() or 1, "--workers", min=1, help="Worker processes (default: cores)."
     ),
+    scheduler: str | None = typer.Option(
+        None,
+        "--scheduler",
+        help="Dask scheduler address (tcp://host:8786): decide chunks on its workers.",
+    ),
     fmt: OutputFormat = _FORMAT,
 ) -> None:
     """Decide applications and record every decision in the audit log."""
@@ -66,7 +71,7 @@ def decide(
         _decide_one(service, file, fmt)
         return
     factory = partial(worker_service, app_ctx.settings)
-    job = BatchJob(service, prepare_entry, factory, workers)
+    job = BatchJob(service, prepare_entry, factory, workers, scheduler=scheduler)
     tally: Counter[str] = Counter()
     sink = out.open("w", encoding="utf-8") if out else None
     try:

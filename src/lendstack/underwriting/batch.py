@@ -22,7 +22,8 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from itertools import islice
@@ -190,6 +191,13 @@ def _run_chunk(chunk: _Chunk) -> list[_Item]:
     return _worker(chunk)
 
 
+def _run_chunk_on_dask(factory: Factory, chunk: _Chunk) -> list[_Item]:
+    """A Dask worker has no pool initializer: build its service on its first chunk."""
+    if _worker is None:
+        _init_worker(factory)
+    return _run_chunk(chunk)
+
+
 # -- the parent side --------------------------------------------------------------------
 
 
@@ -206,6 +214,9 @@ class BatchJob:
     factory: Factory
     workers: int = 1
     chunk_size: int = CHUNK
+    scheduler: str | None = None
+    """A Dask scheduler address (tcp://host:8786): chunks run on its workers instead of a
+    local process pool. The parent still records every chunk, in order."""
 
 
 def decide_rows(rows: Iterable[dict[str, Any]], job: BatchJob) -> Iterator[RowResult]:
@@ -215,6 +226,11 @@ def decide_rows(rows: Iterable[dict[str, Any]], job: BatchJob) -> Iterator[RowRe
     if first is None:
         return
     second = next(chunks, None)
+    if job.scheduler is not None:
+        with _dask(job) as pool:
+            for items in _ordered(pool, _prepend([first, *filter(None, [second])], chunks), 4):
+                yield from _record(job.service, items)
+        return
     if second is None or job.workers <= 1:
         local = ChunkDecider(job.service, job.prepare)
         rest = [first] if second is None else _prepend([first, second], chunks)
@@ -233,16 +249,36 @@ def _pool(job: BatchJob) -> ProcessPoolExecutor:
     )
 
 
+class _DaskPool:
+    """The two calls `_ordered` needs, on a dask.distributed client."""
+
+    def __init__(self, client: Any, factory: Factory) -> None:
+        self._client, self._factory = client, factory
+
+    def submit(self, fn: Callable[..., Any], chunk: _Chunk) -> Any:
+        if fn is not _run_chunk:
+            raise ValueError("only chunk decisions run on Dask")
+        return self._client.submit(_run_chunk_on_dask, self._factory, chunk, pure=False)
+
+
+@contextmanager
+def _dask(job: BatchJob) -> Iterator[_DaskPool]:
+    from distributed import Client
+
+    with Client(job.scheduler, set_as_default=False) as client:  # type: ignore[no-untyped-call]
+        yield _DaskPool(client, job.factory)
+
+
 def _prepend(head: list[_Chunk], rest: Iterator[_Chunk]) -> Iterator[_Chunk]:
     yield from head
     yield from rest
 
 
 def _ordered(
-    pool: ProcessPoolExecutor, chunks: Iterator[_Chunk], depth: int
+    pool: ProcessPoolExecutor | _DaskPool, chunks: Iterator[_Chunk], depth: int
 ) -> Iterator[list[_Item]]:
     """Results in submission order, at most `depth` chunks in flight (bounded memory)."""
-    running: deque[Future[list[_Item]]] = deque()
+    running: deque[Any] = deque()
     for chunk in chunks:
         running.append(pool.submit(_run_chunk, chunk))
         if len(running) >= depth:
