@@ -7,8 +7,10 @@ import json
 import pytest
 from audit_testdata import MOBILE, NAME, RESIDENT_ID
 from sqlalchemy import delete, update
+from sqlalchemy.exc import DBAPIError
 
 from lendstack.core.errors import NotFound
+from lendstack.storage.guards import MESSAGE, drop_append_only_guard
 from lendstack.storage.schema import decision_log
 
 
@@ -22,6 +24,20 @@ def problems(result) -> list[tuple[int, str]]:
     return [(p["seq"], p["kind"]) for p in payload["problems"]]
 
 
+@pytest.mark.parametrize(
+    "statement",
+    [
+        update(decision_log).where(decision_log.c.seq == 2).values(outcome="DECLINE"),
+        delete(decision_log).where(decision_log.c.seq == 5),
+    ],
+    ids=["update", "delete"],
+)
+def test_the_database_refuses_edits_and_deletes(cli, engine, five, statement):
+    with pytest.raises(DBAPIError, match=MESSAGE), engine.begin() as conn:
+        conn.execute(statement)
+    assert cli("verify").exit_code == 0
+
+
 def test_verify_intact_chain_prints_the_head(cli, five):
     result = cli("verify")
     assert result.exit_code == 0, result.output
@@ -33,6 +49,7 @@ def test_verify_intact_chain_prints_the_head(cli, five):
 
 def test_verify_names_an_edited_record(cli, engine, five):
     with engine.begin() as conn:
+        drop_append_only_guard(conn)  # an attacker with DDL rights removes the guard first
         conn.execute(
             update(decision_log)
             .where(decision_log.c.seq == 3)
@@ -48,6 +65,7 @@ def test_verify_names_an_edited_record(cli, engine, five):
 
 def test_verify_names_an_edited_query_column(cli, engine, five):
     with engine.begin() as conn:
+        drop_append_only_guard(conn)  # an attacker with DDL rights removes the guard first
         conn.execute(update(decision_log).where(decision_log.c.seq == 2).values(offer_amount_fen=1))
     result = cli("verify", "--format", "json")
     assert result.exit_code == 1
@@ -57,6 +75,7 @@ def test_verify_names_an_edited_query_column(cli, engine, five):
 
 def test_verify_names_a_deleted_record(cli, engine, five):
     with engine.begin() as conn:
+        drop_append_only_guard(conn)  # an attacker with DDL rights removes the guard first
         conn.execute(delete(decision_log).where(decision_log.c.seq == 3))
     result = cli("verify", "--format", "json")
     assert result.exit_code == 1
@@ -65,6 +84,7 @@ def test_verify_names_a_deleted_record(cli, engine, five):
 
 def test_verify_names_swapped_seq_values(cli, engine, five):
     with engine.begin() as conn:
+        drop_append_only_guard(conn)  # an attacker with DDL rights removes the guard first
         seq = decision_log.c.seq
         conn.execute(update(decision_log).where(seq == 3).values(seq=-3))
         conn.execute(update(decision_log).where(seq == 4).values(seq=3))
@@ -78,6 +98,7 @@ def test_verify_names_swapped_seq_values(cli, engine, five):
 
 def test_verify_names_a_truncated_tail(cli, engine, five):
     with engine.begin() as conn:
+        drop_append_only_guard(conn)  # an attacker with DDL rights removes the guard first
         conn.execute(delete(decision_log).where(decision_log.c.seq == 5))
     result = cli("verify", "--format", "json")
     assert result.exit_code == 1
