@@ -11,29 +11,23 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from datetime import date, datetime
-from functools import partial
 from typing import Any
 
 from sqlalchemy import (
     Connection,
     Engine,
     Row,
-    bindparam,
-    exists,
-    func,
     insert,
-    or_,
     select,
     update,
 )
 from sqlalchemy.exc import IntegrityError
 
 from lendstack.core.errors import Conflict, NotFound
+from lendstack.storage import decision_queries as Q
 from lendstack.storage.decision_rows import (
     COLUMNS_KEY,
-    HEAD,
     PreparedEntry,
     advance_head,
     as_utc,
@@ -47,10 +41,8 @@ from lendstack.storage.decision_rows import (
     snapshot,
     utc,
 )
-from lendstack.storage.driver_sql import DriverStatement
 from lendstack.storage.schema import (
     decision_log,
-    decision_log_head,
     rejected_inputs,
     review_queue,
     rule_pack_texts,
@@ -66,111 +58,9 @@ from lendstack.underwriting.audit import (
     verify_chain,
 )
 
-EXPOSURE_OUTCOMES = ("APPROVE", "COUNTER_OFFER")
 _BATCH = 5_000
 _IN_LIMIT = 500
 """Keys per IN (...) list: well under SQLite's bound-parameter limit."""
-
-_ENTRY_COLUMNS = (
-    decision_log.c.seq,
-    decision_log.c.kind,
-    decision_log.c.decision_id,
-    decision_log.c.record_json,
-    decision_log.c.prev_hash,
-    decision_log.c.hash,
-)
-_BY_DECISION = (
-    select(*_ENTRY_COLUMNS)
-    .where(decision_log.c.decision_id == bindparam("did"), decision_log.c.kind == "decision")
-    .order_by(decision_log.c.seq)
-    .limit(1)
-)
-_HISTORY = (
-    select(*_ENTRY_COLUMNS)
-    .where(decision_log.c.decision_id == bindparam("did"))
-    .order_by(decision_log.c.seq)
-)
-_BY_KEY = select(*_ENTRY_COLUMNS).where(
-    decision_log.c.channel == bindparam("channel"),
-    decision_log.c.idempotency_key == bindparam("key"),
-)
-_FOR_BORROWER = (
-    select(*_ENTRY_COLUMNS)
-    .where(
-        decision_log.c.borrower_key == bindparam("bk"),
-        decision_log.c.application_date >= bindparam("since"),
-        decision_log.c.application_date <= bindparam("until"),
-        decision_log.c.kind == "decision",
-    )
-    .order_by(decision_log.c.seq)
-)
-_LATER = decision_log.alias("later")
-_EXPOSURE = select(func.coalesce(func.sum(decision_log.c.offer_amount_fen), 0)).where(
-    decision_log.c.borrower_key == bindparam("bk"),
-    decision_log.c.outcome.in_(EXPOSURE_OUTCOMES),
-    ~exists().where(
-        _LATER.c.decision_id == decision_log.c.decision_id, _LATER.c.seq > decision_log.c.seq
-    ),
-)
-
-_BORROWER_HISTORY = select(
-    select(func.coalesce(func.sum(decision_log.c.offer_amount_fen), 0))
-    .where(
-        decision_log.c.borrower_key == bindparam("bk"),
-        or_(*(decision_log.c.outcome == o for o in EXPOSURE_OUTCOMES)),
-        ~exists().where(
-            _LATER.c.decision_id == decision_log.c.decision_id, _LATER.c.seq > decision_log.c.seq
-        ),
-    )
-    .scalar_subquery()
-    .label("exposure"),
-    select(decision_log.c.decision_id)
-    .where(
-        decision_log.c.borrower_key == bindparam("bk"),
-        decision_log.c.application_date >= bindparam("since"),
-        decision_log.c.application_date <= bindparam("until"),
-        decision_log.c.kind == "decision",
-    )
-    .order_by(decision_log.c.seq)
-    .limit(1)
-    .scalar_subquery()
-    .label("first_recent"),
-)
-"""Exposure and the first decision inside the duplicate window, in one round trip."""
-
-
-@dataclass(frozen=True, slots=True)
-class HotStatements:
-    """The statements every single decision runs, compiled once for the engine's dialect."""
-
-    by_key: DriverStatement
-    head: DriverStatement
-    insert_row: DriverStatement
-    insert_head: DriverStatement
-    update_head: DriverStatement
-    history: DriverStatement
-
-    @classmethod
-    def compile(cls, engine: Engine) -> HotStatements:
-        c = partial(DriverStatement.compile, engine)
-        head = decision_log_head
-        return cls(
-            c(
-                select(decision_log.c.seq).where(
-                    decision_log.c.channel == bindparam("channel"),
-                    decision_log.c.idempotency_key == bindparam("key"),
-                )
-            ),
-            c(HEAD),
-            c(insert(decision_log)),
-            c(insert(head)),
-            c(
-                update(head)
-                .values(seq=bindparam("new_seq"), hash=bindparam("new_hash"))
-                .where(head.c.id == 1)
-            ),
-            c(_BORROWER_HISTORY),
-        )
 
 
 class SqlDecisionLog:
@@ -178,7 +68,7 @@ class SqlDecisionLog:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self._hot = HotStatements.compile(engine)
+        self._hot = Q.HotStatements.compile(engine)
 
     # --- appending ---------------------------------------------------------------------
 
@@ -249,7 +139,7 @@ class SqlDecisionLog:
         for prepared in entries:
             key = prepared.row["idempotency_key"]
             channel = prepared.row["channel"]
-            if key is not None and conn.execute(_BY_KEY, {"channel": channel, "key": key}).first():
+            if key is not None and conn.execute(Q.BY_KEY, {"channel": channel, "key": key}).first():
                 raise self._clash(channel, key)
         before = read_head(conn)
         seq, prev = (0, GENESIS_HASH) if before is None else (before.seq, before.hash)
@@ -310,13 +200,13 @@ class SqlDecisionLog:
 
     def get(self, decision_id: str) -> LogEntry | None:
         with self.engine.connect() as conn:
-            row = conn.execute(_BY_DECISION, {"did": decision_id}).first()
+            row = conn.execute(Q.BY_DECISION, {"did": decision_id}).first()
         return None if row is None else entry_of(row)
 
     def history(self, decision_id: str) -> tuple[LogEntry, ...]:
         """The decision and any review entries after it, in chain order."""
         with self.engine.connect() as conn:
-            return tuple(entry_of(r) for r in conn.execute(_HISTORY, {"did": decision_id}))
+            return tuple(entry_of(r) for r in conn.execute(Q.HISTORY, {"did": decision_id}))
 
     def by_idempotency(self, channel: str, key: str) -> LogEntry | None:
         """The entry recorded under this key; a cheap existence probe first (the usual miss)."""
@@ -324,7 +214,7 @@ class SqlDecisionLog:
         with self.engine.connect() as conn:
             if self._hot.by_key.run(conn, values).first() is None:
                 return None
-            row = conn.execute(_BY_KEY, values).first()
+            row = conn.execute(Q.BY_KEY, values).first()
         return None if row is None else entry_of(row)
 
     def request_sha256(self, channel: str, key: str) -> str | None:
@@ -340,12 +230,12 @@ class SqlDecisionLog:
     ) -> tuple[LogEntry, ...]:
         params = {"bk": borrower_key, "since": since, "until": until}
         with self.engine.connect() as conn:
-            return tuple(entry_of(r) for r in conn.execute(_FOR_BORROWER, params))
+            return tuple(entry_of(r) for r in conn.execute(Q.FOR_BORROWER, params))
 
     def between(self, d1: date, d2: date) -> Iterator[LogEntry]:
         """Decisions with d1 <= application_date <= d2, in seq order, streamed in batches."""
         query = (
-            select(*_ENTRY_COLUMNS)
+            select(*Q.ENTRY_COLUMNS)
             .where(
                 decision_log.c.application_date >= d1,
                 decision_log.c.application_date <= d2,
@@ -357,7 +247,7 @@ class SqlDecisionLog:
 
     def entries(self) -> Iterator[LogEntry]:
         """Every entry in seq order, streamed: memory stays flat for millions of rows."""
-        yield from self._stream(select(*_ENTRY_COLUMNS).order_by(decision_log.c.seq))
+        yield from self._stream(select(*Q.ENTRY_COLUMNS).order_by(decision_log.c.seq))
 
     def _stream(self, query: Any) -> Iterator[LogEntry]:
         with self.engine.connect() as conn:
@@ -413,7 +303,7 @@ class SqlDecisionLog:
         or declined offers, so it over-states exposure, the safe side for an amount cap.
         """
         with self.engine.connect() as conn:
-            return int(conn.execute(_EXPOSURE, {"bk": borrower_key}).scalar_one())
+            return int(conn.execute(Q.EXPOSURE, {"bk": borrower_key}).scalar_one())
 
     # --- rule pack texts ---------------------------------------------------------------
 
@@ -603,7 +493,6 @@ def _review_values(prepared: PreparedEntry) -> dict[str, Any]:
 
 __all__ = [
     "COLUMNS_KEY",
-    "EXPOSURE_OUTCOMES",
     "PreparedEntry",
     "SqlDecisionLog",
     "prepare_entry",

@@ -5,13 +5,15 @@ from __future__ import annotations
 import itertools
 import json
 import threading
+from dataclasses import replace
 from datetime import date, timedelta
 
 import pytest
 from audit_testdata import AT, DAY, MOBILE, NAME, RESIDENT_ID
-from sqlalchemy import func, insert, select
+from sqlalchemy import bindparam, func, insert, select
 
 from lendstack.core.errors import Conflict, NotFound, ValidationError
+from lendstack.storage.driver_sql import DriverStatement
 from lendstack.storage.schema import decision_log, review_queue
 from lendstack.underwriting.audit import GENESIS_HASH, chain_hash
 
@@ -99,9 +101,13 @@ def test_a_failing_extra_hook_rolls_back_the_entry(engine, log, decide):
 def test_a_database_unique_clash_still_maps_to_conflict(engine, log, decide, monkeypatch):
     """Even if the pre-check misses (it runs under the lock), the constraint answers."""
     decide(1, key="k")
-    from lendstack.storage import decisions as module
-
-    monkeypatch.setattr(module, "_BY_KEY", module._BY_KEY.where(decision_log.c.seq < 0))
+    blind = select(decision_log.c.seq).where(
+        decision_log.c.seq < 0,
+        decision_log.c.channel == bindparam("channel"),
+        decision_log.c.idempotency_key == bindparam("key"),
+    )
+    hot = replace(log._hot, by_key=DriverStatement.compile(engine, blind))
+    monkeypatch.setattr(log, "_hot", hot)  # the pre-check now never finds the key
     with pytest.raises(Conflict):
         decide(2, key="k")
     assert rows(engine) == 1
