@@ -10,7 +10,6 @@ Every failure is a `ValidationError` that names the partner id and the field.
 from __future__ import annotations
 
 import functools
-import tomllib
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
@@ -19,8 +18,8 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictInt, StrictStr
-from pydantic import ValidationError as PydanticError
 
+from lendstack.core.datafiles import load_toml, validated
 from lendstack.core.errors import NotFound, ValidationError
 from lendstack.core.money import FEN
 
@@ -241,23 +240,17 @@ class _FunderFile(_Strict):
 def parse_partner(data: dict[str, Any], source: str) -> Funder:
     """A funder from parsed TOML; every error names the partner id (or `source`) and the field."""
     who = f"partner {data.get('id')!r}" if isinstance(data.get("id"), str) else source
+    where = f"{who} ({source})"
+    shape = validated(_FunderFile, data, where)
     try:
-        return _FunderFile.model_validate(data).build()
-    except PydanticError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(p) for p in first["loc"]) or "file"
-        raise ValidationError(f"{who} ({source}): {first['msg']}", field=field) from exc
+        return shape.build()
     except ValidationError as exc:
-        raise ValidationError(f"{who} ({source}): {exc.message}", field=exc.field) from exc
+        raise ValidationError(f"{where}: {exc.message}", field=exc.field) from exc
 
 
 def parse_partner_text(text: str, source: str) -> Funder:
     """TOML floats are read as Decimal, so no binary float touches a limit or a rate."""
-    try:
-        data = tomllib.loads(text, parse_float=Decimal)
-    except tomllib.TOMLDecodeError as exc:
-        raise ValidationError(f"{source}: not valid TOML: {exc}", field="file") from exc
-    return parse_partner(data, source)
+    return parse_partner(load_toml(text, source), source)
 
 
 def _unique(funders: list[Funder], where: str) -> tuple[Funder, ...]:

@@ -8,7 +8,6 @@ two bound a limit.
 from __future__ import annotations
 
 import hashlib
-import tomllib
 from dataclasses import dataclass
 from decimal import Decimal
 from importlib import resources
@@ -16,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
-from pydantic import ValidationError as PydanticError
 
+from lendstack.core.datafiles import load_toml, validated
 from lendstack.core.errors import ValidationError
 from lendstack.servicing import RepaymentMethod
 
@@ -99,14 +98,7 @@ class Policy:
 
 def parse_policy(text: str, source: str) -> Policy:
     """A validated policy; every error names the file and the offending field."""
-    try:
-        raw = _PolicyFile.model_validate(tomllib.loads(text))
-    except tomllib.TOMLDecodeError as exc:
-        raise ValidationError(f"{source}: not valid TOML: {exc}", field="policy") from None
-    except PydanticError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise ValidationError(f"{source}: {first['msg']}", field=where) from None
+    raw = validated(_PolicyFile, load_toml(text, source), source)
     _check_curve(raw.limits.pd_curve, source)
     return Policy(
         id=raw.id,

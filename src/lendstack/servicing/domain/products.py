@@ -9,7 +9,6 @@ Every failure is a `ValidationError` naming the file and the field.
 from __future__ import annotations
 
 import functools
-import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
@@ -19,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, StrictInt, StrictStr
-from pydantic import ValidationError as PydanticError
 
+from lendstack.core.datafiles import load_toml, validated
 from lendstack.core.daycount import DayCount
 from lendstack.core.errors import NotFound, ValidationError
 from lendstack.core.money import FEN, Rounding
@@ -227,22 +226,15 @@ class _ProductFile(BaseModel):
 
 def parse_product(data: dict[str, Any], source: str) -> Product:
     """A product from parsed TOML `data`; every error names `source` and the field."""
+    shape = validated(_ProductFile, data, source)
     try:
-        return _ProductFile.model_validate(data).build()
-    except PydanticError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(p) for p in first["loc"]) or "file"
-        raise ValidationError(f"{source}: {first['msg']}", field=field) from exc
+        return shape.build()
     except ValidationError as exc:
         raise ValidationError(f"{source}: {exc.message}", field=exc.field) from exc
 
 
 def _parse_text(text: str, source: str) -> Product:
-    try:
-        data = tomllib.loads(text, parse_float=Decimal)
-    except tomllib.TOMLDecodeError as exc:
-        raise ValidationError(f"{source}: not valid TOML: {exc}", field="file") from exc
-    return parse_product(data, source)
+    return parse_product(load_toml(text, source), source)
 
 
 def load_product(path: Path) -> Product:
