@@ -51,6 +51,7 @@ def _register() -> None:
         apikeys,
         applicants,
         decisions,
+        funding,
         model,
         rules,
         serve,
@@ -66,6 +67,8 @@ def _register() -> None:
     decisions.app.command("replay")(underwriting.replay)
     app.add_typer(decisions.app, name="decisions")
     app.add_typer(underwriting.review_app, name="review")
+    app.add_typer(funding.partners_app, name="partners")
+    app.add_typer(funding.funding_app, name="funding")
     apikeys.register(app)
     serve.register(app)
 

@@ -306,3 +306,30 @@ decision_log_head = Table(
     Column("seq", BigInteger, nullable=False),
     Column("hash", String(64), nullable=False),
 )
+
+
+# --- funding ------------------------------------------------------------------------------
+
+funders = Table(
+    "funders",
+    metadata,
+    # A co-lending partner (or the platform's own balance sheet). `definition` is the partner
+    # file as canonical JSON, rebuilt into a `Funder` by the pure parser on every read, so the
+    # validation rules live in one place and new partner fields need no migration.
+    Column("id", String(64), primary_key=True),
+    Column("kind", String(32), nullable=False),
+    Column("definition", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("version", Integer, nullable=False, default=1, server_default="1"),
+)
+
+funding_plans = Table(
+    "funding_plans",
+    metadata,
+    # One row per funder share of a booked loan; a loan's shares sum to exactly 1.
+    Column("loan_id", Id, ForeignKey("loans.id"), primary_key=True),
+    Column("funder_id", String(64), ForeignKey("funders.id"), primary_key=True),
+    Column("share", String(16), nullable=False),  # decimal string, e.g. "0.3000"
+    Index("ix_funding_plans_funder_id", "funder_id"),
+)

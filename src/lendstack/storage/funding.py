@@ -1,0 +1,405 @@
+"""Co-lending in SQL: funding partners, per-loan funding plans, and each funder's exposure.
+
+A partner is stored as its definition (the partner file's shape, canonical JSON) and rebuilt
+with the pure parser on every read, so a row can never hold a funder the parser would refuse
+and the validation rules stay in `lendstack.funding` alone. Exposure is computed from the
+plans and the loans' current balances with the pure `split`, so one loan's funder parts add
+up to its balance to the fen, exactly as its cash flows will be split.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy.engine import Row
+from sqlalchemy.exc import IntegrityError
+
+from lendstack.core.errors import Conflict, NotFound, ValidationError
+from lendstack.core.money import FEN, from_fen, quantize_fen
+from lendstack.funding import (
+    Exposure,
+    Funder,
+    Policy,
+    Rule,
+    builtin_partners,
+    check_shares,
+    headrooms,
+    parse_partner,
+    split,
+)
+from lendstack.servicing.domain import DEFAULT_BUCKETS
+from lendstack.storage.schema import funders, funding_plans, loans
+
+OPEN_STATUSES = ("approved", "active")
+"""Loans whose principal is still on the books; closed loans only take recoveries."""
+
+
+def definition(funder: Funder) -> dict[str, Any]:
+    """The partner-file shape of `funder`: what `parse_partner` reads back into an equal one."""
+    a, q, g = funder.appetite, funder.quotas, funder.guarantee
+    data: dict[str, Any] = {
+        "id": funder.id,
+        "name": funder.name,
+        "kind": funder.kind.value,
+        "tier1_net_capital": str(funder.tier1_net_capital),
+        "total_loans": str(funder.total_loans),
+        "on_platform_list": funder.on_platform_list,
+        "funding_cost": str(funder.funding_cost),
+        "appetite": {
+            "max_pd": str(a.max_pd),
+            "provinces": list(a.provinces),
+            "products": list(a.products),
+            "terms": list(a.terms),
+            "purposes": list(a.purposes),
+            "min_apr": str(a.min_apr),
+            "target_share": str(a.target_share),
+        },
+        "quotas": {"daily": str(q.daily), "total": str(q.total)},
+    }
+    if funder.home_region is not None:
+        data["home_region"] = funder.home_region
+    if g is not None:
+        data["guarantee"] = {
+            "trigger_dpd": g.trigger_dpd,
+            "fee_rate": str(g.fee_rate),
+            "balance": str(g.balance),
+        }
+    return data
+
+
+def canonical_json(funder: Funder) -> str:
+    """Sorted keys, no spaces, decimals as strings: equal funders give equal text."""
+    return json.dumps(definition(funder), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+@dataclass(frozen=True, slots=True)
+class FunderRecord:
+    """A stored funder with its bookkeeping: `version` starts at 1 and grows with each update."""
+
+    funder: Funder
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class DpdBucket:
+    label: str
+    loans: int
+    balance: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class FunderExposure:
+    """One funder's position: its `Exposure`, the limits of rules 2.2/2.3 and headroom under each.
+
+    Limits are None for the platform's own balance sheet, which the bank rules do not bind.
+    `headroom` holds the pure core's `headrooms` (rounded down to the fen), keyed by rule.
+    """
+
+    funder: Funder
+    exposure: Exposure
+    loans: int
+    dpd_mix: tuple[DpdBucket, ...]
+    tier1_limit: Decimal | None
+    total_loans_limit: Decimal | None
+    headroom: tuple[tuple[Rule, Decimal], ...]
+
+    def headroom_for(self, rule: Rule) -> Decimal | None:
+        return dict(self.headroom).get(rule)
+
+
+@dataclass(frozen=True, slots=True)
+class ExposureReport:
+    as_of: date | None
+    partners: tuple[FunderExposure, ...]
+    total_balance: Decimal
+    """Σ of the plan loans' outstanding principal; the funders' balances sum to it exactly."""
+
+
+@dataclass(slots=True)
+class _Tally:
+    """Per-funder running sums while the plans are scanned (fen, so no rounding drift)."""
+
+    balance: int = 0
+    today: int = 0
+    allocated: int = 0
+    loans: int = 0
+    buckets: dict[int, list[int]] = field(default_factory=lambda: defaultdict(lambda: [0, 0]))
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _record(row: Row[Any]) -> FunderRecord:
+    data = json.loads(row.definition)
+    funder = parse_partner(data, f"stored funder {row.id!r}")
+    return FunderRecord(funder, row.version, row.created_at, row.updated_at)
+
+
+class SqlFunding:
+    """The funders and funding_plans tables. Each call is its own short transaction."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    # --- partners -----------------------------------------------------------------------
+
+    def add(self, funder: Funder) -> FunderRecord:
+        """Store a new funder; an id already stored is a `Conflict` and changes nothing."""
+        now = _now()
+        values = {
+            "id": funder.id,
+            "kind": funder.kind.value,
+            "definition": canonical_json(funder),
+            "created_at": now,
+            "updated_at": now,
+            "version": 1,
+        }
+        try:
+            with self.engine.begin() as conn:
+                if conn.execute(select(funders.c.id).where(funders.c.id == funder.id)).first():
+                    raise Conflict(f"partner {funder.id!r} already exists", field="id")
+                conn.execute(insert(funders), values)
+        except IntegrityError as exc:  # a concurrent add won the race
+            raise Conflict(f"partner {funder.id!r} already exists", field="id") from exc
+        return FunderRecord(funder, 1, now, now)
+
+    def update(self, funder: Funder) -> FunderRecord:
+        """Replace a stored funder's definition and bump its version; unknown id: `NotFound`."""
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                update(funders)
+                .where(funders.c.id == funder.id)
+                .values(
+                    kind=funder.kind.value,
+                    definition=canonical_json(funder),
+                    updated_at=_now(),
+                    version=funders.c.version + 1,
+                )
+            )
+            if result.rowcount == 0:
+                raise NotFound(f"no partner {funder.id!r}", field="id")
+            row = conn.execute(select(funders).where(funders.c.id == funder.id)).one()
+        return _record(row)
+
+    def record(self, funder_id: str) -> FunderRecord:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(funders).where(funders.c.id == funder_id)).first()
+        if row is None:
+            raise NotFound(f"no partner {funder_id!r}", field="id")
+        return _record(row)
+
+    def get(self, funder_id: str) -> Funder:
+        return self.record(funder_id).funder
+
+    def records(self) -> tuple[FunderRecord, ...]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(funders).order_by(funders.c.id)).all()
+        return tuple(_record(r) for r in rows)
+
+    def all(self) -> tuple[Funder, ...]:
+        """Every stored funder, sorted by id."""
+        return tuple(r.funder for r in self.records())
+
+    def import_builtin(self) -> tuple[str, ...]:
+        """Add the sample partners not stored yet (idempotent); returns the ids added."""
+        added = []
+        for funder in builtin_partners():
+            try:
+                self.add(funder)
+            except Conflict:
+                continue
+            added.append(funder.id)
+        return tuple(added)
+
+    # --- plans --------------------------------------------------------------------------
+
+    def record_plan(
+        self,
+        target: Connection | Engine,
+        loan_id: int,
+        shares: Mapping[str, Decimal],
+        policy: Policy | None = None,
+    ) -> None:
+        """Write a booked loan's funding shares, all or nothing.
+
+        `target` is an engine (its own transaction) or a connection (the caller's, e.g. the
+        booking's). Everything is checked before the one insert: shares are Decimal, >= 0,
+        multiples of the policy's quantum and sum to exactly 1; funders and the loan exist;
+        the loan has no plan yet (a plan is fixed once booked).
+        """
+        if isinstance(target, Engine):
+            with target.begin() as conn:
+                self.record_plan(conn, loan_id, shares, policy)
+            return
+        rows = _plan_rows(loan_id, shares, policy or Policy())
+        _check_plan_targets(target, loan_id, shares)
+        target.execute(insert(funding_plans), rows)
+
+    def plan(self, loan_id: int) -> dict[str, Decimal]:
+        """A loan's shares by funder id (empty if the loan has no plan)."""
+        query = select(funding_plans.c.funder_id, funding_plans.c.share).where(
+            funding_plans.c.loan_id == loan_id
+        )
+        with self.engine.connect() as conn:
+            return {r.funder_id: Decimal(r.share) for r in conn.execute(query)}
+
+    # --- exposure -----------------------------------------------------------------------
+
+    def exposures(self, as_of: date | None = None, policy: Policy | None = None) -> ExposureReport:
+        """Every stored funder's co-lent position over loans disbursed on or before `as_of`.
+
+        Balances are the loans' current outstanding principal (the loans table holds the state
+        after the last close); `as_of` selects the loans and is the "today" of the daily quota.
+        None takes every booked loan.
+        """
+        rules = policy or Policy()
+        with self.engine.connect() as conn:
+            stored = {r.id: _record(r).funder for r in conn.execute(select(funders))}
+            plans = _plan_loans(conn, as_of)
+        tallies: dict[str, _Tally] = defaultdict(_Tally)
+        total = sum((_tally_loan(tallies, loan, shares, as_of) for loan, shares in plans), 0)
+        partners = tuple(_position(stored[i], tallies[i], rules) for i in sorted(stored))
+        return ExposureReport(as_of, partners, from_fen(total))
+
+
+def _plan_rows(
+    loan_id: int, shares: Mapping[str, Decimal], policy: Policy
+) -> list[dict[str, object]]:
+    check_shares(shares)
+    rows = []
+    for funder_id, share in sorted(shares.items()):
+        if share != share.quantize(policy.share_quantum):
+            raise ValidationError(
+                f"share of {funder_id!r} is {share}, not a multiple of {policy.share_quantum}",
+                field="shares",
+            )
+        text = f"{share.quantize(policy.share_quantum):f}"
+        rows.append({"loan_id": loan_id, "funder_id": funder_id, "share": text})
+    return rows
+
+
+def _check_plan_targets(conn: Connection, loan_id: int, shares: Mapping[str, Decimal]) -> None:
+    if conn.execute(select(loans.c.id).where(loans.c.id == loan_id)).first() is None:
+        raise NotFound(f"no loan {loan_id}", field="loan_id")
+    known = set(conn.execute(select(funders.c.id).where(funders.c.id.in_(list(shares)))).scalars())
+    for funder_id in sorted(shares):
+        if funder_id not in known:
+            raise NotFound(f"no partner {funder_id!r}", field="funder")
+    planned = select(funding_plans.c.funder_id).where(funding_plans.c.loan_id == loan_id)
+    if conn.execute(planned).first() is not None:
+        raise Conflict(f"loan {loan_id} already has a funding plan", field="loan_id")
+
+
+@dataclass(frozen=True, slots=True)
+class _Loan:
+    principal_fen: int
+    balance_fen: int
+    bucket: int
+    is_open: bool
+    disbursed: date
+
+
+def _plan_loans(conn: Connection, as_of: date | None) -> list[tuple[_Loan, dict[str, Decimal]]]:
+    """Each planned loan with its shares, in loan id order."""
+    query = (
+        select(
+            funding_plans.c.loan_id,
+            funding_plans.c.funder_id,
+            funding_plans.c.share,
+            loans.c.principal_fen,
+            loans.c.bal_principal,
+            loans.c.bucket,
+            loans.c.status,
+            loans.c.disbursement_date,
+        )
+        .join(loans, loans.c.id == funding_plans.c.loan_id)
+        .order_by(funding_plans.c.loan_id, funding_plans.c.funder_id)
+    )
+    if as_of is not None:
+        query = query.where(loans.c.disbursement_date <= as_of)
+    grouped: dict[int, tuple[_Loan, dict[str, Decimal]]] = {}
+    for r in conn.execute(query):
+        if r.loan_id not in grouped:
+            loan = _Loan(
+                r.principal_fen,
+                r.bal_principal,
+                r.bucket,
+                r.status in OPEN_STATUSES,
+                r.disbursement_date,
+            )
+            grouped[r.loan_id] = (loan, {})
+        grouped[r.loan_id][1][r.funder_id] = Decimal(r.share)
+    return list(grouped.values())
+
+
+def _tally_loan(
+    tallies: dict[str, _Tally], loan: _Loan, shares: dict[str, Decimal], as_of: date | None
+) -> int:
+    """Add one loan's parts to its funders' tallies; returns the balance counted (fen)."""
+    balance = loan.balance_fen if loan.is_open else 0
+    parts = split(from_fen(balance), shares)
+    allocated = split(from_fen(loan.principal_fen), shares)
+    for funder_id, share in shares.items():
+        tally = tallies[funder_id]
+        granted = int(allocated[funder_id] / FEN)
+        tally.allocated += granted
+        if as_of is not None and loan.disbursed == as_of:
+            tally.today += granted
+        if loan.is_open and share > 0:
+            part = int(parts[funder_id] / FEN)
+            tally.balance += part
+            tally.loans += 1
+            tally.buckets[loan.bucket][0] += 1
+            tally.buckets[loan.bucket][1] += part
+    return balance
+
+
+def _position(funder: Funder, tally: _Tally, policy: Policy) -> FunderExposure:
+    exposure = Exposure(
+        balance=from_fen(tally.balance),
+        today=from_fen(tally.today),
+        total_allocated=from_fen(tally.allocated),
+    )
+    room = headrooms(funder, exposure, policy)
+    tier1 = total = None
+    if not funder.is_platform:
+        tier1 = quantize_fen(policy.tier1_ratio * funder.tier1_net_capital)
+        total = quantize_fen(policy.total_loans_ratio * funder.total_loans)
+    return FunderExposure(
+        funder, exposure, tally.loans, _dpd_mix(tally), tier1, total, tuple(room.items())
+    )
+
+
+def _dpd_mix(tally: _Tally) -> tuple[DpdBucket, ...]:
+    """Loans and balance in every bucket M0..M7+ (zeros included, so columns line up)."""
+    scheme = DEFAULT_BUCKETS
+    sums = [[0, 0] for _ in range(scheme.last + 1)]
+    for index, (count, fen) in tally.buckets.items():
+        sums[min(max(index, 0), scheme.last)][0] += count
+        sums[min(max(index, 0), scheme.last)][1] += fen
+    return tuple(
+        DpdBucket(scheme.label_of_index(i), count, from_fen(fen))
+        for i, (count, fen) in enumerate(sums)
+    )
+
+
+__all__ = [
+    "OPEN_STATUSES",
+    "DpdBucket",
+    "ExposureReport",
+    "FunderExposure",
+    "FunderRecord",
+    "SqlFunding",
+    "canonical_json",
+    "definition",
+]
