@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 
 from lendstack.cli.main import main
+from lendstack.storage.db import make_engine
+from lendstack.storage.decisions import SqlDecisionLog
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "application.json"
 
@@ -58,7 +60,9 @@ def test_decide_a_bad_file_names_the_field_and_writes_nothing(
     assert "applicant.mobile" in err
     code, out, _ = cli(capsys, "decisions", "verify", "--format", "json")
     assert code == 0
-    assert json.loads(out)["checked"] == 0
+    assert json.loads(out)["checked"] == 0  # nothing decided, nothing recorded
+    engine = make_engine(os.environ["LENDSTACK_DATABASE_URL"])
+    assert SqlDecisionLog(engine).rejected_counts()["total"] == 1  # but counted
     code, _, err = cli(capsys, "decide", str(env / "missing.jsonl"))
     assert code == 2
     assert "file" in err

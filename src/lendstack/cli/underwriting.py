@@ -102,9 +102,16 @@ def _decide_one(service: Any, file: Path, fmt: OutputFormat) -> None:
     from lendstack.underwriting.batch_input import field_errors
 
     try:
-        app = Application.model_validate(json.loads(file.read_text(encoding="utf-8")))
+        payload = json.loads(file.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ValidationError(f"{file.name} is not JSON: {exc.msg}", field="file") from None
+    try:
+        app = Application.model_validate(payload)
     except PydanticError as exc:
-        first = field_errors(exc)[0]
+        errors = field_errors(exc)
+        channel = payload.get("channel") if isinstance(payload, dict) else None
+        service.log.count_rejected("cli", channel, [e["field"] for e in errors], service.clock())
+        first = errors[0]
         raise ValidationError(first["message"], field=first["field"]) from None
     recorded = service.decide(app)
     view = decision_view(recorded.decision_id, recorded.record)
