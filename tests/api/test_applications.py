@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import base64
-import copy
 import json
 import os
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,13 +12,10 @@ from apitools import Api, FakeClock, assert_problem
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
+from example_app import payload as body
 from lendstack.api import create_app
 from lendstack.settings import Settings
 from lendstack.storage.apikeys import Role, SqlApiKeys
-
-EXAMPLE = json.loads(
-    (Path(__file__).parents[2] / "examples" / "application.json").read_text(encoding="utf-8")
-)
 
 
 @pytest.fixture
@@ -36,17 +31,6 @@ def uw(engine: Engine) -> Api:
     settings = Settings(database_url="unused://", pii_key=base64.b64encode(os.urandom(32)).decode())
     app = create_app(settings, engine=engine, clock=FakeClock())
     return Api(TestClient(app), engine, FakeClock(), None, issued)  # type: ignore[arg-type]
-
-
-def body(**changes: Any) -> dict[str, Any]:
-    payload = copy.deepcopy(EXAMPLE)
-    for path, value in changes.items():
-        node = payload
-        *parents, leaf = path.split(".")
-        for part in parents:
-            node = node[part]
-        node[leaf] = value
-    return payload
 
 
 def submit(uw: Api, who: str = "mall", payload: Any = None, **headers: str) -> Any:

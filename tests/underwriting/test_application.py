@@ -3,21 +3,16 @@
 from __future__ import annotations
 
 import copy
-import json
-from pathlib import Path
 from typing import Any
 
 import pytest
 from pydantic import ValidationError as PydanticError
 
+from example_app import payload
 from lendstack.underwriting.application import Application
 from lendstack.underwriting.batch_input import field_errors, unflatten
 
-EXAMPLE = Path(__file__).parents[2] / "examples" / "application.json"
-
-
-def example() -> dict[str, Any]:
-    return json.loads(EXAMPLE.read_text(encoding="utf-8"))
+example = payload  # a fresh copy of the shipped example each call
 
 
 def test_example_is_valid() -> None:

@@ -12,7 +12,6 @@ cap is reported as such and the engine declines.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal
 
@@ -91,7 +90,3 @@ def flat_fee_rate(apr: Decimal, term_months: int) -> Decimal:
     """
     n = Decimal(term_months)
     return (apr * (n + 1) / (24 * n)).quantize(_FEE_RATE, rounding=ROUND_HALF_UP)
-
-
-def is_finite(value: float) -> bool:
-    return math.isfinite(value)

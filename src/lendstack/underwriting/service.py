@@ -14,7 +14,6 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
 from typing import Any, Protocol
 
 from lendstack import __version__
@@ -48,10 +47,6 @@ class DecisionLog(Protocol):
     ) -> LogEntry: ...
     def get(self, decision_id: str) -> LogEntry | None: ...
     def by_idempotency(self, channel: str, key: str) -> LogEntry | None: ...
-    def recent_for_borrower(
-        self, borrower_key: str, since: date, until: date
-    ) -> tuple[LogEntry, ...]: ...
-    def exposure(self, borrower_key: str) -> int: ...
     def borrower_history(
         self, borrower_key: str, since: date, until: date
     ) -> tuple[int, str | None]: ...
@@ -77,10 +72,6 @@ class Recorded:
     @property
     def outcome(self) -> str:
         return str(self.record["decision"]["outcome"])
-
-
-def request_fingerprint(app: Application) -> str:
-    return _fingerprint(app.normalised())
 
 
 def _fingerprint(normalised: Mapping[str, Any]) -> str:
@@ -287,8 +278,3 @@ def new_decision_id() -> str:
 
 def _load(entry: LogEntry) -> dict[str, Any]:
     return dict(json.loads(entry.record_json))
-
-
-def offer_amount(record: Mapping[str, Any]) -> Decimal | None:
-    offer = record["decision"]["offer"]
-    return None if offer is None else Decimal(offer["amount"])

@@ -9,7 +9,7 @@ from typing import Any
 
 from lendstack.underwriting.application import Application
 
-EXAMPLE_FILE = Path(__file__).parents[2] / "examples" / "application.json"
+EXAMPLE_FILE = Path(__file__).parents[1] / "examples" / "application.json"
 EXAMPLE: dict[str, Any] = json.loads(EXAMPLE_FILE.read_text(encoding="utf-8"))
 
 
