@@ -177,12 +177,9 @@ class SqlDecisionLog:
         record_json: str,
         extra: Callable[[Connection], None] | None,
     ) -> LogEntry:
-        hot, key = self._hot, row["idempotency_key"]
-        if (
-            key is not None
-            and hot.by_key.run(conn, {"channel": row["channel"], "key": key}).first()
-        ):
-            raise self._clash(row["channel"], key)
+        # A reused idempotency key is caught by the UNIQUE (channel, key) constraint; `append`
+        # turns that IntegrityError into a Conflict after the rollback. No pre-check query.
+        hot = self._hot
         found = hot.head.run(conn, {}).first()
         seq, prev = (0, GENESIS_HASH) if found is None else (int(found[0]), found[1])
         entry = seal(seq + 1, row["kind"], row["decision_id"], record_json, prev)

@@ -120,7 +120,16 @@ class Underwriting:
         borrower = self.vault.borrower_key(app.applicant.resident_id)
         history = self.history(app, borrower)
         decision = self.engine.decide(app, history)
-        prepared = self.prepare(app, normal, borrower, history, decision, started, idempotency_key)
+        prepared = self.prepare(
+            app,
+            normal,
+            borrower,
+            history,
+            decision,
+            started,
+            idempotency_key,
+            fingerprint=fingerprint,
+        )
         try:
             self._append(prepared)
         except Conflict:
@@ -169,19 +178,23 @@ class Underwriting:
         started_ns: int,
         idempotency_key: str | None = None,
         decision_id: str | None = None,
+        fingerprint: str | None = None,
     ) -> Prepared:
         """The record and log columns for a decision (`normal` is `app.normalised()`).
 
         A batch passes `decision_id`: later rows of the same borrower cite it as a duplicate.
+        `fingerprint` is the request's hash when the caller already has it. The clock is
+        read once, so the record, its log row and any review row carry the same instant.
         """
         decision_id = decision_id or new_decision_id()
-        fingerprint = _fingerprint(normal)
-        record = self._record(decision_id, normal, history, decision, started_ns, fingerprint)
+        fingerprint = fingerprint or _fingerprint(normal)
+        now = self.clock()
+        record = self._record(decision_id, normal, history, decision, started_ns, fingerprint, now)
         offer = decision.offer
         approved = decision.outcome in (Outcome.APPROVE, Outcome.COUNTER_OFFER)
         review = None
         if decision.outcome is Outcome.REFER:
-            review = (canonical_json([r.as_json() for r in decision.reasons]), self.clock())
+            review = (canonical_json([r.as_json() for r in decision.reasons]), now)
         columns = {
             "kind": "decision",
             "decision_id": decision_id,
@@ -193,7 +206,7 @@ class Underwriting:
             "idempotency_key": idempotency_key,
             "request_sha256": fingerprint,
             "record": record,
-            "recorded_at": self.clock(),
+            "recorded_at": now,
         }
         return Prepared(decision, record, columns, review)
 
@@ -233,6 +246,7 @@ class Underwriting:
         decision: Decision,
         started_ns: int,
         fingerprint: str,
+        now: datetime,
     ) -> dict[str, Any]:
         pack = self.engine.pack
         elapsed_us = (time.perf_counter_ns() - started_ns) // 1000
@@ -249,7 +263,7 @@ class Underwriting:
             "policy": policy_facts(self.engine.policy),
             "decision": decision.as_json(),
             "request_sha256": fingerprint,
-            "decided_at": self.clock().isoformat(),
+            "decided_at": now.isoformat(),
             "engine_us": elapsed_us,
         }
 

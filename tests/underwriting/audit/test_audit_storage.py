@@ -5,15 +5,13 @@ from __future__ import annotations
 import itertools
 import json
 import threading
-from dataclasses import replace
 from datetime import date, timedelta
 
 import pytest
 from audit_testdata import AT, DAY, MOBILE, NAME, RESIDENT_ID
-from sqlalchemy import bindparam, func, insert, select
+from sqlalchemy import func, insert, select
 
 from lendstack.core.errors import Conflict, NotFound, ValidationError
-from lendstack.storage.driver_sql import DriverStatement
 from lendstack.storage.schema import decision_log, review_queue
 from lendstack.underwriting.audit import GENESIS_HASH, chain_hash
 
@@ -98,16 +96,9 @@ def test_a_failing_extra_hook_rolls_back_the_entry(engine, log, decide):
     assert log.reviews() == []
 
 
-def test_a_database_unique_clash_still_maps_to_conflict(engine, log, decide, monkeypatch):
-    """Even if the pre-check misses (it runs under the lock), the constraint answers."""
+def test_a_database_unique_clash_maps_to_conflict(engine, log, decide):
+    """Appends run no pre-check query: the UNIQUE constraint answers a reused key."""
     decide(1, key="k")
-    blind = select(decision_log.c.seq).where(
-        decision_log.c.seq < 0,
-        decision_log.c.channel == bindparam("channel"),
-        decision_log.c.idempotency_key == bindparam("key"),
-    )
-    hot = replace(log._hot, by_key=DriverStatement.compile(engine, blind))
-    monkeypatch.setattr(log, "_hot", hot)  # the pre-check now never finds the key
     with pytest.raises(Conflict):
         decide(2, key="k")
     assert rows(engine) == 1
