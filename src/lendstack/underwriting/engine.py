@@ -74,6 +74,8 @@ class _Draft:
     terms: Terms | None = None
     """Product, contract rate and fee rate that deliver the price: what offers are built on."""
     refer: bool = False
+    encoded: Any = None
+    """The model's encoded row, when this engine scored the applicant itself."""
 
     def fail(self, reason: Reason) -> None:
         self.reasons.append(reason)
@@ -123,15 +125,10 @@ class Engine:
     def __post_init__(self) -> None:
         object.__setattr__(self, "offers", OfferBook(self.catalog))
 
-    def decide(
-        self, app: Application, history: BorrowerHistory, score: Score | None = None
-    ) -> Decision:
-        """Decide one application. `score`, if given, must be exactly what
-        `score_encoded(encode(app))` gives: `CreditModel.score_matrix` differs from the
-        single-row path in the last bit of some PDs, which can move a rounded PD or a price,
-        so batch callers pass the single-row score and batch only the TreeSHAP reasons."""
-        staged = self.stage(app, history, score)
-        reasons = self._model_reasons(app) if staged.needs_reasons else ()
+    def decide(self, app: Application, history: BorrowerHistory) -> Decision:
+        """Decide one application (batch callers use `stage` and `finish_many`)."""
+        staged = self.stage(app, history)
+        reasons = self._model_reasons(staged.draft) if staged.needs_reasons else ()
         return self.finish(staged, reasons)
 
     def stage(
@@ -206,8 +203,8 @@ class Engine:
 
     def _score(self, draft: _Draft, source: ScoreSource) -> None:
         if source is None:
-            row = self.model.score_row(self.features.row(draft.app), reasons=False)
-            given = Score(row.pd, row.points)
+            draft.encoded = self.encode(draft.app)
+            given = self.score_encoded(draft.encoded)
         else:
             given = source if isinstance(source, Score) else source()
         draft.score = given
@@ -337,10 +334,13 @@ class Engine:
             offer = draft.offer  # the reviewer sees what would have been offered
         return Staged(draft, outcome, offer)
 
-    def _model_reasons(self, app: Application) -> tuple[ModelReason, ...]:
+    def _model_reasons(self, draft: _Draft) -> tuple[ModelReason, ...]:
+        """TreeSHAP reasons on the row already encoded for the score: no second encoding or
+        prediction (`reasons_matrix` gives the single-row reasons; tests/scoring pins it)."""
         if self.policy.max_model_reasons <= 0:
             return ()
-        return self.model.score_row(self.features.row(app), reasons=True).reasons
+        x = self.encode(draft.app) if draft.encoded is None else draft.encoded
+        return self.model.reasons_matrix(x[None, :])[0]
 
 
 _T = TypeVar("_T")

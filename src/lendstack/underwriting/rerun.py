@@ -45,20 +45,12 @@ def stored_inputs(
     return record, app, BorrowerHistory(Decimal(h["existing_balance"]), h["duplicate_of"])
 
 
-class PinnedPacks:
-    """Rule packs by content hash, read from the texts stored at decision time."""
-
-    def __init__(self, log: StoredDecisions) -> None:
-        self._log = log
-        self._cache: dict[str, RulePack] = {}
-
-    def get(self, sha256: str) -> RulePack:
-        if sha256 not in self._cache:
-            text = self._log.pack_text(sha256)
-            if text is None:
-                raise NotFound(f"rule pack text {sha256[:12]}… is not stored", field="rule_pack")
-            self._cache[sha256] = parse_pack(text, f"stored pack {sha256[:12]}")
-        return self._cache[sha256]
+def pinned_pack(log: StoredDecisions, sha256: str) -> RulePack:
+    """The rule pack a decision was made under, from the text stored at decision time."""
+    text = log.pack_text(sha256)
+    if text is None:
+        raise NotFound(f"rule pack text {sha256[:12]}… is not stored", field="rule_pack")
+    return parse_pack(text, f"stored pack {sha256[:12]}")
 
 
 def _check_pinned(record: dict[str, Any], engine: Engine, model_sha256: str) -> None:
@@ -101,7 +93,7 @@ class Rerun:
         _check_pinned(record, engine, self.model_sha256)
         sha = record["rule_pack"]["sha256"]
         if sha not in self.packs:
-            self.packs[sha] = replace(engine, pack=PinnedPacks(self.log).get(sha))
+            self.packs[sha] = replace(engine, pack=pinned_pack(self.log, sha))
         return self.packs[sha]
 
 
