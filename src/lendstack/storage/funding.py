@@ -22,7 +22,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 
 from lendstack.core.errors import Conflict, NotFound, ValidationError
-from lendstack.core.money import FEN, from_fen, quantize_fen
+from lendstack.core.money import from_fen, quantize_fen, to_fen
 from lendstack.funding import (
     Exposure,
     Funder,
@@ -351,12 +351,12 @@ def _tally_loan(
     allocated = split(from_fen(loan.principal_fen), shares)
     for funder_id, share in shares.items():
         tally = tallies[funder_id]
-        granted = int(allocated[funder_id] / FEN)
+        granted = to_fen(allocated[funder_id])
         tally.allocated += granted
         if as_of is not None and loan.disbursed == as_of:
             tally.today += granted
         if loan.is_open and share > 0:
-            part = int(parts[funder_id] / FEN)
+            part = to_fen(parts[funder_id])
             tally.balance += part
             tally.loans += 1
             tally.buckets[loan.bucket][0] += 1

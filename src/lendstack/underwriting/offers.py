@@ -13,6 +13,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any, TypeVar
 
+from lendstack.core.money import quantize_fen
 from lendstack.servicing import (
     LoanRequest,
     Product,
@@ -140,5 +141,5 @@ def monthly_burden(schedule: Schedule) -> Decimal:
     method = schedule.terms.method
     if method in (RepaymentMethod.BULLET, RepaymentMethod.INTEREST_FIRST):
         total = sum((i.total for i in schedule.installments), Decimal(0))
-        return (total / schedule.term_months).quantize(Decimal("0.01"))
+        return quantize_fen(total / schedule.term_months, schedule.terms.rounding)
     return max(i.total for i in schedule.installments)
