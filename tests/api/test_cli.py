@@ -58,7 +58,9 @@ def test_create_prints_only_the_key_and_stores_its_digest(run, engine: Engine) -
     client = TestClient(create_app(Settings(), engine=engine))
     auth = {"Authorization": f"Bearer {key}"}
     assert client.get("/v1/loans/1", headers=auth).status_code == 404  # authenticated; no loan
-    assert hash_key(key) != key
+    with engine.connect() as conn:
+        rows = conn.exec_driver_sql("SELECT key_sha256, prefix FROM api_keys").all()
+    assert [tuple(r) for r in rows] == [(hash_key(key), key[:12])]  # the digest, never the key
 
 
 def test_create_channel_and_partner_keys(run, engine: Engine) -> None:  # type: ignore[no-untyped-def]

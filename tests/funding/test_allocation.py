@@ -104,6 +104,9 @@ def test_appetite_rules_exclude(kw: dict[str, object], rule: Rule) -> None:
     assert "picky" in alloc.allocate(request(), {}).share_map()
     plan = alloc.allocate(request(**kw), {})
     assert "picky" not in plan.share_map()
+    policy = Policy(platform_min_share=Decimal(0))
+    breaches = check_plan(request(**kw), {"picky": Decimal(1)}, {"picky": picky}, {}, policy)
+    assert rule in {b.rule for b in breaches}  # excluded for the named reason, not another
 
 
 def test_platform_min_share_zero_allows_bank_only_loans() -> None:

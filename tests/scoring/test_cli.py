@@ -80,6 +80,9 @@ def test_edited_model_is_refused_by_every_command(
     )
     assert not (tmp_path / "s.csv").exists()
     assert run(["model", "monitor", str(copy), "--current", str(synthetic_csv)]) == 2
+    report = tmp_path / "r.html"
+    assert run(["model", "report", str(copy), "--out", str(report)]) == 2
+    assert not report.exists()
 
 
 def test_score_explain_report_monitor(
