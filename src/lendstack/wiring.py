@@ -20,12 +20,10 @@ from lendstack.settings import Settings
 from lendstack.storage.decisions import SqlDecisionLog
 from lendstack.underwriting.engine import Engine
 from lendstack.underwriting.features import FeatureMap, default_model_dir
-from lendstack.underwriting.pii import PiiVault, load_key
+from lendstack.underwriting.pii import PiiVault
 from lendstack.underwriting.policy import load_policy
 from lendstack.underwriting.rules import default_pack, load_pack
 from lendstack.underwriting.service import Underwriting
-
-FEATURE_MAP_FILE = "feature_map.toml"
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,14 +45,8 @@ def model_sha256(model_dir: Path) -> str:
 
 @lru_cache(maxsize=8)
 def _load(model_dir: Path, sha256: str) -> LoadedModel:
-    feature_file = model_dir / FEATURE_MAP_FILE
-    if not feature_file.exists():
-        raise ValidationError(
-            f"{model_dir} has no {FEATURE_MAP_FILE}: the mapping from applications to model "
-            "features must be declared next to the model",
-            field="model",
-        )
-    return LoadedModel(load_model(model_dir), FeatureMap.load(feature_file), sha256)
+    """The model and the feature map declared beside it (`FeatureMap.load` names a missing one)."""
+    return LoadedModel(load_model(model_dir), FeatureMap.load(model_dir), sha256)
 
 
 def load_credit_model(model_dir: Path | None) -> LoadedModel:
@@ -84,7 +76,7 @@ def build_engine(
 
 
 def pii_vault(settings: Settings) -> PiiVault:
-    return PiiVault(load_key(settings))
+    return PiiVault.from_settings(settings)
 
 
 def underwriting_service(settings: Settings, engine: SqlEngine) -> Underwriting:

@@ -14,7 +14,8 @@ from typing import Annotated, Any
 
 from pydantic import PlainValidator, WithJsonSchema
 
-FEN = Decimal("0.01")
+from lendstack.core.money import FEN
+
 MAX_AMOUNT = Decimal("1000000000000")  # 10^12 CNY; also keeps JSON floats exact (< 15 digits)
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 

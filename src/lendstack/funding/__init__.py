@@ -4,6 +4,7 @@ A pure core (stdlib, pydantic for partner files, numpy/scipy for the batch LP); 
 servicing sub-ledgers, settlement files and the partner-scoped API wire it in later.
 """
 
+from lendstack.core.regions import PROVINCES
 from lendstack.funding.allocation import (
     NO_CAPACITY,
     Allocator,
@@ -16,7 +17,6 @@ from lendstack.funding.allocation import (
 )
 from lendstack.funding.batch import BatchMethod, BatchResult, allocate_batch
 from lendstack.funding.partners import (
-    PROVINCES,
     Appetite,
     Funder,
     FunderKind,

@@ -22,17 +22,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, 
 from lendstack.core.datafiles import load_toml, validated
 from lendstack.core.errors import NotFound, ValidationError
 from lendstack.core.money import FEN
-
-PROVINCES: frozenset[str] = frozenset(
-    {
-        "Beijing", "Tianjin", "Hebei", "Shanxi", "Inner Mongolia", "Liaoning", "Jilin",
-        "Heilongjiang", "Shanghai", "Jiangsu", "Zhejiang", "Anhui", "Fujian", "Jiangxi",
-        "Shandong", "Henan", "Hubei", "Hunan", "Guangdong", "Guangxi", "Hainan", "Chongqing",
-        "Sichuan", "Guizhou", "Yunnan", "Tibet", "Shaanxi", "Gansu", "Qinghai", "Ningxia",
-        "Xinjiang",
-    }
-)  # fmt: skip
-"""The 31 mainland province-level divisions, by the English names applications use."""
+from lendstack.core.regions import PROVINCES
 
 RATE_QUANTUM = Decimal("0.000001")
 """Rates (funding cost, min APR, fee) are held to 6 places so the allocator can use integers."""

@@ -17,6 +17,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from lendstack.core.errors import LendstackError
+from lendstack.core.regions import PROVINCES
 from lendstack.servicing import RepaymentMethod
 from lendstack.underwriting import identity
 
@@ -104,7 +105,7 @@ class Applicant(_Part):
     @field_validator("province")
     @classmethod
     def _province(cls, value: str) -> str:
-        if value not in identity.PROVINCES:
+        if value not in PROVINCES:
             raise ValueError(f"unknown province {value!r}; use the English name, e.g. Guangdong")
         return value
 

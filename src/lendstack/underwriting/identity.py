@@ -11,6 +11,7 @@ import re
 from datetime import date
 
 from lendstack.core.errors import ValidationError
+from lendstack.core.regions import PROVINCE_CODES
 
 _WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _CHECK_CHARS = "10X98765432"
@@ -18,19 +19,6 @@ _CHECK_CHARS = "10X98765432"
 
 _ID_SHAPE = re.compile(r"^\d{17}[\dX]$")
 _MOBILE = re.compile(r"^1[3-9]\d{9}$")
-
-PROVINCE_CODES: dict[str, str] = {
-    "11": "Beijing", "12": "Tianjin", "13": "Hebei", "14": "Shanxi", "15": "Inner Mongolia",
-    "21": "Liaoning", "22": "Jilin", "23": "Heilongjiang", "31": "Shanghai", "32": "Jiangsu",
-    "33": "Zhejiang", "34": "Anhui", "35": "Fujian", "36": "Jiangxi", "37": "Shandong",
-    "41": "Henan", "42": "Hubei", "43": "Hunan", "44": "Guangdong", "45": "Guangxi",
-    "46": "Hainan", "50": "Chongqing", "51": "Sichuan", "52": "Guizhou", "53": "Yunnan",
-    "54": "Tibet", "61": "Shaanxi", "62": "Gansu", "63": "Qinghai", "64": "Ningxia",
-    "65": "Xinjiang",
-}  # fmt: skip
-"""The first two digits of a resident ID: the 31 mainland province-level divisions."""
-
-PROVINCES: frozenset[str] = frozenset(PROVINCE_CODES.values())
 
 
 def check_character(first17: str) -> str:
