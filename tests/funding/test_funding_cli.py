@@ -3,21 +3,18 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
-import typer
 from sqlalchemy import Engine, func, select
-from typer.testing import CliRunner
 
-from lendstack.cli.context import AppContext
-from lendstack.cli.funding import funding_app, partners_app
+from lendstack.cli.main import main
 from lendstack.servicing import LoanRequest, ProductCatalog, book_loan
-from lendstack.settings import Settings
 from lendstack.storage.funding import SqlFunding
 from lendstack.storage.repositories import SqlUnitOfWork
 from lendstack.storage.schema import funders
@@ -45,25 +42,27 @@ total = 500000000.00
 Run = Callable[..., Any]
 
 
+@dataclass(frozen=True)
+class Result:
+    exit_code: int
+    stdout: str
+    output: str
+
+
 @pytest.fixture
-def cli(database_url: str, engine: Engine) -> Iterator[Run]:
-    context = AppContext(Settings(database_url=database_url))
-    root = typer.Typer()
+def cli(database_url: str, engine: Engine, capsys: pytest.CaptureFixture[str]) -> Run:
+    """The real entry point: errors reach the root handler's messages and exit codes."""
 
-    @root.callback()
-    def _root(ctx: typer.Context) -> None:
-        ctx.obj = context
+    def _run(*args: str) -> Result:
+        try:
+            main(["--database", database_url, *args])
+            code = 0
+        except SystemExit as done:
+            code = int(done.code or 0)
+        out = capsys.readouterr()
+        return Result(code, out.out, out.out + out.err)
 
-    root.add_typer(partners_app, name="partners")
-    root.add_typer(funding_app, name="funding")
-    runner = CliRunner()
-
-    def _run(*args: str) -> Any:
-        return runner.invoke(root, list(args))
-
-    yield _run
-    if "engine" in context.__dict__:
-        context.engine.dispose()
+    return _run
 
 
 def partner_file(tmp_path: Path, text: str, name: str = "river.toml") -> str:
@@ -168,16 +167,10 @@ def test_exposure_json(cli: Run, engine: Engine, catalog: ProductCatalog) -> Non
     assert "total co-lent balance 15,000.01" in table.stdout
 
 
-def test_exposure_needs_an_initialised_database(tmp_path: Path) -> None:
-    context = AppContext(Settings(database_url=f"sqlite:///{tmp_path / 'empty.db'}"))
-    root = typer.Typer()
-
-    @root.callback()
-    def _root(ctx: typer.Context) -> None:
-        ctx.obj = context
-
-    root.add_typer(funding_app, name="funding")
-    result = CliRunner().invoke(root, ["funding", "exposure"])
-    context.engine.dispose()
-    assert result.exit_code == 4
-    assert "lendstack init" in result.output
+def test_exposure_needs_an_initialised_database(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as done:
+        main(["--database", f"sqlite:///{tmp_path / 'empty.db'}", "funding", "exposure"])
+    assert done.value.code == 4
+    assert "lendstack init" in capsys.readouterr().err

@@ -9,7 +9,6 @@ root command and under a test runner.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +17,8 @@ from rich.table import Column, Table
 
 from lendstack.cli.context import app_context
 from lendstack.cli.params import parse_date
-from lendstack.cli.render import OutputFormat, console, err_console, print_json
-from lendstack.core.errors import LendstackError, NotFound
+from lendstack.cli.render import OutputFormat, console, print_json
+from lendstack.core.errors import NotFound
 from lendstack.funding import Funder, Rule, parse_partner_text
 from lendstack.storage.cob import SqlCloseStore
 from lendstack.storage.funding import (
@@ -36,16 +35,6 @@ partners_app = typer.Typer(
 funding_app = typer.Typer(help="Co-lending: exposure and limits.", no_args_is_help=True)
 
 FormatOpt = typer.Option(OutputFormat.TABLE, "--format", help="table or json.")
-
-
-@contextmanager
-def _errors() -> Iterator[None]:
-    """The error tree as a message on stderr and its exit code (2 invalid, 3 not found, ...)."""
-    try:
-        yield
-    except LendstackError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}")
-        raise typer.Exit(exc.exit_code) from exc
 
 
 def _repo(ctx: typer.Context) -> SqlFunding:
@@ -72,8 +61,7 @@ def _record_json(record: FunderRecord) -> dict[str, Any]:
 @partners_app.command("list")
 def list_partners(ctx: typer.Context, fmt: OutputFormat = FormatOpt) -> None:
     """Every stored partner, by id."""
-    with _errors():
-        records = _repo(ctx).records()
+    records = _repo(ctx).records()
     if fmt is OutputFormat.JSON:
         print_json({"partners": [_record_json(r) for r in records]})
         return
@@ -95,8 +83,7 @@ def show_partner(
     fmt: OutputFormat = FormatOpt,
 ) -> None:
     """One partner's full definition (exit 3 if unknown)."""
-    with _errors():
-        record = _repo(ctx).record(partner_id)
+    record = _repo(ctx).record(partner_id)
     payload = _record_json(record)
     if fmt is OutputFormat.JSON:
         print_json(payload)
@@ -122,9 +109,8 @@ def add_partner(
     ctx: typer.Context, file: Path = typer.Argument(..., help="A partner TOML file.")
 ) -> None:
     """Validate a partner file and store it; an existing id is a conflict (exit 4)."""
-    with _errors():
-        funder = _read_partner(file)
-        _repo(ctx).add(funder)
+    funder = _read_partner(file)
+    _repo(ctx).add(funder)
     console.print(f"added partner {funder.id} ({funder.kind.value})")
 
 
@@ -133,17 +119,15 @@ def update_partner(
     ctx: typer.Context, file: Path = typer.Argument(..., help="A partner TOML file.")
 ) -> None:
     """Validate a partner file and replace the stored partner of the same id (exit 3 if none)."""
-    with _errors():
-        funder = _read_partner(file)
-        record = _repo(ctx).update(funder)
+    funder = _read_partner(file)
+    record = _repo(ctx).update(funder)
     console.print(f"updated partner {funder.id} (version {record.version})")
 
 
 @partners_app.command("import-builtin")
 def import_builtin(ctx: typer.Context) -> None:
     """Add the sample partners shipped with lendstack that are not stored yet."""
-    with _errors():
-        added = _repo(ctx).import_builtin()
+    added = _repo(ctx).import_builtin()
     console.print(
         f"added {len(added)} partner(s): {', '.join(added)}" if added else "nothing to add"
     )
@@ -158,10 +142,9 @@ def exposure(
     fmt: OutputFormat = FormatOpt,
 ) -> None:
     """Per partner: co-lent balance, the 2.2 / 2.3 limits and headroom, loans and DPD mix."""
-    with _errors():
-        engine = app_context(ctx).ready_engine()
-        day = parse_date(as_of, "as_of") if as_of else SqlCloseStore(engine).last_closed()
-        report = SqlFunding(engine).exposures(day)
+    engine = app_context(ctx).ready_engine()
+    day = parse_date(as_of, "as_of") if as_of else SqlCloseStore(engine).last_closed()
+    report = SqlFunding(engine).exposures(day)
     if fmt is OutputFormat.JSON:
         print_json(exposure_json(report))
         return
