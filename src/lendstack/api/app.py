@@ -46,6 +46,7 @@ def create_app(
     app.state.catalog = ProductCatalog(settings.products_dir)
     app.state.key_cache = KeyCache(SqlApiKeys(app.state.engine), key_ttl, clock)
     app.state.underwriting = None  # built on first use: it loads the model and the PII key
+    app.state.decision_log = None  # built on the first invalid application
     app.state.invalid_input_hooks = (underwriting.count_invalid_applications,)
     problems.install(app)
     app.include_router(health.router)

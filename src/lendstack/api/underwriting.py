@@ -93,16 +93,7 @@ async def rule_packs(
     principal: Annotated[Principal, Depends(require(*Role))],
 ) -> list[dict[str, Any]]:
     """The built-in rule packs with their versions and content hashes."""
-    return [
-        {
-            "id": p.id,
-            "version": p.version,
-            "title": p.title,
-            "sha256": p.sha256,
-            "rules": len(p.rules),
-        }
-        for p in builtin_packs()
-    ]
+    return [p.summary() for p in builtin_packs()]
 
 
 def count_invalid_applications(request: Request, exc: RequestValidationError) -> None:
@@ -110,5 +101,7 @@ def count_invalid_applications(request: Request, exc: RequestValidationError) ->
     if request.url.path != APPLICATIONS_PATH or request.method != "POST":
         return
     fields = [".".join(str(p) for p in err["loc"][1:]) or "body" for err in exc.errors()]
-    log = SqlDecisionLog(request.app.state.engine)
-    log.count_rejected("api", None, fields, datetime.now(UTC))
+    state = request.app.state
+    if state.decision_log is None:  # built once: it compiles its statements per dialect
+        state.decision_log = SqlDecisionLog(state.engine)
+    state.decision_log.count_rejected("api", None, fields, datetime.now(UTC))

@@ -16,12 +16,12 @@ from __future__ import annotations
 import csv
 import json
 import time
-from datetime import date
 from pathlib import Path
 from typing import Any
 
 import typer
 
+from lendstack.cli.params import parse_date
 from lendstack.cli.render import OutputFormat, console, print_json
 from lendstack.core.errors import ValidationError
 
@@ -52,7 +52,7 @@ def generate(
 
     _check_out(out, overwrite)
     fmap = FeatureMap.load(feature_map or default_feature_map_path())
-    config = PopulationConfig(seed=seed, n=n, start=_parse_date(start), months=months)
+    config = PopulationConfig(seed=seed, n=n, start=parse_date(start, "start"), months=months)
     began = time.perf_counter()
     population = generate_population(config)
     summary = _write_all(population, fmap, out)
@@ -61,13 +61,6 @@ def generate(
         print_json(summary)
         return
     _render(summary, out)
-
-
-def _parse_date(text: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise ValidationError(f"{text!r} is not an ISO date (YYYY-MM-DD)", field="start") from None
 
 
 def _check_out(out: Path, overwrite: bool) -> None:

@@ -12,8 +12,8 @@ from typing import Any
 import typer
 from rich.table import Table
 
+from lendstack.cli.params import parse_date
 from lendstack.cli.render import OutputFormat, console, print_json
-from lendstack.core.errors import ValidationError
 from lendstack.underwriting.rules import (
     RuleChange,
     RulePack,
@@ -32,30 +32,6 @@ app = typer.Typer(
 
 _FORMAT = typer.Option(OutputFormat.TABLE, "--format", help="table or json")
 _PACK_HELP = "A built-in pack id (see `lendstack rules list`) or a path to a .toml file."
-
-
-def _parse_date(value: str | None) -> date | None:
-    if value is None:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise ValidationError(
-            f"must be a date like 2026-01-15, got {value!r}", field="--on"
-        ) from None
-
-
-def _pack_json(pack: RulePack) -> dict[str, Any]:
-    return {
-        "id": pack.id,
-        "version": pack.version,
-        "title": pack.title,
-        "status": pack.status.value,
-        "effective_from": pack.effective_from,
-        "jurisdiction": pack.jurisdiction,
-        "rules": len(pack.rules),
-        "sha256": pack.sha256,
-    }
 
 
 def _rule_json(rule: Rule) -> dict[str, Any]:
@@ -91,7 +67,7 @@ def list_packs(fmt: OutputFormat = _FORMAT) -> None:
     """List the built-in rule packs; the default (newest final regime) is marked."""
     packs, default_id = builtin_packs(), default_pack().id
     if fmt is OutputFormat.JSON:
-        print_json([{**_pack_json(p), "default": p.id == default_id} for p in packs])
+        print_json([{**p.summary(), "default": p.id == default_id} for p in packs])
         return
     table = Table(title="Built-in rule packs")
     for column in ("id", "version", "status", "from", "rules", "sha256", "title"):
@@ -136,14 +112,14 @@ def show(
 ) -> None:
     """Show a pack's rules with status, confidence, effective dates and source."""
     loaded = load_pack(pack)
-    day = _parse_date(on)
+    day = None if on is None else parse_date(on, "--on")
     if lender_type is not None:
         check_lender_type(lender_type, "--lender-type")
     rules = _selected(loaded, day, lender_type)
     if fmt is OutputFormat.JSON:
         selection = {"on": day, "lender_type": lender_type}
         print_json(
-            {**_pack_json(loaded), "selection": selection, "rules": [_rule_json(r) for r in rules]}
+            {**loaded.summary(), "selection": selection, "rules": [_rule_json(r) for r in rules]}
         )
         return
     table = Table(title=f"{loaded.id} {loaded.version}: {loaded.title}")
@@ -178,7 +154,7 @@ def diff(
     changes = diff_packs(a, b)
     if fmt is OutputFormat.JSON:
         print_json(
-            {"a": _pack_json(a), "b": _pack_json(b), "changes": [_change_json(c) for c in changes]}
+            {"a": a.summary(), "b": b.summary(), "changes": [_change_json(c) for c in changes]}
         )
         return
     table = Table(title=f"{a.id} {a.version} -> {b.id} {b.version}")

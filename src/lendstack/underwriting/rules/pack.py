@@ -60,6 +60,20 @@ class RulePack:
         cached = functools.lru_cache(maxsize=_SELECT_CACHE)(self._select_uncached)
         object.__setattr__(self, "_select", cached)
 
+    def summary(self) -> dict[str, Any]:
+        """The pack's identity as plain JSON values: what `rules list` and the API show."""
+        start = self.effective_from
+        return {
+            "id": self.id,
+            "version": self.version,
+            "title": self.title,
+            "status": self.status.value,
+            "effective_from": None if start is None else start.isoformat(),
+            "jurisdiction": self.jurisdiction,
+            "rules": len(self.rules),
+            "sha256": self.sha256,
+        }
+
     def select(self, on: date, lender_type: str) -> RuleSet:
         """The rules that govern a loan made on `on` by this type of lender (cached)."""
         if isinstance(on, datetime) or not isinstance(on, date):
