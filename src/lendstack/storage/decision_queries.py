@@ -13,8 +13,9 @@ from sqlalchemy import Engine, bindparam, exists, func, insert, or_, select, upd
 from lendstack.storage.decision_rows import HEAD
 from lendstack.storage.driver_sql import DriverStatement
 from lendstack.storage.schema import decision_log, decision_log_head
+from lendstack.underwriting.decision import GRANTED
 
-EXPOSURE_OUTCOMES = ("APPROVE", "COUNTER_OFFER")
+EXPOSURE_OUTCOMES = tuple(sorted(str(o) for o in GRANTED))  # plain text for the drivers
 
 ENTRY_COLUMNS = (
     decision_log.c.seq,

@@ -35,7 +35,7 @@ import numpy as np
 from lendstack.core.money import to_fen
 from lendstack.underwriting.application import Application
 from lendstack.underwriting.batch_input import parse
-from lendstack.underwriting.decision import Outcome
+from lendstack.underwriting.decision import GRANTED
 from lendstack.underwriting.engine import BorrowerHistory, Staged
 from lendstack.underwriting.service import Booked, Underwriting, new_decision_id
 from lendstack.underwriting.views import summary
@@ -164,7 +164,7 @@ class _StagedRow:
 
 
 def _booked(decision_id: str, app: Application, staged: Staged) -> Booked:
-    approved = staged.outcome in (Outcome.APPROVE, Outcome.COUNTER_OFFER)
+    approved = staged.outcome in GRANTED
     offer = staged.offer
     fen = to_fen(offer.amount) if approved and offer is not None else None
     return Booked(decision_id, app.application_date, fen)

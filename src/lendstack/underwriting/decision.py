@@ -23,6 +23,11 @@ class Outcome(StrEnum):
     REFER = "REFER"
 
 
+GRANTED: frozenset[str] = frozenset({Outcome.APPROVE, Outcome.COUNTER_OFFER})
+"""Outcomes that grant credit: they carry an offer, count as exposure and can be booked.
+(StrEnum members equal their strings, so stored outcomes test against this directly.)"""
+
+
 class ReasonSource(StrEnum):
     POLICY = "policy"
     RULE = "rule"

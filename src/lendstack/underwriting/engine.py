@@ -32,6 +32,7 @@ from lendstack.servicing import (
 from lendstack.underwriting import reasons as R
 from lendstack.underwriting.application import Application
 from lendstack.underwriting.decision import (
+    GRANTED,
     CreditLimit,
     Decision,
     LimitSource,
@@ -329,7 +330,7 @@ class Engine:
             outcome = Outcome.REFER
         elif outcome is Outcome.COUNTER_OFFER and draft.limit is not None:
             draft.reasons.append(R.counter_offer(draft.limit))
-        offer = draft.offer if outcome in (Outcome.APPROVE, Outcome.COUNTER_OFFER) else None
+        offer = draft.offer if outcome in GRANTED else None
         if outcome is Outcome.REFER:
             offer = draft.offer  # the reviewer sees what would have been offered
         return Staged(draft, outcome, offer)

@@ -15,8 +15,9 @@ from typing import Any
 
 from lendstack.core.errors import Conflict
 from lendstack.servicing import LoanRequest, LoanState, ProductCatalog, UnitOfWork, book_loan
+from lendstack.underwriting.decision import GRANTED
 
-BOOKABLE = frozenset({"APPROVE", "COUNTER_OFFER"})
+BOOKABLE = GRANTED
 
 
 def loan_request(record: Mapping[str, Any]) -> LoanRequest:

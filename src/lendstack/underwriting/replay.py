@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-APPROVED = frozenset({"APPROVE", "COUNTER_OFFER"})
+from lendstack.underwriting.decision import GRANTED
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +93,7 @@ class BacktestTally:
 
     def add(self, base: Mapping[str, Any], new: Mapping[str, Any]) -> None:
         self.total += 1
-        was, now = base["outcome"] in APPROVED, new["outcome"] in APPROVED
+        was, now = base["outcome"] in GRANTED, new["outcome"] in GRANTED
         group = _GROUP_OF[(was, now)]
         self.groups[group].add(_pd(base), _pd(new))
         self.fires_base.update(_fired(base))

@@ -21,7 +21,7 @@ from lendstack.core.errors import Conflict, NotFound
 from lendstack.core.money import from_fen, to_fen
 from lendstack.underwriting.application import Application
 from lendstack.underwriting.audit import LogEntry, canonical_json
-from lendstack.underwriting.decision import Decision, Outcome
+from lendstack.underwriting.decision import GRANTED, Decision, Outcome
 from lendstack.underwriting.engine import BorrowerHistory, Engine
 from lendstack.underwriting.pii import PiiVault
 from lendstack.underwriting.policy import policy_facts
@@ -191,7 +191,7 @@ class Underwriting:
         now = self.clock()
         record = self._record(decision_id, normal, history, decision, started_ns, fingerprint, now)
         offer = decision.offer
-        approved = decision.outcome in (Outcome.APPROVE, Outcome.COUNTER_OFFER)
+        approved = decision.outcome in GRANTED
         review = None
         if decision.outcome is Outcome.REFER:
             review = (canonical_json([r.as_json() for r in decision.reasons]), now)

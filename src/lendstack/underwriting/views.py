@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from lendstack.underwriting.decision import GRANTED
+
 
 def summary(decision_id: str, record: dict[str, Any]) -> dict[str, Any]:
     d = record["decision"]
@@ -29,7 +31,7 @@ def decision_view(decision_id: str, record: dict[str, Any]) -> dict[str, Any]:
         "decision_id": decision_id,
         "outcome": d["outcome"],
         "reasons": [{"code": r["code"], "text": r["text"]} for r in d["reasons"]],
-        "offer": d["offer"] if d["outcome"] in ("APPROVE", "COUNTER_OFFER") else None,
+        "offer": d["offer"] if d["outcome"] in GRANTED else None,
         "score": d["score"],
         "price": d["price"],
         "limit": d["limit"],
