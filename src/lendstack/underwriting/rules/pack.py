@@ -15,6 +15,7 @@ import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from decimal import Decimal
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -229,7 +230,7 @@ def parse_pack(text: str, source: str) -> RulePack:
 
 
 def _parse(text: str) -> RulePack:
-    data = tomllib.loads(text)
+    data = tomllib.loads(text, parse_float=Decimal)  # no binary float ever holds a limit
     header = _pack_header(data)
     tables = data.get("rules")
     if not isinstance(tables, list) or not tables:

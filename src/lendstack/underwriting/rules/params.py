@@ -29,7 +29,8 @@ class ParamError(ValueError):
 
 
 def _decimal(value: Any) -> Decimal:
-    """TOML gives int, float or string; floats go through repr so `0.24` stays 0.24."""
+    """Packs are read with TOML floats as Decimal; a float passed in code goes through repr
+    so `0.24` stays 0.24."""
     if isinstance(value, bool):
         raise ParamError(f"must be a number, got boolean {value!r}")
     if isinstance(value, Decimal):
