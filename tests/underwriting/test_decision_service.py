@@ -13,9 +13,9 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from example_app import application as app_for
 from sqlalchemy import Engine, func, select
 
+from example_app import application as app_for
 from lendstack.core.errors import Conflict
 from lendstack.servicing import ProductCatalog
 from lendstack.settings import Settings

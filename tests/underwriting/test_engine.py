@@ -11,8 +11,8 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from example_app import application
 
+from example_app import application
 from lendstack.servicing import ProductCatalog
 from lendstack.underwriting.application import Application
 from lendstack.underwriting.decision import Decision, LimitSource, Outcome, ReasonSource
