@@ -255,6 +255,10 @@ class SqlFunding:
 
     # --- exposure -----------------------------------------------------------------------
 
+    def exposure_map(self, as_of: date | None = None) -> dict[str, Exposure]:
+        """Each stored funder's `Exposure` (what the allocator and `check_plan` take)."""
+        return {p.funder.id: p.exposure for p in self.exposures(as_of).partners}
+
     def exposures(self, as_of: date | None = None, policy: Policy | None = None) -> ExposureReport:
         """Every stored funder's co-lent position over loans disbursed on or before `as_of`.
 
