@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -21,4 +23,14 @@ def test_demo_runs_end_to_end_on_sqlite(
     assert "loans reconcile to the general ledger to the fen" in out
     assert "hash chain intact over 60 records" in out
     assert (tmp_path / "lendstack-demo.db").exists()
+    booked = int(re.search(r"([\d,]+) approved offers booked as loans", out)[1])  # type: ignore[index]
+    funded = re.search(
+        r"co-lending: ([\d,]+) loans funded with partner plans, ([\d,]+) declined", out
+    )
+    assert funded is not None, out
+    assert (int(funded[1]), int(funded[2])) == (booked, 0)  # the sample partners fund them all
+    with sqlite3.connect(tmp_path / "lendstack-demo.db") as conn:
+        (planned,) = conn.execute("SELECT count(DISTINCT loan_id) FROM funding_plans").fetchone()
+    assert booked > 0
+    assert planned == booked
     assert (tmp_path / "lendstack-pii.key").stat().st_mode & 0o077 == 0  # owner-only key

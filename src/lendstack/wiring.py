@@ -1,14 +1,16 @@
 """Composition root for underwriting: settings in, a ready engine and service out.
 
 The CLI and the HTTP API both build the service here, so a decision made from either entry
-point runs the same pack, model, policy and products, and records to the same log.
+point runs the same pack, model, policy and products, and records to the same log. The funding
+desk is built here too: over the stored partners, with the co-lending policy of the same rule
+pack, and exposures read from the book.
 """
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 
 from sqlalchemy import Engine as SqlEngine
@@ -18,11 +20,13 @@ from lendstack.scoring import CreditModel, load_model
 from lendstack.servicing import ProductCatalog
 from lendstack.settings import Settings
 from lendstack.storage.decisions import SqlDecisionLog
+from lendstack.storage.funding import SqlFunding
 from lendstack.underwriting.engine import Engine
 from lendstack.underwriting.features import FeatureMap, default_model_dir
+from lendstack.underwriting.funding_desk import FundingDesk, funding_policy
 from lendstack.underwriting.pii import PiiVault
 from lendstack.underwriting.policy import load_policy
-from lendstack.underwriting.rules import default_pack, load_pack
+from lendstack.underwriting.rules import RulePack, default_pack, load_pack
 from lendstack.underwriting.service import Underwriting
 
 
@@ -62,8 +66,7 @@ def build_engine(
     model_dir: Path | None = None,
 ) -> tuple[Engine, str]:
     """The engine for new decisions, and its model's sha256."""
-    ref = pack or settings.rule_pack
-    rule_pack = load_pack(ref) if ref else default_pack()
+    rule_pack = rule_pack_for(settings, pack)
     loaded = load_credit_model(model_dir or settings.model_dir)
     engine = Engine(
         rule_pack,
@@ -75,10 +78,36 @@ def build_engine(
     return engine, loaded.sha256
 
 
+def rule_pack_for(settings: Settings, pack: str | Path | None = None) -> RulePack:
+    """`pack`, else the configured pack (`LENDSTACK_RULE_PACK`), else the default one."""
+    ref = pack or settings.rule_pack
+    return load_pack(ref) if ref else default_pack()
+
+
 def pii_vault(settings: Settings) -> PiiVault:
     return PiiVault.from_settings(settings)
 
 
+def funding_desk(engine: SqlEngine, pack: RulePack) -> FundingDesk:
+    """The desk over the stored partners, with the pack's co-lending policy per loan date.
+
+    Exposures are the book's as of the loan's business date: loans disbursed on or before it,
+    that date's allocations counting against the daily quotas.
+    """
+    repo = SqlFunding(engine)
+    return FundingDesk(repo.all, repo.exposure_map, partial(funding_policy, pack))
+
+
 def underwriting_service(settings: Settings, engine: SqlEngine) -> Underwriting:
+    """The decision service; with partners stored, granted offers are funded at decision time
+    (none stored: no desk, and decisions carry no funding)."""
     decision_engine, sha = build_engine(settings)
-    return Underwriting(decision_engine, sha, SqlDecisionLog(engine), pii_vault(settings))
+    desk = funding_desk(engine, decision_engine.pack) if SqlFunding(engine).all() else None
+    return Underwriting(
+        decision_engine, sha, SqlDecisionLog(engine), pii_vault(settings), desk=desk
+    )
+
+
+def booking_desk(settings: Settings, engine: SqlEngine) -> FundingDesk:
+    """The desk that re-checks plans at booking and checks manual plans (exact exposures)."""
+    return funding_desk(engine, rule_pack_for(settings))

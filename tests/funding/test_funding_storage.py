@@ -12,10 +12,11 @@ from sqlalchemy import Engine, func, select, update
 from lendstack.core.errors import Conflict, NotFound, ValidationError
 from lendstack.core.money import from_fen
 from lendstack.funding import Funder, Rule, builtin_partners, split
-from lendstack.servicing import LoanRequest, ProductCatalog, book_loan
+from lendstack.servicing import LoanRequest, Payment, ProductCatalog, book_loan, take_payment
+from lendstack.servicing.domain.schedule import PrepaymentMode
 from lendstack.storage.funding import SqlFunding
 from lendstack.storage.repositories import SqlUnitOfWork
-from lendstack.storage.schema import funders, funding_plans, loans
+from lendstack.storage.schema import funder_positions, funders, funding_plans, loans
 
 BOOKED = date(2026, 3, 2)
 LATER = date(2026, 3, 9)
@@ -154,22 +155,29 @@ def test_exposure_splits_each_loan_balance_to_the_fen(
     }
     for loan_id, shares in plans.items():
         repo.record_plan(engine, loan_id, shares)
-    with engine.begin() as conn:  # as if repaid in part and aged by a close
-        conn.execute(update(loans).where(loans.c.id == first).values(bal_principal=1_000_001))
+    # 2,041.41 prepaid: 41.42 accrued interest, 1,999.99 principal split by the positions
+    prepaid = Payment(first, Decimal("2041.41"), LATER, "prepay", PrepaymentMode.SHORTEN_TERM)
+    assert take_payment(SqlUnitOfWork(engine), prepaid).applied.principal == Decimal("1999.99")
+    with engine.begin() as conn:  # as if aged by a close
         conn.execute(update(loans).where(loans.c.id == second).values(dpd=45, bucket=2))
         balances = dict(conn.execute(select(loans.c.id, loans.c.bal_principal)).all())
+    assert balances[first] == 1_000_001
 
     report = repo.exposures(LATER)
     by_id = {p.funder.id: p for p in report.partners}
-    expected: dict[str, Decimal] = {}
-    for loan_id, shares in plans.items():
-        for funder_id, part in split(from_fen(balances[loan_id]), shares).items():
-            expected[funder_id] = expected.get(funder_id, Decimal(0)) + part
+    with engine.connect() as conn:
+        held = conn.execute(
+            select(
+                funder_positions.c.funder_id, func.sum(funder_positions.c.principal_fen)
+            ).group_by(funder_positions.c.funder_id)
+        ).all()
+    expected = {funder_id: from_fen(int(fen)) for funder_id, fen in held}
     assert {i: p.exposure.balance for i, p in by_id.items() if p.loans} == expected
     assert by_id["westlake-city-bank"].exposure.balance == Decimal("0.00")
     total = from_fen(sum(balances.values()))
     assert report.total_balance == total == sum(p.exposure.balance for p in report.partners)
-    assert by_id["big-state-bank"].exposure.balance == Decimal("7000.01")  # 0.7 × 10,000.01
+    # 8,400.00 less its part of 1,999.99 split 3,600 : 8,400 by largest remainder (1,399.99)
+    assert by_id["big-state-bank"].exposure.balance == Decimal("7000.01")
     assert by_id["platform"].loans == 2
     assert by_id["big-state-bank"].loans == 1
 

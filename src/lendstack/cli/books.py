@@ -138,7 +138,7 @@ def print_trial_balance(tb: Any) -> None:
 
 @ledger_app.command("check")
 def ledger_check(ctx: typer.Context, fmt: OutputFormat = FormatOpt) -> None:
-    """Reconcile loans to the general ledger; exits non-zero on any difference, even one fen."""
+    """Reconcile loans to the GL, loans to funders and funders to the GL; any fen off fails."""
     with app_context(ctx).ready_engine().connect() as conn:
         diffs = reconcile(conn)
     if fmt is OutputFormat.JSON:
@@ -152,7 +152,7 @@ def ledger_check(ctx: typer.Context, fmt: OutputFormat = FormatOpt) -> None:
         )
     elif not diffs:
         console.print(
-            "[green]ledger ties: every entry balances, loans reconcile to the GL to the fen[/]"
+            "[green]ledger ties: every entry balances; loans, funders and the GL reconcile to the fen[/]"
         )
     for d in diffs:
         err_console.print(

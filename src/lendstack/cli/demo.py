@@ -2,7 +2,8 @@
 
 It generates a book of a few thousand loans, then on the first open business date decides a
 batch of generated applications through the real decision engine (rule pack, credit model,
-pricing, limits, hash-chained audit log) and books every approved offer. Then it runs 90
+pricing, limits, co-lending with the sample partners, hash-chained audit log) and books every
+approved offer with its funding plan. Then it runs 90
 business days: each morning the borrowers who pay do so through the real payment service
 (most the day after the due date, some late, a few never), and each evening the real close
 of business runs. It ends with the trial balance, the reconciliation check, the delinquency
@@ -15,6 +16,7 @@ import hashlib
 from collections import Counter
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -24,20 +26,24 @@ from lendstack.cli.books import print_delinquency, print_trial_balance
 from lendstack.cli.context import AppContext, app_context
 from lendstack.cli.params import parse_date
 from lendstack.cli.render import console, err_console
+from lendstack.core.errors import Conflict
 from lendstack.core.money import ZERO
+from lendstack.funding import NO_CAPACITY
 from lendstack.servicing.cob import close_day
 from lendstack.servicing.domain.payments import owed_by_component
 from lendstack.servicing.services import Payment, take_payment
 from lendstack.storage.cob import SqlCloseStore
 from lendstack.storage.db import migrate
 from lendstack.storage.decisions import SqlDecisionLog
+from lendstack.storage.funding import SqlFunding
 from lendstack.storage.mapping import from_day
 from lendstack.storage.reports import delinquency, reconcile, trial_balance
 from lendstack.storage.repositories import SqlUnitOfWork
 from lendstack.underwriting.application import Application
+from lendstack.underwriting.funding_desk import FundingDesk
 from lendstack.underwriting.origination import BOOKABLE, originate
 from lendstack.underwriting.population import PopulationConfig, generate_population
-from lendstack.wiring import underwriting_service
+from lendstack.wiring import booking_desk, underwriting_service
 
 DEMO_DB = Path("lendstack-demo.db")
 
@@ -140,10 +146,19 @@ def demo(
 
 
 def underwrite(actx: AppContext, day: date, count: int, seed: int) -> None:
-    """Decide `count` generated applications dated `day` and book what is approved."""
+    """Decide `count` generated applications dated `day` and book what is approved.
+
+    The sample co-lending partners are imported first, so every granted offer is funded at
+    decision time and booked with its plan (or declined for no funding capacity).
+    """
     population = generate_population(PopulationConfig(seed=seed, n=count, start=day, months=1))
+    SqlFunding(actx.engine).import_builtin()
     service = underwriting_service(actx.settings, actx.engine)
+    desk = service.desk
+    if not isinstance(desk, FundingDesk):  # the same desk, so a re-allocation updates its view
+        desk = booking_desk(actx.settings, actx.engine)
     outcomes: Counter[str] = Counter()
+    funding: Counter[str] = Counter()
     booked = 0
     with Progress(
         TextColumn("[bold]{task.description}"),
@@ -157,10 +172,34 @@ def underwrite(actx: AppContext, day: date, count: int, seed: int) -> None:
         for raw in population.applications():
             recorded = service.decide(Application.model_validate({**raw, "application_date": day}))
             outcomes[recorded.outcome] += 1
+            funding[_funding_outcome(recorded.record)] += 1
             if recorded.outcome in BOOKABLE:
-                originate(SqlUnitOfWork(actx.engine), actx.catalog, recorded.record)
-                booked += 1
+                booked += _book(actx, recorded.record, desk, funding)
             bar.advance(task)
     shares = ", ".join(f"{k} {v:,} ({v / count:.1%})" for k, v in sorted(outcomes.items()))
     console.print(f"\n[bold]{count:,} applications decided on {day}:[/] {shares}")
-    console.print(f"[bold]{booked:,} approved offers booked as loans[/]\n")
+    console.print(f"[bold]{booked:,} approved offers booked as loans[/]")
+    console.print(
+        f"co-lending: {funding['funded']:,} loans funded with partner plans, "
+        f"{funding['unfunded'] + funding['refused at booking']:,} declined for no funding capacity "
+        f"({funding['refused at booking']:,} of them at booking)\n"
+    )
+
+
+def _funding_outcome(record: dict[str, Any]) -> str:
+    """'funded', 'unfunded' (declined for no capacity) or 'none' (no funding was sought)."""
+    plan = record["decision"].get("funding")
+    return "none" if plan is None else str(plan["outcome"])
+
+
+def _book(actx: AppContext, record: dict[str, Any], desk: FundingDesk, tally: Counter[str]) -> int:
+    """Book one granted decision with its plan; 0 if the plan no longer fits and none does."""
+    try:
+        originate(SqlUnitOfWork(actx.engine), actx.catalog, record, desk)
+    except Conflict as exc:
+        if exc.message != NO_CAPACITY:
+            raise
+        tally["funded"] -= 1
+        tally["refused at booking"] += 1
+        return 0
+    return 1

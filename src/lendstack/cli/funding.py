@@ -1,4 +1,5 @@
-"""`lendstack partners list|show|add|update|import-builtin` and `lendstack funding exposure`.
+"""`lendstack partners list|show|add|update|import-builtin`, `lendstack funding exposure` and
+`lendstack funding plan` (a manual plan for a booked loan).
 
 Partner files are validated by the pure parser before anything is written, so a bad file is
 an error naming the field (exit 2) and the database is untouched. Errors from the error tree
@@ -8,19 +9,25 @@ root command and under a test runner.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
 import typer
 from rich.table import Column, Table
+from sqlalchemy import Engine, select
 
 from lendstack.cli.context import app_context
-from lendstack.cli.params import parse_date
+from lendstack.cli.params import parse_date, parse_rate
 from lendstack.cli.render import OutputFormat, console, print_json
-from lendstack.core.errors import NotFound
-from lendstack.funding import Funder, Rule, parse_partner_text
+from lendstack.core.errors import NotFound, ValidationError
+from lendstack.funding import PROVINCES, Funder, LoanRequest, Rule, parse_partner_text
+from lendstack.servicing import LoanState, get_loan
+from lendstack.servicing.domain.schedule import generate
 from lendstack.storage.cob import SqlCloseStore
+from lendstack.storage.decisions import SqlDecisionLog
 from lendstack.storage.funding import (
     ExposureReport,
     FunderExposure,
@@ -28,11 +35,15 @@ from lendstack.storage.funding import (
     SqlFunding,
     definition,
 )
+from lendstack.storage.schema import loans
+from lendstack.underwriting.funding_desk import record_request
 
 partners_app = typer.Typer(
     help="Co-lending partners: banks and the platform.", no_args_is_help=True
 )
-funding_app = typer.Typer(help="Co-lending: exposure and limits.", no_args_is_help=True)
+funding_app = typer.Typer(
+    help="Co-lending: exposure and limits, manual funding plans.", no_args_is_help=True
+)
 
 FormatOpt = typer.Option(OutputFormat.TABLE, "--format", help="table or json.")
 
@@ -151,6 +162,113 @@ def exposure(
     _print_exposure(report)
 
 
+@funding_app.command("plan")
+def plan(
+    ctx: typer.Context,
+    loan_id: int = typer.Argument(..., help="A booked loan that has no funding plan yet."),
+    share: list[str] = typer.Option(
+        ..., "--share", help="FUNDER=SHARE, e.g. platform=0.3; once per funder, summing to 1."
+    ),
+    pd: float | None = typer.Option(None, "--pd", help="PD (default: the decision's score)."),
+    province: str | None = typer.Option(
+        None, "--province", help="Borrower's province (default: the decision's application)."
+    ),
+    purpose: str | None = typer.Option(
+        None, "--purpose", help="Loan purpose (default: the decision's application)."
+    ),
+    apr: str | None = typer.Option(
+        None, "--apr", help="All-in APR (default: the decision's offer, else the loan's IRR)."
+    ),
+    fmt: OutputFormat = FormatOpt,
+) -> None:
+    """Record a funding plan for a booked loan, checked against every co-lending rule.
+
+    The loan's PD, province and purpose come from the decision it was booked from (its
+    reference); a loan booked without one needs --pd, --province and --purpose. A breach,
+    an unknown partner or shares not summing to 1 exit non-zero naming the field, and
+    nothing is written.
+    """
+    from lendstack.wiring import booking_desk
+
+    shares = parse_shares(share)
+    actx = app_context(ctx)
+    engine = actx.ready_engine()
+    loan = get_loan(actx.uow(), loan_id)
+    overrides = {"pd": pd, "province": province, "purpose": purpose, "apr": apr}
+    request = plan_request(engine, loan, overrides)
+    policy = booking_desk(actx.settings, engine).check(request, shares)
+    SqlFunding(engine).record_plan(engine, loan_id, shares, policy)
+    if fmt is OutputFormat.JSON:
+        print_json(
+            {
+                "loan_id": loan_id,
+                "shares": [{"funder_id": k, "share": v} for k, v in sorted(shares.items())],
+            }
+        )
+        return
+    parts = ", ".join(f"{k} {v}" for k, v in sorted(shares.items()))
+    console.print(f"recorded the funding plan of loan {loan_id}: {parts}")
+
+
+def parse_shares(items: list[str]) -> dict[str, Decimal]:
+    """`FUNDER=SHARE` options as exact decimals; a malformed or repeated one names --share."""
+    shares: dict[str, Decimal] = {}
+    for item in items:
+        funder_id, sep, text = item.partition("=")
+        funder_id = funder_id.strip()
+        try:
+            value = Decimal(text.strip())
+        except InvalidOperation:
+            value = Decimal("NaN")
+        if not sep or not funder_id or not value.is_finite():
+            raise ValidationError(
+                f"{item!r} is not FUNDER=SHARE, e.g. platform=0.3", field="--share"
+            )
+        if funder_id in shares:
+            raise ValidationError(f"partner {funder_id!r} is given twice", field="--share")
+        shares[funder_id] = value
+    return shares
+
+
+def plan_request(engine: Engine, loan: LoanState, overrides: dict[str, Any]) -> LoanRequest:
+    """What the rules need to know about a booked loan: its decision's facts, or the options."""
+    contract = loan.contract
+    facts: dict[str, Any] = {}
+    record = _decision_record(engine, loan.id)
+    if record is None:
+        facts["apr"] = generate(contract.terms()).apr().apr_irr  # the IRR of the booked terms
+    else:
+        booked = record_request(record)
+        facts = {"pd": booked.pd, "province": booked.province, "purpose": booked.purpose,
+                 "apr": booked.apr}  # fmt: skip
+    given = {k: v for k, v in overrides.items() if v is not None}
+    if "apr" in given:
+        given["apr"] = parse_rate(given["apr"], "--apr")
+    facts.update(given)
+    for name in ("pd", "province", "purpose"):
+        if name not in facts:
+            raise ValidationError(
+                f"loan {loan.id} was not booked from a decision: give --{name}", field=f"--{name}"
+            )
+    if facts["province"] not in PROVINCES:
+        raise ValidationError(f"unknown province {facts['province']!r}", field="--province")
+    return LoanRequest(
+        str(loan.id), contract.principal, float(facts["pd"]), facts["apr"], facts["province"],
+        contract.product_id, contract.term_months, facts["purpose"], contract.disbursement_date,
+    )  # fmt: skip
+
+
+def _decision_record(engine: Engine, loan_id: int) -> dict[str, Any] | None:
+    """The decision a loan was booked from (its reference is the decision id), if any."""
+    with engine.connect() as conn:
+        reference = conn.execute(select(loans.c.reference).where(loans.c.id == loan_id)).scalar()
+    entry = None if reference is None else SqlDecisionLog(engine).get(str(reference))
+    if entry is None:
+        return None
+    record: dict[str, Any] = json.loads(entry.record_json)
+    return record
+
+
 def _partner_json(p: FunderExposure) -> dict[str, Any]:
     return {
         "id": p.funder.id,
@@ -198,4 +316,63 @@ def _print_exposure(report: ExposureReport) -> None:
     console.print(f"total co-lent balance {_money(report.total_balance)}")
 
 
-__all__ = ["exposure_json", "funding_app", "partners_app"]
+# --- settlement -------------------------------------------------------------------------
+
+
+@funding_app.command("settle")
+def settle(
+    ctx: typer.Context,
+    on: str = typer.Option(..., "--date", help="A closed business date, YYYY-MM-DD."),
+    out: Path | None = typer.Option(
+        None, "--out", help="Directory for the files; default settlements/<date>/."
+    ),
+    fmt: OutputFormat = FormatOpt,
+) -> None:
+    """Write each bank's settlement statement for a closed date: CSV, .sha256 and JSON.
+
+    One statement per bank with flows that day or loans still open at its end (a nil
+    statement says nothing is due). Re-running a date rewrites byte-identical files. A date
+    not closed yet exits 4 and writes nothing.
+    """
+    from lendstack.core.money import from_fen
+    from lendstack.storage.settlements import SqlSettlements, write_statements
+
+    day = parse_date(on, "date")
+    statements = SqlSettlements(app_context(ctx).ready_engine()).statements(day)
+    out_dir = out if out is not None else Path("settlements") / day.isoformat()
+    try:
+        written = write_statements(statements, out_dir)
+    except OSError as exc:
+        raise ValidationError(f"cannot write to {out_dir}: {exc}", field="--out") from exc
+    rows = [
+        {
+            "funder_id": w.statement.funder_id,
+            "loans": len(w.statement.lines),
+            "net": from_fen(w.statement.net),
+            "closing_position": from_fen(w.statement.closing_position),
+            "csv": str(w.csv),
+            "json": str(w.json),
+            "sha256": w.statement.checksum,
+            "csv_sha256": w.csv_sha256,
+        }
+        for w in written
+    ]
+    if fmt is OutputFormat.JSON:
+        print_json({"business_date": day, "out_dir": str(out_dir), "statements": rows})
+        return
+    table = Table(Column("partner", no_wrap=True), "loans", "net due to partner",
+                  "closing position", "csv sha256", title=f"settlement {day} -> {out_dir}")  # fmt: skip
+    for r in rows:
+        table.add_row(r["funder_id"], str(r["loans"]), _money(r["net"]),
+                      _money(r["closing_position"]), str(r["csv_sha256"])[:16])  # fmt: skip
+    console.print(table if rows else f"no partner had flows or open loans on {day}")
+
+
+__all__ = [
+    "exposure_json",
+    "funding_app",
+    "parse_shares",
+    "partners_app",
+    "plan_request",
+    "settle",
+]

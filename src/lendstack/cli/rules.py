@@ -89,9 +89,11 @@ def list_packs(fmt: OutputFormat = _FORMAT) -> None:
 
 
 def _selected(pack: RulePack, on: date | None, lender_type: str | None) -> tuple[Rule, ...]:
-    """With both filters this is exactly `pack.select`; with one, filter on that one alone."""
+    """With both filters this is `pack.select` plus the co-lending rules in force (they bind
+    the funding plan, so no RuleSet holds them); with one, filter on that one alone."""
     if on is not None and lender_type is not None:
-        return pack.select(on, lender_type).rules
+        funding = (r for r in pack.funding_rules(on) if r.covers(lender_type))
+        return (*pack.select(on, lender_type).rules, *funding)
     return tuple(
         r
         for r in pack.rules

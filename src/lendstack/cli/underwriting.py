@@ -132,6 +132,12 @@ def _render_decision(view: dict[str, Any]) -> None:
             f"({offer['repayment_method']}), APR (IRR) {float(offer['apr_irr']):.2%}, "
             f"total cost {offer['total_cost']}"
         )
+    funding = view.get("funding")
+    if funding and funding["outcome"] == "funded":
+        parts = ", ".join(
+            f"{s['funder_id']} {s['share']} ({s['amount']})" for s in funding["shares"]
+        )
+        console.print(f"funded by {parts}")
 
 
 def _render_tally(tally: Counter[str], fmt: OutputFormat) -> None:

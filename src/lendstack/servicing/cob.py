@@ -27,6 +27,7 @@ class CobStep(StrEnum):
     CLASSIFICATION = "classification"
     NON_ACCRUAL = "non_accrual"
     CHARGE_OFF = "charge_off"
+    FUNDING = "funding"  # funder sub-ledgers: charge-offs, guarantee payouts, the day's GL entry
     SNAPSHOT = "snapshot"
 
 

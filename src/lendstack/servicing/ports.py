@@ -6,7 +6,7 @@ the storage in.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -62,6 +62,12 @@ class Calendar(Protocol):
     def last_closed(self) -> date | None: ...
 
 
+class FundingPlans(Protocol):
+    """A booked loan's co-lending shares, written inside the booking's transaction."""
+
+    def record(self, loan_id: int, shares: Mapping[str, Decimal]) -> None: ...
+
+
 class UnitOfWork(Protocol):
     """One transaction: everything commits together or nothing is written."""
 
@@ -69,6 +75,7 @@ class UnitOfWork(Protocol):
     payments: Payments
     ledger: Ledger
     calendar: Calendar
+    funding: FundingPlans
 
     def __enter__(self) -> UnitOfWork: ...
     def __exit__(

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from decimal import Decimal
@@ -93,10 +94,23 @@ def ensure_open(calendar: Calendar, on: date, field: str = "date") -> None:
         )
 
 
+FundingShares = Callable[[], Mapping[str, Decimal]]
+"""Gives a new loan's funding shares by funder id (they sum to 1); may raise to refuse it."""
+
+
 def book_loan(
-    uow: UnitOfWork, catalog: ProductCatalog, request: LoanRequest, reference: str | None = None
+    uow: UnitOfWork,
+    catalog: ProductCatalog,
+    request: LoanRequest,
+    reference: str | None = None,
+    fund: FundingShares | None = None,
 ) -> LoanState:
-    """Disburse a loan: the contract, its schedule and the disbursement entry, atomically."""
+    """Disburse a loan: the contract, its schedule and the disbursement entry, atomically.
+
+    With `fund`, the loan's funding plan is written in the same transaction. `fund` is called
+    only when a new loan is booked (a reference already booked returns its loan untouched),
+    before anything is written, so a plan it refuses leaves nothing behind.
+    """
     schedule = quote(catalog, request)
     contract = contract_for(catalog.get(request.product_id), schedule)
     with uow:
@@ -107,8 +121,11 @@ def book_loan(
                 )
             return existing
         ensure_open(uow.calendar, request.start)
+        shares = None if fund is None else fund()
         loan = open_loan(contract, schedule)
         loan = with_id(loan, uow.loans.add(loan, reference))
+        if shares is not None:
+            uow.funding.record(loan.id, shares)
         uow.ledger.post(disbursement_entry(loan, schedule, request.start))
         uow.commit()
     return loan

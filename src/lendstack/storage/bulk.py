@@ -21,8 +21,9 @@ from lendstack.servicing.synthetic import (
     generate_chunk,
 )
 from lendstack.storage import mapping
+from lendstack.storage.calendar import CLOSED_STEP
 from lendstack.storage.cob import snapshot
-from lendstack.storage.repositories import CLOSED_STEP, SqlLedger
+from lendstack.storage.repositories import SqlLedger
 from lendstack.storage.schema import cob_steps, installments, loans
 
 

@@ -28,15 +28,16 @@ from lendstack.servicing.domain.delinquency import (
 from lendstack.servicing.domain.ledger import Account, EventType, Side, entry_or_none, leg
 from lendstack.servicing.domain.payments import apply_credit
 from lendstack.servicing.ports import StoredPayment
+from lendstack.storage.calendar import CLOSED_STEP, as_date, last_closed
 from lendstack.storage.mapping import to_day
 from lendstack.storage.repositories import (
-    CLOSED_STEP,
     SqlLedger,
     SqlLoans,
     SqlPayments,
     now,
 )
 from lendstack.storage.schema import cob_steps, loans
+from lendstack.storage.subledger import close_funding
 
 ACTIVE = "status = 'active'"
 
@@ -401,6 +402,14 @@ def snapshot(conn: Connection, day: date) -> int:
     return int(result.rowcount)
 
 
+def fund(conn: Connection, day: date) -> int:
+    """The funder sub-ledgers' close: charge-offs and guarantee payouts split, then the GL."""
+    flows, entry = close_funding(conn, day)
+    if entry is not None:
+        SqlLedger(conn).post(entry)
+    return flows
+
+
 STEP_SQL: dict[CobStep, Callable[[Connection, date], int]] = {
     CobStep.ACCRUAL: accrue,
     CobStep.BILLING: bill,
@@ -410,6 +419,7 @@ STEP_SQL: dict[CobStep, Callable[[Connection, date], int]] = {
     CobStep.CLASSIFICATION: classify,
     CobStep.NON_ACCRUAL: stop_accrual,
     CobStep.CHARGE_OFF: charge_off,
+    CobStep.FUNDING: fund,
     CobStep.SNAPSHOT: snapshot,
 }
 
@@ -422,14 +432,11 @@ class SqlCloseStore:
 
     def last_closed(self) -> date | None:
         with self.engine.connect() as conn:
-            value = conn.execute(
-                select(func.max(cob_steps.c.business_date)).where(cob_steps.c.step == CLOSED_STEP)
-            ).scalar()
-        return _as_date(value)
+            return last_closed(conn)
 
     def first_activity(self) -> date | None:
         with self.engine.connect() as conn:
-            return _as_date(conn.execute(select(func.min(loans.c.disbursement_date))).scalar())
+            return as_date(conn.execute(select(func.min(loans.c.disbursement_date))).scalar())
 
     def close(
         self, day: date, steps: tuple[CobStep, ...], progress: Progress | None = None
@@ -447,9 +454,3 @@ class SqlCloseStore:
             ]
             conn.execute(insert(cob_steps), records)
         return tuple(done)
-
-
-def _as_date(value: Any) -> date | None:
-    if value is None or isinstance(value, date):
-        return value
-    return date.fromisoformat(str(value))

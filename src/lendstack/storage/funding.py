@@ -2,9 +2,9 @@
 
 A partner is stored as its definition (the partner file's shape, canonical JSON) and rebuilt
 with the pure parser on every read, so a row can never hold a funder the parser would refuse
-and the validation rules stay in `lendstack.funding` alone. Exposure is computed from the
-plans and the loans' current balances with the pure `split`, so one loan's funder parts add
-up to its balance to the fen, exactly as its cash flows will be split.
+and the validation rules stay in `lendstack.funding` alone. Exposure is read set-based from the
+funder sub-ledgers (`funder_positions`, kept exact by every cash flow's split), so a loan's
+funder parts add up to its balance to the fen.
 """
 
 from __future__ import annotations
@@ -13,16 +13,16 @@ import json
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy import Connection, Engine, insert, select, text, update
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 
 from lendstack.core.errors import Conflict, NotFound, ValidationError
-from lendstack.core.money import from_fen, quantize_fen, to_fen
+from lendstack.core.money import from_fen, quantize_fen
 from lendstack.funding import (
     Exposure,
     Funder,
@@ -32,10 +32,12 @@ from lendstack.funding import (
     check_shares,
     headrooms,
     parse_partner,
-    split,
 )
+from lendstack.funding.subledger import Flow
 from lendstack.servicing.domain import DEFAULT_BUCKETS
+from lendstack.storage.calendar import last_closed
 from lendstack.storage.schema import funders, funding_plans, loans
+from lendstack.storage.subledger import SubLedger
 
 OPEN_STATUSES = ("approved", "active")
 """Loans whose principal is still on the books; closed loans only take recoveries."""
@@ -244,6 +246,26 @@ class SqlFunding:
         rows = _plan_rows(loan_id, shares, policy or Policy())
         _check_plan_targets(target, loan_id, shares)
         target.execute(insert(funding_plans), rows)
+        SubLedger(target).open(loan_id, shares)
+
+    def buyback(self, loan_id: int, funder_id: str, on: date) -> Decimal:
+        """The platform buys a bank's whole stake in a loan on the open business date.
+
+        The bank is owed its principal position (settled in its file for `on`); its share of
+        the loan's future cash flows passes to the platform. Returns the price paid.
+        """
+        with self.engine.begin() as conn:
+            ensure_open_date(conn, on)
+            status = conn.execute(select(loans.c.status).where(loans.c.id == loan_id)).scalar()
+            if status is None:
+                raise NotFound(f"no loan {loan_id}", field="loan_id")
+            if status not in OPEN_STATUSES:
+                raise Conflict(f"loan {loan_id} is {status}; only an open loan is bought back",
+                               field="loan_id")  # fmt: skip
+            if conn.execute(select(funders.c.id).where(funders.c.id == funder_id)).first() is None:
+                raise NotFound(f"no partner {funder_id!r}", field="funder")
+            paid = SubLedger(conn).transfer(loan_id, funder_id, Flow.BUYBACK, on)
+        return from_fen(paid)
 
     def plan(self, loan_id: int) -> dict[str, Decimal]:
         """A loan's shares by funder id (empty if the loan has no plan)."""
@@ -269,11 +291,23 @@ class SqlFunding:
         rules = policy or Policy()
         with self.engine.connect() as conn:
             stored = {r.id: _record(r).funder for r in conn.execute(select(funders))}
-            plans = _plan_loans(conn, as_of)
-        tallies: dict[str, _Tally] = defaultdict(_Tally)
-        total = sum((_tally_loan(tallies, loan, shares, as_of) for loan, shares in plans), 0)
+            tallies = _tallies(conn, as_of)
+            total = _total_balance(conn, as_of)
         partners = tuple(_position(stored[i], tallies[i], rules) for i in sorted(stored))
         return ExposureReport(as_of, partners, from_fen(total))
+
+
+def ensure_open_date(conn: Connection, on: date) -> None:
+    """Money moves only on the open business date (the day after the last close)."""
+    closed = last_closed(conn)
+    if closed is None:
+        return
+    if on <= closed:
+        raise Conflict(f"{on} is inside an already closed business date (last {closed})",
+                       field="date")  # fmt: skip
+    if on > closed + timedelta(days=1):
+        raise Conflict(f"{on} is not open yet; the open business date is "
+                       f"{closed + timedelta(days=1)}", field="date")  # fmt: skip
 
 
 def _plan_rows(
@@ -293,8 +327,17 @@ def _plan_rows(
 
 
 def _check_plan_targets(conn: Connection, loan_id: int, shares: Mapping[str, Decimal]) -> None:
-    if conn.execute(select(loans.c.id).where(loans.c.id == loan_id)).first() is None:
+    loan = conn.execute(select(loans.c.disbursement_date).where(loans.c.id == loan_id)).first()
+    if loan is None:
         raise NotFound(f"no loan {loan_id}", field="loan_id")
+    closed = last_closed(conn)
+    if closed is not None and loan.disbursement_date <= closed:
+        # Its earlier cash flows were never split: a plan can only start with the loan.
+        raise Conflict(
+            f"loan {loan_id} was disbursed on {loan.disbursement_date}, before the last close "
+            f"({closed}); a funding plan is recorded with the booking",
+            field="loan_id",
+        )
     known = set(conn.execute(select(funders.c.id).where(funders.c.id.in_(list(shares)))).scalars())
     for funder_id in sorted(shares):
         if funder_id not in known:
@@ -304,68 +347,61 @@ def _check_plan_targets(conn: Connection, loan_id: int, shares: Mapping[str, Dec
         raise Conflict(f"loan {loan_id} already has a funding plan", field="loan_id")
 
 
-@dataclass(frozen=True, slots=True)
-class _Loan:
-    principal_fen: int
-    balance_fen: int
-    bucket: int
-    is_open: bool
-    disbursed: date
+_OPEN = "l.status IN ('approved', 'active')"
 
 
-def _plan_loans(conn: Connection, as_of: date | None) -> list[tuple[_Loan, dict[str, Decimal]]]:
-    """Each planned loan with its shares, in loan id order."""
-    query = (
-        select(
-            funding_plans.c.loan_id,
-            funding_plans.c.funder_id,
-            funding_plans.c.share,
-            loans.c.principal_fen,
-            loans.c.bal_principal,
-            loans.c.bucket,
-            loans.c.status,
-            loans.c.disbursement_date,
-        )
-        .join(loans, loans.c.id == funding_plans.c.loan_id)
-        .order_by(funding_plans.c.loan_id, funding_plans.c.funder_id)
+def _since(as_of: date | None, column: str) -> tuple[str, dict[str, Any]]:
+    return ("", {}) if as_of is None else (f" AND {column} <= :as_of", {"as_of": as_of})
+
+
+def _tallies(conn: Connection, as_of: date | None) -> dict[str, _Tally]:
+    """Each funder's positions by DPD bucket and its disbursed parts, in two GROUP BYs.
+
+    Balances come from `funder_positions`, which move with every payment, so they are the
+    funders' exact parts of the current principal; allocations are the disbursement parts.
+    """
+    tallies: dict[str, _Tally] = defaultdict(_Tally)
+    where, params = _since(as_of, "l.disbursement_date")
+    held = conn.execute(
+        text(
+            "SELECT p.funder_id, l.bucket, COUNT(*), SUM(p.principal_fen) FROM funder_positions p"
+            f" JOIN loans l ON l.id = p.loan_id WHERE p.principal_fen > 0 AND {_OPEN}{where}"
+            " GROUP BY p.funder_id, l.bucket"
+        ),
+        params,
     )
-    if as_of is not None:
-        query = query.where(loans.c.disbursement_date <= as_of)
-    grouped: dict[int, tuple[_Loan, dict[str, Decimal]]] = {}
-    for r in conn.execute(query):
-        if r.loan_id not in grouped:
-            loan = _Loan(
-                r.principal_fen,
-                r.bal_principal,
-                r.bucket,
-                r.status in OPEN_STATUSES,
-                r.disbursement_date,
-            )
-            grouped[r.loan_id] = (loan, {})
-        grouped[r.loan_id][1][r.funder_id] = Decimal(r.share)
-    return list(grouped.values())
-
-
-def _tally_loan(
-    tallies: dict[str, _Tally], loan: _Loan, shares: dict[str, Decimal], as_of: date | None
-) -> int:
-    """Add one loan's parts to its funders' tallies; returns the balance counted (fen)."""
-    balance = loan.balance_fen if loan.is_open else 0
-    parts = split(from_fen(balance), shares)
-    allocated = split(from_fen(loan.principal_fen), shares)
-    for funder_id, share in shares.items():
+    for funder_id, bucket, count, fen in held:
         tally = tallies[funder_id]
-        granted = to_fen(allocated[funder_id])
-        tally.allocated += granted
-        if as_of is not None and loan.disbursed == as_of:
-            tally.today += granted
-        if loan.is_open and share > 0:
-            part = to_fen(parts[funder_id])
-            tally.balance += part
-            tally.loans += 1
-            tally.buckets[loan.bucket][0] += 1
-            tally.buckets[loan.bucket][1] += part
-    return balance
+        tally.loans += int(count)
+        tally.balance += int(fen)
+        tally.buckets[int(bucket)][0] += int(count)
+        tally.buckets[int(bucket)][1] += int(fen)
+    where, params = _since(as_of, "business_date")
+    granted = conn.execute(
+        text(
+            "SELECT funder_id, SUM(amount_fen),"
+            " SUM(CASE WHEN business_date = :today THEN amount_fen ELSE 0 END)"
+            f" FROM funder_flows WHERE flow = 'disbursement'{where} GROUP BY funder_id"
+        ),
+        {**params, "today": as_of},
+    )
+    for funder_id, allocated, today in granted:
+        tallies[funder_id].allocated += int(allocated or 0)
+        tallies[funder_id].today += int(today or 0)
+    return tallies
+
+
+def _total_balance(conn: Connection, as_of: date | None) -> int:
+    """Outstanding principal of the co-funded loans: what the funders' balances add up to."""
+    where, params = _since(as_of, "l.disbursement_date")
+    total = conn.execute(
+        text(
+            "SELECT COALESCE(SUM(l.bal_principal), 0) FROM loans l WHERE l.id IN"
+            f" (SELECT loan_id FROM funding_plans) AND {_OPEN}{where}"
+        ),
+        params,
+    ).scalar()
+    return int(total or 0)
 
 
 def _position(funder: Funder, tally: _Tally, policy: Policy) -> FunderExposure:

@@ -16,6 +16,7 @@ from lendstack.core.money import ZERO, from_fen
 from lendstack.servicing.domain.delinquency import DEFAULT_BUCKETS, RiskClass
 from lendstack.servicing.domain.ledger import Account
 from lendstack.storage.repositories import ACCOUNTS_BY_CODE
+from lendstack.storage.subledger import reconcile_funders
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +98,10 @@ def _scalar(conn: Connection, sql: str) -> Decimal:
 
 
 def reconcile(conn: Connection) -> list[Difference]:
-    """Every way the books can disagree, to the fen; an empty list means they tie."""
+    """Every way the books can disagree, to the fen; an empty list means they tie.
+
+    Includes the funder sub-ledgers: loans to funders' positions, positions to their flows,
+    and each bank's GL balances to its flows of closed dates."""
     out: list[Difference] = []
     tb = trial_balance(conn)
     if not tb.balanced:
@@ -117,6 +121,7 @@ def reconcile(conn: Connection) -> list[Difference]:
                 Difference(f"{account.value} (loans vs GL)", tb.balance(account), loans_total)
             )
     out += _installments_vs_loans(conn)
+    out += [Difference(m.what, m.expected, m.found) for m in reconcile_funders(conn)]
     return out
 
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from types import TracebackType
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, func, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, insert, select, update
 from sqlalchemy import delete as sql_delete
 
 from lendstack.core.errors import InvariantViolation, NotFound
@@ -19,8 +20,9 @@ from lendstack.servicing.domain.loan import LoanState
 from lendstack.servicing.domain.payments import Applied, InstallmentPart
 from lendstack.servicing.ports import StoredPayment
 from lendstack.storage import mapping
+from lendstack.storage.calendar import last_closed
+from lendstack.storage.funding import SqlFunding
 from lendstack.storage.schema import (
-    cob_steps,
     installments,
     journal_entries,
     journal_lines,
@@ -28,9 +30,9 @@ from lendstack.storage.schema import (
     payment_parts,
     payments,
 )
+from lendstack.storage.subledger import SubLedger
 
 ACCOUNTS_BY_CODE = {a.code: a for a in Account}
-CLOSED_STEP = "closed"
 
 # Statements built once: payments run them thousands of times a second, and a prebuilt
 # statement skips SQLAlchemy's per-call construction and cache-key work.
@@ -47,7 +49,6 @@ _SAVE_ITEM = update(installments).where(
     installments.c.number == bindparam("num"),
 )
 _BY_KEY = select(payments).where(payments.c.idempotency_key == bindparam("key"))
-_LAST_CLOSED = select(func.max(cob_steps.c.business_date)).where(cob_steps.c.step == CLOSED_STEP)
 
 
 def now() -> datetime:
@@ -231,6 +232,8 @@ class SqlPayments:
         ]
         if parts:
             self.conn.execute(insert(payment_parts), parts)
+        applied = {k: to_fen(v) for k, v in payment.applied.as_dict().items()}
+        SubLedger(self.conn).on_payment(pid, payment.loan_id, applied, payment.entry_id)
         return pid
 
     def later_than(self, payment: StoredPayment) -> Sequence[StoredPayment]:
@@ -251,6 +254,10 @@ class SqlPayments:
             .where(payments.c.id == payment_id)
             .values(status="reversed", reversal_entry_id=reversal_entry_id)
         )
+        loan_id = self.conn.execute(
+            select(payments.c.loan_id).where(payments.c.id == payment_id)
+        ).scalar_one()
+        SubLedger(self.conn).on_reversal(payment_id, loan_id, reversal_entry_id)
 
 
 def line_rows(entry_id: int, postings: Sequence[Posting]) -> list[dict[str, Any]]:
@@ -311,8 +318,18 @@ class SqlCalendar:
         self.conn = conn
 
     def last_closed(self) -> date | None:
-        value = self.conn.execute(_LAST_CLOSED).scalar()
-        return value if value is None or isinstance(value, date) else date.fromisoformat(value)
+        return last_closed(self.conn)
+
+
+class SqlFundingPlans:
+    """The funding port of a unit of work: plans are written on the booking's connection."""
+
+    def __init__(self, conn: Connection, engine: Engine) -> None:
+        self.conn = conn
+        self.engine = engine
+
+    def record(self, loan_id: int, shares: Mapping[str, Decimal]) -> None:
+        SqlFunding(self.engine).record_plan(self.conn, loan_id, shares)
 
 
 class SqlUnitOfWork:
@@ -328,6 +345,7 @@ class SqlUnitOfWork:
         self.payments = SqlPayments(self.conn)
         self.ledger = SqlLedger(self.conn)
         self.calendar = SqlCalendar(self.conn)
+        self.funding = SqlFundingPlans(self.conn, self.engine)
         return self
 
     def commit(self) -> None:
@@ -344,4 +362,4 @@ class SqlUnitOfWork:
         self.conn.close()
 
 
-__all__ = ["SqlUnitOfWork"]
+__all__ = ["SqlFundingPlans", "SqlUnitOfWork"]

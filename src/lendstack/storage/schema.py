@@ -333,3 +333,33 @@ funding_plans = Table(
     Column("share", String(16), nullable=False),  # decimal string, e.g. "0.3000"
     Index("ix_funding_plans_funder_id", "funder_id"),
 )
+
+funder_positions = Table(
+    "funder_positions",
+    metadata,
+    # Each funder's stake in a co-funded loan now: its part of the outstanding principal and
+    # its share of future income (changed only by a guarantee payout or a buyback). Updated in
+    # the same transaction as the loan, so the positions always add up to its principal.
+    Column("loan_id", Id, ForeignKey("loans.id"), primary_key=True),
+    Column("funder_id", String(64), ForeignKey("funders.id"), primary_key=True),
+    _fen("principal_fen"),
+    Column("share_units", Integer, nullable=False),  # share in force × 10,000
+    Index("ix_funder_positions_funder_id", "funder_id"),
+)
+
+funder_flows = Table(
+    "funder_flows",
+    metadata,
+    # The funders' sub-ledgers: every cash flow of a co-funded loan split into each funder's
+    # part (largest remainder, to the fen). `source` names the event split ("payment:17",
+    # "reversal:17", "disbursement:5", "charge_off:5", ...); a source is split once.
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("business_date", Date, nullable=False, index=True),
+    Column("loan_id", Id, ForeignKey("loans.id"), nullable=False, index=True),
+    Column("funder_id", String(64), ForeignKey("funders.id"), nullable=False),
+    Column("flow", String(16), nullable=False),
+    Column("amount_fen", Fen, nullable=False),  # signed: a reversal's parts are negative
+    Column("source", String(60), nullable=False),
+    UniqueConstraint("source", "funder_id", "flow"),
+    Index("ix_funder_flows_funder_id_business_date", "funder_id", "business_date"),
+)

@@ -6,6 +6,10 @@ records and their canonical log text. That runs in worker processes, each holdin
 `Underwriting` service built once. The parent only chains: it appends each chunk's entries
 with one `append_many` transaction, in input order, so the log is linear and deterministic.
 
+Funding is sought at staging time, row by row in input order, from the worker's own funding
+desk (so rows of one chunk see each other's reservations; rows in other workers' chunks are
+only seen once booked, and booking re-checks every plan against the exact book).
+
 A borrower's later application must see the earlier ones (exposure, duplicate check), exactly
 as sequential `Underwriting.decide` calls would:
 - inside a chunk, the worker passes each decision forward as `Booked` history;
@@ -33,10 +37,12 @@ from typing import Any
 import numpy as np
 
 from lendstack.core.money import to_fen
+from lendstack.funding import FundingPlan
 from lendstack.underwriting.application import Application
 from lendstack.underwriting.batch_input import parse
 from lendstack.underwriting.decision import GRANTED
 from lendstack.underwriting.engine import BorrowerHistory, Staged
+from lendstack.underwriting.funding_desk import apply_funding
 from lendstack.underwriting.service import Booked, Underwriting, new_decision_id
 from lendstack.underwriting.views import summary
 
@@ -117,21 +123,22 @@ class ChunkDecider:
         borrowers = [vault.borrower_key(app.applicant.resident_id) for app in apps]
         X = np.vstack([engine.encode(app) for app in apps])
         staged = self._stage(apps, borrowers, X)
-        decisions = engine.finish_many([s.staged for s in staged], X)
+        finished = engine.finish_many([s.staged for s in staged], X)
         out = []
         for i, (app, s) in enumerate(zip(apps, staged, strict=True)):
+            decision = finished[i] if s.plan is None else apply_funding(finished[i], s.plan)
             prepared = self.service.prepare(
                 app,
                 app.normalised(),
                 borrowers[i],
                 s.history,
-                decisions[i],
+                decision,
                 time.perf_counter_ns() - s.spent_ns,
                 decision_id=s.decision_id,
             )
             entry = self.prepare(**prepared.columns, review=prepared.review)
             line = {"row": numbers[i], **summary(s.decision_id, prepared.record)}
-            out.append(_Decided(numbers[i], entry, line, decisions[i].outcome.value))
+            out.append(_Decided(numbers[i], entry, line, decision.outcome.value))
         return out
 
     def _stage(
@@ -149,8 +156,12 @@ class ChunkDecider:
             )
             staged = engine.stage(app, history, partial(engine.score_encoded, X[i]))
             decision_id = new_decision_id()
-            book.setdefault(borrower, []).append(_booked(decision_id, app, staged))
-            out.append(_StagedRow(staged, history, decision_id, time.perf_counter_ns() - started))
+            plan = service.funding_plan(
+                app, staged.outcome, staged.offer, staged.draft.score, decision_id
+            )
+            book.setdefault(borrower, []).append(_booked(decision_id, app, staged, plan))
+            spent = time.perf_counter_ns() - started
+            out.append(_StagedRow(staged, history, decision_id, spent, plan))
         return out
 
 
@@ -161,10 +172,13 @@ class _StagedRow:
     decision_id: str
     spent_ns: int
     """Time the engine spent on this row (reasons excluded): recorded as `engine_us`."""
+    plan: FundingPlan | None = None
+    """The funding desk's plan for a granted offer (applied once the row is finished)."""
 
 
-def _booked(decision_id: str, app: Application, staged: Staged) -> Booked:
-    approved = staged.outcome in GRANTED
+def _booked(decision_id: str, app: Application, staged: Staged, plan: FundingPlan | None) -> Booked:
+    """What a later row of the same borrower sees: an unfunded offer was declined."""
+    approved = staged.outcome in GRANTED and (plan is None or plan.funded)
     offer = staged.offer
     fen = to_fen(offer.amount) if approved and offer is not None else None
     return Booked(decision_id, app.application_date, fen)

@@ -1,17 +1,23 @@
 """What a decision is: an outcome, its reasons, and the offer the borrower must be shown.
 
 A decline is a value, not an exception. Everything here is JSON-able through `as_json`, which
-is what the audit log stores, the API returns and replay compares.
+is what the audit log stores, the API returns and replay compares. A granted decision may carry
+the co-lending `FundingPlan` chosen for its offer (`funding_desk.apply_funding`); its JSON is
+`plan_json`, and `plan_from_json` reads a recorded one back exactly (replay re-applies it).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
 from lendstack.core.rates import AprDisclosure
+from lendstack.funding import Exclusion, FundingPlan, FundingShare
+from lendstack.funding import Outcome as FundingOutcome
+from lendstack.funding import Rule as FundingRule
 from lendstack.servicing import RepaymentMethod, Schedule
 from lendstack.underwriting.pricing import Price
 
@@ -155,9 +161,12 @@ class Decision:
     rule_results: tuple[dict[str, Any], ...]
     bindings: tuple[tuple[str, str], ...]
     """(what was capped, rule id) for every rule value that bound this decision."""
+    funding: FundingPlan | None = None
+    """The co-lending plan sought for the offer; None when no funding was sought (no funding
+    desk, or nothing granted). The key is then absent from the JSON, as in older records."""
 
     def as_json(self) -> dict[str, Any]:
-        return {
+        out = {
             "outcome": self.outcome.value,
             "reasons": [r.as_json() for r in self.reasons],
             "offer": None if self.offer is None else self.offer.as_json(),
@@ -167,3 +176,43 @@ class Decision:
             "rule_results": list(self.rule_results),
             "bindings": dict(self.bindings),
         }
+        if self.funding is not None:
+            out["funding"] = plan_json(self.funding)
+        return out
+
+
+def plan_json(plan: FundingPlan) -> dict[str, Any]:
+    """A funding plan as decimal strings; an unfunded one says why and what excluded whom."""
+    out: dict[str, Any] = {
+        "outcome": plan.outcome.value,
+        "shares": [
+            {"funder_id": s.funder_id, "share": str(s.share), "amount": str(s.amount)}
+            for s in plan.shares
+        ],
+        "annual_cost": str(plan.annual_cost),
+    }
+    if not plan.funded:
+        out["reason"] = plan.reason
+        out["exclusions"] = [
+            {"funder_id": e.funder_id, "rule": e.rule.value} for e in plan.exclusions
+        ]
+    return out
+
+
+def plan_from_json(data: Mapping[str, Any], loan_id: str) -> FundingPlan:
+    """The plan `plan_json` wrote; `plan_json(plan_from_json(x, id)) == x` for recorded JSON."""
+    shares = tuple(
+        FundingShare(s["funder_id"], Decimal(s["share"]), Decimal(s["amount"]))
+        for s in data["shares"]
+    )
+    exclusions = tuple(
+        Exclusion(e["funder_id"], FundingRule(e["rule"])) for e in data.get("exclusions", ())
+    )
+    return FundingPlan(
+        loan_id,
+        FundingOutcome(data["outcome"]),
+        shares,
+        Decimal(data["annual_cost"]),
+        data.get("reason", ""),
+        exclusions,
+    )

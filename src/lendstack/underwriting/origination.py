@@ -4,6 +4,12 @@ The loan is booked with exactly the offer's terms (product, amount, term, contra
 fee rate, starting on the application date) and carries the decision id as its reference,
 so booking the same decision twice returns the same loan and every loan traces back to the
 decision, rule pack and model that approved it.
+
+A decision that carries a funding plan is booked with its plan, in the same transaction. The
+plan was made over cached exposures, so booking re-checks it against the exact book first
+(`FundingDesk.confirm`): if it now breaks a rule the loan is funded afresh online, and if
+nothing is feasible the booking is refused with a `Conflict` ("no funding capacity within
+partner limits") and nothing is written.
 """
 
 from __future__ import annotations
@@ -11,13 +17,22 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import date
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
-from lendstack.core.errors import Conflict
+from lendstack.core.errors import Conflict, InvariantViolation
+from lendstack.funding import FundingPlan
+from lendstack.funding import LoanRequest as FundingRequest
 from lendstack.servicing import LoanRequest, LoanState, ProductCatalog, UnitOfWork, book_loan
 from lendstack.underwriting.decision import GRANTED
+from lendstack.underwriting.funding_desk import record_request, recorded_plan
 
 BOOKABLE = GRANTED
+
+
+class PlanCheck(Protocol):
+    """What booking needs from the funding desk (`FundingDesk.confirm`)."""
+
+    def confirm(self, request: FundingRequest, plan: FundingPlan) -> FundingPlan: ...
 
 
 def loan_request(record: Mapping[str, Any]) -> LoanRequest:
@@ -39,6 +54,25 @@ def loan_request(record: Mapping[str, Any]) -> LoanRequest:
     )
 
 
-def originate(uow: UnitOfWork, catalog: ProductCatalog, record: Mapping[str, Any]) -> LoanState:
-    """Book the loan a decision offered; idempotent on the decision id."""
-    return book_loan(uow, catalog, loan_request(record), reference=str(record["decision_id"]))
+def originate(
+    uow: UnitOfWork,
+    catalog: ProductCatalog,
+    record: Mapping[str, Any],
+    desk: PlanCheck | None = None,
+) -> LoanState:
+    """Book the loan a decision offered, with its funding plan if it has one; idempotent on
+    the decision id (a booked decision returns its loan and is not funded again)."""
+    request = loan_request(record)
+    plan = recorded_plan(record)
+    if plan is None:
+        return book_loan(uow, catalog, request, reference=str(record["decision_id"]))
+
+    def shares() -> Mapping[str, Decimal]:
+        if desk is None:
+            raise InvariantViolation(
+                f"decision {record['decision_id']} carries a funding plan: book it with the "
+                "funding desk, which re-checks the plan"
+            )
+        return desk.confirm(record_request(record), plan).share_map()
+
+    return book_loan(uow, catalog, request, reference=str(record["decision_id"]), fund=shares)

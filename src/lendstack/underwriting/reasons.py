@@ -9,6 +9,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from lendstack.core.errors import ValidationError
+from lendstack.funding import NO_CAPACITY
 from lendstack.servicing import Product, RepaymentMethod
 from lendstack.underwriting.decision import CreditLimit, Reason, ReasonSource
 from lendstack.underwriting.rules import RuleResult
@@ -19,6 +20,7 @@ METHOD_NOT_OFFERED_CODE = "P04"
 COUNTER_OFFER_CODE = "P07"
 PIPL_CODE = "P08"
 RULE_ERROR_CODE = "P09"
+NO_FUNDING_CODE = "P11"
 NON_DECLINING = frozenset({COUNTER_OFFER_CODE, PIPL_CODE})
 """Reasons that explain an outcome without declining it."""
 
@@ -84,6 +86,10 @@ PIPL_REFER = Reason(
 NO_BUREAU_CONSENT = Reason(
     "P10", "no consent to query the credit bureau: the applicant cannot be scored", _P
 )
+
+
+NO_FUNDING = Reason(NO_FUNDING_CODE, NO_CAPACITY, _P)
+"""Credit was granted but no funder mix keeps every co-lending rule: the loan is not made."""
 
 
 def no_rule(kind: str) -> Reason:

@@ -2,7 +2,9 @@
 
 Each stored record is read back, its PII unsealed, and the application re-decided with the
 borrower history the record kept; recomputing history from today's log would count the
-decisions that came after it. Records are streamed, so memory does not grow with the range.
+decisions that came after it. Funding is not recomputed either: it depended on the book at
+that moment, so the recorded funding outcome is applied to the fresh decision (a recorded
+"no capacity" declines it again). Records are streamed, so memory does not grow with the range.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from lendstack.core.errors import InvariantViolation, NotFound, ValidationError
 from lendstack.underwriting.application import Application
 from lendstack.underwriting.audit import LogEntry
 from lendstack.underwriting.engine import BorrowerHistory, Engine
+from lendstack.underwriting.funding_desk import with_recorded_funding
 from lendstack.underwriting.pii import PiiVault
 from lendstack.underwriting.replay import BacktestTally, Difference, ReplayReport, diff_decisions
 from lendstack.underwriting.rules import RulePack, parse_pack
@@ -151,7 +154,8 @@ def _replay_chunk(job: Rerun, entries: list[LogEntry]) -> tuple[int, list[Differ
     found = []
     for entry in entries:
         record, app, history = stored_inputs(entry, job.vault)
-        fresh = job.pinned(record).decide(app, history).as_json()
+        decided = job.pinned(record).decide(app, history)
+        fresh = with_recorded_funding(decided, record["decision"], entry.decision_id).as_json()
         changed = diff_decisions(record["decision"], fresh)
         if changed:
             found.append(Difference(entry.decision_id, changed))
@@ -163,7 +167,8 @@ def _backtest_chunk(job: Rerun, entries: list[LogEntry]) -> list[tuple[_Json, _J
     pairs = []
     for entry in entries:
         record, app, history = stored_inputs(entry, job.vault)
-        fresh = challenger(record).decide(app, history).as_json()
+        decided = challenger(record).decide(app, history)
+        fresh = with_recorded_funding(decided, record["decision"], entry.decision_id).as_json()
         pairs.append((_tallied(record["decision"]), _tallied(fresh)))
     return pairs
 

@@ -1,8 +1,9 @@
 """The underwriting service: decide an application, record it, and read it back.
 
 This is the edge around the pure engine: it looks up the borrower's history in the decision
-log, seals PII, pins the rule pack text, appends the hash-chained record (and a review-queue
-row for REFERs) in one transaction, and honours idempotency keys.
+log, asks the funding desk (when co-lending partners are configured) for a plan for each
+granted offer, seals PII, pins the rule pack text, appends the hash-chained record (and a
+review-queue row for REFERs) in one transaction, and honours idempotency keys.
 """
 
 from __future__ import annotations
@@ -19,10 +20,12 @@ from typing import Any, Protocol
 from lendstack import __version__
 from lendstack.core.errors import Conflict, NotFound
 from lendstack.core.money import from_fen, to_fen
+from lendstack.funding import FundingPlan, LoanRequest
 from lendstack.underwriting.application import Application
 from lendstack.underwriting.audit import LogEntry, canonical_json
-from lendstack.underwriting.decision import GRANTED, Decision, Outcome
+from lendstack.underwriting.decision import GRANTED, Decision, Offer, Outcome, Score
 from lendstack.underwriting.engine import BorrowerHistory, Engine
+from lendstack.underwriting.funding_desk import apply_funding, funding_request
 from lendstack.underwriting.pii import PiiVault
 from lendstack.underwriting.policy import policy_facts
 
@@ -59,6 +62,13 @@ class DecisionLog(Protocol):
     def open_review(
         self, conn: Any, decision_id: str, channel: str, reasons: str, opened_at: datetime
     ) -> None: ...
+
+
+class FundingSource(Protocol):
+    """What the service needs from the funding desk (`funding_desk.FundingDesk`)."""
+
+    def plan(self, request: LoanRequest) -> FundingPlan: ...
+    def release(self, loan_id: str) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +117,9 @@ class Underwriting:
     log: DecisionLog
     vault: PiiVault
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    desk: FundingSource | None = None
+    """Co-lending: a plan is sought for every granted offer. None (no partners configured):
+    decisions carry no funding, as before co-lending was wired."""
     _packs_stored: bool = False
 
     def decide(self, app: Application, idempotency_key: str | None = None) -> Recorded:
@@ -119,7 +132,8 @@ class Underwriting:
         started = time.perf_counter_ns()
         borrower = self.vault.borrower_key(app.applicant.resident_id)
         history = self.history(app, borrower)
-        decision = self.engine.decide(app, history)
+        decision_id = new_decision_id()
+        decision = self.fund(app, self.engine.decide(app, history), decision_id)
         prepared = self.prepare(
             app,
             normal,
@@ -128,11 +142,13 @@ class Underwriting:
             decision,
             started,
             idempotency_key,
+            decision_id=decision_id,
             fingerprint=fingerprint,
         )
         try:
             self._append(prepared)
         except Conflict:
+            self._release(decision, decision_id)
             # A concurrent request with the same key won the race: answer with its decision.
             winner = (
                 None
@@ -142,7 +158,30 @@ class Underwriting:
             if winner is None:
                 raise
             return winner
+        except BaseException:
+            self._release(decision, decision_id)
+            raise
         return Recorded(prepared.columns["decision_id"], prepared.record)
+
+    def funding_plan(
+        self,
+        app: Application,
+        outcome: Outcome,
+        offer: Offer | None,
+        score: Score | None,
+        decision_id: str,
+    ) -> FundingPlan | None:
+        """The desk's plan for a granted offer; None when no funding is sought (no desk, or
+        nothing granted). Batch callers ask at staging time, in input order, so a borrower's
+        later rows see whether the earlier offer was funded."""
+        if self.desk is None or outcome not in GRANTED or offer is None or score is None:
+            return None
+        return self.desk.plan(funding_request(app, offer, score, decision_id))
+
+    def fund(self, app: Application, decision: Decision, decision_id: str) -> Decision:
+        """The engine's decision with funding applied (`funding_desk.apply_funding`)."""
+        plan = self.funding_plan(app, decision.outcome, decision.offer, decision.score, decision_id)
+        return decision if plan is None else apply_funding(decision, plan)
 
     def history(
         self,
@@ -278,6 +317,11 @@ class Underwriting:
                 self.log.open_review(conn, decision_id, channel, reasons, at)
 
         self.log.append(**prepared.columns, extra=extra)
+
+    def _release(self, decision: Decision, decision_id: str) -> None:
+        """A decision that was not recorded must not keep its funding reserved."""
+        if self.desk is not None and decision.funding is not None:
+            self.desk.release(decision_id)
 
     def _store_pack(self) -> None:
         if not self._packs_stored:

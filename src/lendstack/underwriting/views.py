@@ -1,7 +1,8 @@
 """What callers see of a stored decision: the channel's view and a one-line summary.
 
 The audit record holds everything (inputs, every rule result, pinned versions); a channel is
-shown the outcome, reasons, offer and the versions it was decided under, never PII.
+shown the outcome, reasons, offer, its co-lending plan (null when no funding was sought) and
+the versions it was decided under, never PII.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ def decision_view(decision_id: str, record: dict[str, Any]) -> dict[str, Any]:
         "outcome": d["outcome"],
         "reasons": [{"code": r["code"], "text": r["text"]} for r in d["reasons"]],
         "offer": d["offer"] if d["outcome"] in GRANTED else None,
+        "funding": d.get("funding"),
         "score": d["score"],
         "price": d["price"],
         "limit": d["limit"],

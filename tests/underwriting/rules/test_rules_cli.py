@@ -28,10 +28,14 @@ def test_list_json_names_every_pack_and_the_default():
     assert out[1]["sha256"] == default_pack().sha256
 
 
-def test_show_json_with_selection_equals_select():
+def test_show_json_with_selection_equals_select_plus_the_colending_rules():
     out = run_json("show", "cn-2025-10", "--on", "2026-01-15", "--lender-type", "bank")
-    expected = default_pack().select(date(2026, 1, 15), "bank")
-    assert [r["id"] for r in out["rules"]] == [r.id for r in expected.rules]
+    day = date(2026, 1, 15)
+    expected = [*default_pack().select(day, "bank").rules, *default_pack().funding_rules(day)]
+    assert [r["id"] for r in out["rules"]] == [r.id for r in expected]
+    colending = {r["id"]: r for r in out["rules"] if r["kind"].startswith("colending_")}
+    assert colending["CN.COLENDING.PARTNER_SHARE_MIN"]["params"] == {"min": "0.30"}
+    assert colending["CN.COLENDING.PARTNER_BALANCE_MAX.TIER1"]["source"]["section"].endswith("2.2")
     apr = next(r for r in out["rules"] if r["id"] == "CN.PRICING.MAX_COMPREHENSIVE_APR.BANK")
     assert apr["params"] == {"max": "0.24"}
     assert apr["status"] == "final"

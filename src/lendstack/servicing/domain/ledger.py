@@ -36,12 +36,14 @@ class Account(StrEnum):
     INTEREST_SUSPENSE = "1310 non-accrual suspense"
     BORROWER_CREDIT = "2241 borrower credit balance"
     FUNDER_PAYABLE = "2250 funder payable"
+    FUNDER_PARTICIPATION = "2260 funder participation"
     INTEREST_INCOME = "6011 interest income"
     FEE_INCOME = "6021 fee income"
     PENALTY_INCOME = "6031 penalty interest income"
     RECOVERY_INCOME = "6051 recovery income"
     CHARGE_OFF_EXPENSE = "6701 charge-off expense"
     PROVISION_EXPENSE = "6702 provision expense"
+    FUNDER_SHARE_EXPENSE = "6411 funder share of income"
 
     @property
     def code(self) -> str:
@@ -66,12 +68,14 @@ _KINDS = {
     Account.INTEREST_SUSPENSE: AccountType.CONTRA_ASSET,
     Account.BORROWER_CREDIT: AccountType.LIABILITY,
     Account.FUNDER_PAYABLE: AccountType.LIABILITY,
+    Account.FUNDER_PARTICIPATION: AccountType.LIABILITY,
     Account.INTEREST_INCOME: AccountType.INCOME,
     Account.FEE_INCOME: AccountType.INCOME,
     Account.PENALTY_INCOME: AccountType.INCOME,
     Account.RECOVERY_INCOME: AccountType.INCOME,
     Account.CHARGE_OFF_EXPENSE: AccountType.EXPENSE,
     Account.PROVISION_EXPENSE: AccountType.EXPENSE,
+    Account.FUNDER_SHARE_EXPENSE: AccountType.EXPENSE,
 }
 
 
@@ -97,6 +101,8 @@ class EventType(StrEnum):
     COB_PENALTY = "cob_penalty"
     COB_NON_ACCRUAL = "cob_non_accrual"
     COB_CHARGE_OFF = "cob_charge_off"
+    COB_FUNDING = "cob_funding"
+    BUYBACK = "buyback"
     OPENING_BALANCE = "opening_balance"
 
 
@@ -164,11 +170,15 @@ def entry_or_none(
 
 
 def leg(
-    account: Account, side: Side, amount: Decimal, loan_id: int | None = None
+    account: Account,
+    side: Side,
+    amount: Decimal,
+    loan_id: int | None = None,
+    funder_id: str | None = None,
 ) -> Posting | None:
     """A posting, or None for a zero amount: set-based steps often move nothing on an account."""
     if amount == ZERO:
         return None
     if amount < ZERO:
-        return Posting(account, side.opposite, -amount, loan_id)
-    return Posting(account, side, amount, loan_id)
+        return Posting(account, side.opposite, -amount, loan_id, funder_id)
+    return Posting(account, side, amount, loan_id, funder_id)

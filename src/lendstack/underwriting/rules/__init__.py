@@ -8,6 +8,7 @@ imports only the standard library and `lendstack.core`.
 
 from lendstack.underwriting.rules.diff import ChangeKind, FieldChange, RuleChange, diff_packs
 from lendstack.underwriting.rules.model import (
+    FUNDING_KINDS,
     LENDER_TYPES,
     PRICED_KINDS,
     REPAYMENT_METHODS,
@@ -33,6 +34,7 @@ from lendstack.underwriting.rules.rule import Rule
 from lendstack.underwriting.rules.ruleset import RuleSet
 
 __all__ = [
+    "FUNDING_KINDS",
     "LENDER_TYPES",
     "PRICED_KINDS",
     "REPAYMENT_METHODS",

@@ -173,6 +173,14 @@ def _dti(rule: Rule, facts: Facts) -> RuleResult:
     return _compare(rule, "DTI", ratio, limit, ok)
 
 
+def _colending(rule: Rule, facts: Facts) -> RuleResult:
+    """Co-lending rules bind the funding plan (`lendstack.funding` checks them per funder and
+    per loan); an application has nothing to fail against them."""
+    limit = rule.params_text()
+    message = f"{rule.id} binds the funding plan, not the application"
+    return RuleResult(rule.id, rule.kind, Verdict.PASS, None, limit, message)
+
+
 CHECKS: Mapping[RuleKind, Check] = MappingProxyType(
     {
         RuleKind.CREDIT_LINE_MAX: _credit_line,
@@ -186,5 +194,9 @@ CHECKS: Mapping[RuleKind, Check] = MappingProxyType(
         RuleKind.AGE_RANGE: _age,
         RuleKind.ACTIVE_LENDERS_MAX: _active_lenders,
         RuleKind.DTI_MAX: _dti,
+        RuleKind.COLENDING_OWN_SHARE_MIN: _colending,
+        RuleKind.COLENDING_SHARE_MIN: _colending,
+        RuleKind.COLENDING_TIER1_MAX: _colending,
+        RuleKind.COLENDING_TOTAL_LOANS_MAX: _colending,
     }
 )

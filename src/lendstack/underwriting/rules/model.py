@@ -44,6 +44,10 @@ class RuleKind(StrEnum):
     AGE_RANGE = "age_range"
     ACTIVE_LENDERS_MAX = "active_lenders_max"
     DTI_MAX = "dti_max"
+    COLENDING_OWN_SHARE_MIN = "colending_own_share_min"
+    COLENDING_SHARE_MIN = "colending_share_min"
+    COLENDING_TIER1_MAX = "colending_tier1_max"
+    COLENDING_TOTAL_LOANS_MAX = "colending_total_loans_max"
 
 
 class Verdict(StrEnum):
@@ -80,6 +84,18 @@ SCREEN_KINDS = frozenset(
 
 PRICED_KINDS = frozenset({RuleKind.APR_MAX, RuleKind.DTI_MAX})
 """Kinds that read the priced offer (`apr_irr`, `monthly_installment`)."""
+
+FUNDING_KINDS = frozenset(
+    {
+        RuleKind.COLENDING_OWN_SHARE_MIN,
+        RuleKind.COLENDING_SHARE_MIN,
+        RuleKind.COLENDING_TIER1_MAX,
+        RuleKind.COLENDING_TOTAL_LOANS_MAX,
+    }
+)
+"""Co-lending kinds (REGULATION.md §2): they bind who funds a loan, not whom we lend to, so
+`RulePack.select` leaves them out of the application's RuleSet and `RulePack.funding_rules`
+hands them to the funding allocator instead."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from lendstack.core.errors import NotFound, ValidationError
-from lendstack.underwriting.rules.model import RuleStatus, Source
+from lendstack.underwriting.rules.model import FUNDING_KINDS, RuleStatus, Source
 from lendstack.underwriting.rules.rule import Rule, check_lender_type
 from lendstack.underwriting.rules.ruleset import RuleSet
 
@@ -82,8 +82,18 @@ class RulePack:
         return self._select(on, check_lender_type(lender_type))
 
     def _select_uncached(self, on: date, lender_type: str) -> RuleSet:
-        chosen = tuple(r for r in self.rules if r.applies(on, lender_type))
+        chosen = tuple(
+            r for r in self.rules if r.applies(on, lender_type) and r.kind not in FUNDING_KINDS
+        )
         return RuleSet(self.id, self.version, self.sha256, chosen, on, lender_type)
+
+    def funding_rules(self, on: date) -> tuple[Rule, ...]:
+        """The co-lending rules in force on `on` (disabled ones included, as in `select`).
+
+        They govern the funders of a loan rather than its borrower, so they are not part of
+        any RuleSet: the application is never screened on them.
+        """
+        return tuple(r for r in self.rules if r.kind in FUNDING_KINDS and r.in_force(on))
 
     def rule(self, rule_id: str) -> Rule:
         for candidate in self.rules:

@@ -69,6 +69,14 @@ def unit_ratio(value: Any) -> Decimal:
     return result
 
 
+def positive_ratio(value: Any) -> Decimal:
+    """A ratio above 0 and at most 1 (a minimum share of 0 would allow any number of funders)."""
+    result = unit_ratio(value)
+    if result == 0:
+        raise ParamError(f"must be above 0 and at most 1, got {value!r}")
+    return result
+
+
 def share(value: Any) -> Fraction:
     """An exact fraction: "1/3" keeps a third exact; "0.3333" or 0.3333 are read as decimals."""
     if isinstance(value, Fraction):
@@ -144,6 +152,10 @@ SCHEMAS: Mapping[RuleKind, Mapping[str, Parser]] = MappingProxyType(
         RuleKind.AGE_RANGE: {"min": age, "max": age},
         RuleKind.ACTIVE_LENDERS_MAX: {"max": count},
         RuleKind.DTI_MAX: {"max": unit_ratio},
+        RuleKind.COLENDING_OWN_SHARE_MIN: {"min": unit_ratio},
+        RuleKind.COLENDING_SHARE_MIN: {"min": positive_ratio},
+        RuleKind.COLENDING_TIER1_MAX: {"max": unit_ratio},
+        RuleKind.COLENDING_TOTAL_LOANS_MAX: {"max": unit_ratio},
     }
 )
 """Every kind's parameters; all are required and no others are allowed (typos fail loudly)."""

@@ -1,0 +1,228 @@
+"""Funder sub-ledgers: each cash flow of a co-funded loan split into its funders' parts.
+
+A funder's sub-ledger is a list of flows in integer fen. Each flow moves two things:
+- its **position**, the funder's part of the loan's outstanding principal;
+- its **due**, the cash the funder is owed by (positive) or owes to (negative) the platform,
+  which is what the settlement file nets.
+
+Principal-reducing flows (repayment, charge-off) are split by the funders' *positions*, not by
+their shares: positions start as the largest-remainder split of the principal and each later
+split is exact, so the last repayment takes every position to zero to the fen, whatever
+rounding happened before. Income flows (interest, fees, penalties, recoveries, sale proceeds)
+are split by the shares in force. A funder earns interest at its own yield (its funding cost,
+per partner agreement); the rest of its gross interest share is the platform's spread, kept in
+the sub-ledger as a `spread` flow so the two always add up to the loan's interest.
+
+A guarantee payout or buyback transfers a bank's whole position to the platform: the bank is
+paid its part (due +), the platform acquires it (position +, due -), and the bank's share of
+future income moves to the platform with it.
+"""
+
+from __future__ import annotations
+
+import decimal
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from enum import StrEnum
+
+from lendstack.core.errors import InvariantViolation, ValidationError
+from lendstack.funding.split import split_fen
+
+
+class Flow(StrEnum):
+    DISBURSEMENT = "disbursement"
+    PRINCIPAL = "principal"
+    INTEREST = "interest"
+    SPREAD = "spread"
+    FEE = "fee"
+    PENALTY = "penalty"
+    RECOVERY = "recovery"
+    SALE = "sale"
+    CHARGE_OFF = "charge_off"
+    GUARANTEE = "guarantee"
+    BUYBACK = "buyback"
+    ACQUIRED = "acquired"
+
+
+POSITION_SIGN: dict[Flow, int] = {
+    Flow.DISBURSEMENT: 1,
+    Flow.PRINCIPAL: -1,
+    Flow.CHARGE_OFF: -1,
+    Flow.GUARANTEE: -1,
+    Flow.BUYBACK: -1,
+    Flow.ACQUIRED: 1,
+}
+"""How a flow moves the funder's principal position (flows not listed leave it alone)."""
+
+DUE_SIGN: dict[Flow, int] = {
+    Flow.DISBURSEMENT: -1,
+    Flow.PRINCIPAL: 1,
+    Flow.INTEREST: 1,
+    Flow.FEE: 1,
+    Flow.PENALTY: 1,
+    Flow.RECOVERY: 1,
+    Flow.SALE: 1,
+    Flow.GUARANTEE: 1,
+    Flow.BUYBACK: 1,
+    Flow.ACQUIRED: -1,
+}
+"""How a flow moves what the platform owes the funder (spread and charge-off move no cash)."""
+
+TRANSFER_KINDS = (Flow.GUARANTEE, Flow.BUYBACK)
+
+INCOME_FLOWS: dict[str, Flow] = {
+    "interest": Flow.INTEREST,
+    "fee": Flow.FEE,
+    "prepayment_fee": Flow.FEE,
+    "penalty": Flow.PENALTY,
+    "recovery": Flow.RECOVERY,
+}
+"""A payment's applied components (servicing's `Applied`) and the income flow each becomes."""
+
+SHARE_SCALE = 10_000
+"""Shares in force are integers of 1/10,000 (the policy's share quantum)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Part:
+    """One funder's part of one flow, in fen (negative in a reversal)."""
+
+    funder_id: str
+    flow: Flow
+    fen: int
+
+
+@dataclass(frozen=True, slots=True)
+class Holding:
+    """A funder's stake in one loan: its principal position (fen) and share in force."""
+
+    position: int
+    share_units: int
+    yield_rate: Decimal
+    """The funder's annual yield; the platform's is its loan rate (it keeps all interest)."""
+
+
+def share_units(share: Decimal) -> int:
+    units = share * SHARE_SCALE
+    if units != units.to_integral_value():
+        raise ValidationError(f"share {share} is finer than 1/{SHARE_SCALE}", field="shares")
+    return int(units)
+
+
+def open_parts(principal_fen: int, shares: Mapping[str, int]) -> list[Part]:
+    """The disbursement: each funder's part of the principal by share."""
+    parts = split_fen(principal_fen, shares, SHARE_SCALE)
+    return [Part(f, Flow.DISBURSEMENT, fen) for f, fen in parts.items() if fen]
+
+
+def payment_parts(
+    components: Mapping[str, int], holdings: Mapping[str, Holding], loan_rate: Decimal
+) -> list[Part]:
+    """Split one payment's applied components (fen) between the loan's funders."""
+    parts: list[Part] = []
+    principal = components.get("principal", 0)
+    if principal:
+        parts += _by_position(principal, holdings, Flow.PRINCIPAL)
+    for component, flow in INCOME_FLOWS.items():
+        fen = components.get(component, 0)
+        if not fen:
+            continue
+        shares = {f: h.share_units for f, h in holdings.items() if h.share_units}
+        for funder_id, gross in split_fen(fen, shares, SHARE_SCALE).items():
+            if flow is Flow.INTEREST:
+                parts += _interest(funder_id, gross, holdings[funder_id].yield_rate, loan_rate)
+            elif gross:
+                parts.append(Part(funder_id, flow, gross))
+    return parts
+
+
+def charge_off_parts(holdings: Mapping[str, Holding]) -> list[Part]:
+    """A charge-off writes every funder's remaining position off: each bears its own loss."""
+    return [Part(f, Flow.CHARGE_OFF, h.position) for f, h in sorted(holdings.items()) if h.position]
+
+
+def transfer_parts(bank_id: str, platform_id: str, position: int, kind: Flow) -> list[Part]:
+    """A guarantee payout or buyback: the bank is paid its position, the platform takes it."""
+    if kind not in TRANSFER_KINDS:
+        raise ValidationError(f"{kind} is not a transfer", field="kind")
+    if position <= 0:
+        raise ValidationError(f"partner {bank_id!r} holds nothing of this loan", field="funder")
+    return [Part(bank_id, kind, position), Part(platform_id, Flow.ACQUIRED, position)]
+
+
+def reversed_parts(parts: Iterable[Part]) -> list[Part]:
+    """The exact undo of a payment's split, fen for fen."""
+    return [Part(p.funder_id, p.flow, -p.fen) for p in parts]
+
+
+def apply_parts(holdings: Mapping[str, Holding], parts: Iterable[Part]) -> dict[str, Holding]:
+    """Holdings after `parts`; a position that would go negative is an invariant breach."""
+    positions = {f: h.position for f, h in holdings.items()}
+    for part in parts:
+        positions[part.funder_id] += POSITION_SIGN.get(part.flow, 0) * part.fen
+    for funder_id, position in positions.items():
+        if position < 0:
+            raise InvariantViolation(f"funder {funder_id!r} position would be {position} fen")
+    return {f: Holding(positions[f], h.share_units, h.yield_rate) for f, h in holdings.items()}
+
+
+def after_transfer(
+    holdings: Mapping[str, Holding], bank_id: str, platform_id: str
+) -> dict[str, int]:
+    """Shares in force once the bank's stake passed to the platform."""
+    units = {f: h.share_units for f, h in holdings.items()}
+    units[platform_id] = units.get(platform_id, 0) + units[bank_id]
+    units[bank_id] = 0
+    return units
+
+
+def due(parts: Iterable[Part]) -> int:
+    """Net cash the platform owes over `parts` (negative: the funder owes the platform)."""
+    return sum(DUE_SIGN.get(p.flow, 0) * p.fen for p in parts)
+
+
+def _by_position(fen: int, holdings: Mapping[str, Holding], flow: Flow) -> list[Part]:
+    weights = {f: h.position for f, h in holdings.items() if h.position}
+    total = sum(weights.values())
+    if fen > total:
+        raise InvariantViolation(f"{flow} of {fen} fen exceeds the funders' positions ({total})")
+    return [Part(f, flow, v) for f, v in split_fen(fen, weights, total).items() if v]
+
+
+def _interest(funder_id: str, gross: int, yield_rate: Decimal, loan_rate: Decimal) -> list[Part]:
+    """The funder's interest at its own yield; the platform keeps the rest as spread.
+
+    Rounded down to the fen: a fraction of a fen of interest stays with the platform.
+    """
+    if gross == 0:
+        return []
+    if yield_rate >= loan_rate or loan_rate <= 0:
+        return [Part(funder_id, Flow.INTEREST, gross)]
+    earned = int(
+        (Decimal(gross) * yield_rate / loan_rate).to_integral_value(rounding=decimal.ROUND_FLOOR)
+    )
+    out = [Part(funder_id, Flow.INTEREST, earned)] if earned else []
+    if gross - earned:
+        out.append(Part(funder_id, Flow.SPREAD, gross - earned))
+    return out
+
+
+__all__ = [
+    "DUE_SIGN",
+    "INCOME_FLOWS",
+    "POSITION_SIGN",
+    "SHARE_SCALE",
+    "Flow",
+    "Holding",
+    "Part",
+    "after_transfer",
+    "apply_parts",
+    "charge_off_parts",
+    "due",
+    "open_parts",
+    "payment_parts",
+    "reversed_parts",
+    "share_units",
+    "transfer_parts",
+]

@@ -1,0 +1,473 @@
+"""Funder sub-ledgers in SQL: positions and flows kept in step with the loan, and their GL entry.
+
+The split itself is the pure `lendstack.funding.subledger`; this module loads a loan's funder
+holdings, stores the parts, and keeps `funder_positions` current. It runs inside the caller's
+transaction: a payment's parts are written with the payment (`SqlPayments` calls `on_payment`),
+so a loan's positions add up to its principal at every commit, not just after the close.
+
+The general ledger gets the funders' side once a day, at close: one balanced entry per business
+date from that day's flows, every line tagged with its funder. Between closes the sub-ledger
+runs ahead of the GL by exactly the open date's flows, which is what `reconcile` allows for.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Connection, insert, select, text, update
+
+from lendstack.core.errors import Conflict, NotFound
+from lendstack.core.money import from_fen, to_fen
+from lendstack.funding.subledger import (
+    DUE_SIGN,
+    POSITION_SIGN,
+    Flow,
+    Holding,
+    Part,
+    after_transfer,
+    apply_parts,
+    charge_off_parts,
+    open_parts,
+    payment_parts,
+    reversed_parts,
+    share_units,
+    transfer_parts,
+)
+from lendstack.servicing.domain.ledger import (
+    Account,
+    EventType,
+    JournalEntry,
+    Side,
+    entry_or_none,
+    leg,
+)
+from lendstack.storage.calendar import last_closed
+from lendstack.storage.schema import (
+    funder_flows,
+    funder_positions,
+    funders,
+    journal_entries,
+    loans,
+)
+
+GL_ACCOUNTS: dict[Flow, tuple[Account, Account]] = {
+    Flow.DISBURSEMENT: (Account.FUNDER_PAYABLE, Account.FUNDER_PARTICIPATION),
+    Flow.PRINCIPAL: (Account.FUNDER_PARTICIPATION, Account.FUNDER_PAYABLE),
+    Flow.INTEREST: (Account.FUNDER_SHARE_EXPENSE, Account.FUNDER_PAYABLE),
+    Flow.FEE: (Account.FUNDER_SHARE_EXPENSE, Account.FUNDER_PAYABLE),
+    Flow.PENALTY: (Account.FUNDER_SHARE_EXPENSE, Account.FUNDER_PAYABLE),
+    Flow.RECOVERY: (Account.FUNDER_SHARE_EXPENSE, Account.FUNDER_PAYABLE),
+    Flow.SALE: (Account.FUNDER_SHARE_EXPENSE, Account.FUNDER_PAYABLE),
+    Flow.CHARGE_OFF: (Account.FUNDER_PARTICIPATION, Account.CHARGE_OFF_EXPENSE),
+    Flow.GUARANTEE: (Account.FUNDER_PARTICIPATION, Account.FUNDER_PAYABLE),
+    Flow.BUYBACK: (Account.FUNDER_PARTICIPATION, Account.FUNDER_PAYABLE),
+}
+"""(debit, credit) of a bank's part of each flow. The platform's own parts need no entry: the
+loan book already is its balance sheet, less the banks' participation. Spread and the
+platform's acquisitions move nothing between the platform and a bank."""
+
+
+@dataclass(frozen=True, slots=True)
+class _FunderFacts:
+    is_platform: bool
+    yield_rate: Decimal
+    guarantee: tuple[int, int] | None
+    """(trigger DPD, guarantee limit in fen) for a bank with a first-loss guarantee."""
+
+
+def _facts(definition: str) -> _FunderFacts:
+    data = json.loads(definition)
+    g = data.get("guarantee")
+    guarantee = None if g is None else (int(g["trigger_dpd"]), to_fen(Decimal(g["balance"])))
+    return _FunderFacts(data["kind"] == "platform", Decimal(data["funding_cost"]), guarantee)
+
+
+class SubLedger:
+    """One transaction's view of the funder sub-ledgers."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self._facts: dict[str, _FunderFacts] = {}
+
+    # --- reading ----------------------------------------------------------------------
+
+    def facts(self, funder_id: str) -> _FunderFacts:
+        if funder_id not in self._facts:
+            row = self.conn.execute(
+                select(funders.c.definition).where(funders.c.id == funder_id)
+            ).first()
+            if row is None:
+                raise NotFound(f"no partner {funder_id!r}", field="funder")
+            self._facts[funder_id] = _facts(row.definition)
+        return self._facts[funder_id]
+
+    def holdings(self, loan_id: int) -> dict[str, Holding]:
+        """The loan's funder holdings (empty if it is not co-funded)."""
+        rows = self.conn.execute(
+            select(
+                funder_positions.c.funder_id,
+                funder_positions.c.principal_fen,
+                funder_positions.c.share_units,
+            ).where(funder_positions.c.loan_id == loan_id)
+        ).all()
+        if not rows:
+            return {}
+        rate = self._loan_rate(loan_id)
+        return {
+            r.funder_id: Holding(r.principal_fen, r.share_units, self._yield(r.funder_id, rate))
+            for r in rows
+        }
+
+    def platform_id(self) -> str:
+        found = self.conn.execute(
+            select(funders.c.id).where(funders.c.kind == "platform").order_by(funders.c.id)
+        ).first()
+        if found is None:
+            raise Conflict("no platform funder is stored to take the share over", field="funder")
+        return str(found.id)
+
+    # --- writing ----------------------------------------------------------------------
+
+    def open(self, loan_id: int, shares: Mapping[str, Decimal]) -> None:
+        """Open a newly planned loan's positions: each funder's part of the disbursement."""
+        loan = self.conn.execute(
+            select(loans.c.principal_fen, loans.c.disbursement_date).where(loans.c.id == loan_id)
+        ).one()
+        units = {f: share_units(s) for f, s in shares.items()}
+        parts = open_parts(loan.principal_fen, units)
+        held = dict.fromkeys(units, 0)
+        for part in parts:
+            held[part.funder_id] += part.fen
+        self.conn.execute(
+            insert(funder_positions),
+            [
+                {"loan_id": loan_id, "funder_id": f, "principal_fen": held[f], "share_units": u}
+                for f, u in sorted(units.items())
+            ],
+        )
+        self._store(loan_id, loan.disbursement_date, f"disbursement:{loan_id}", parts)
+
+    def on_payment(
+        self, payment_id: int, loan_id: int, applied: Mapping[str, int], entry_id: int
+    ) -> None:
+        """Split a stored payment between the loan's funders (a no-op if it has none)."""
+        holdings = self.holdings(loan_id)
+        if not holdings:
+            return
+        parts = payment_parts(applied, holdings, self._loan_rate(loan_id))
+        self._apply(loan_id, holdings, parts)
+        self._store(loan_id, self._entry_date(entry_id), f"payment:{payment_id}", parts)
+
+    def on_reversal(self, payment_id: int, loan_id: int, entry_id: int) -> None:
+        """Undo a payment's split, fen for fen, dated on the reversal's business date."""
+        rows = self.conn.execute(
+            select(funder_flows.c.funder_id, funder_flows.c.flow, funder_flows.c.amount_fen).where(
+                funder_flows.c.source == f"payment:{payment_id}"
+            )
+        ).all()
+        if not rows:
+            return
+        parts = reversed_parts(Part(r.funder_id, Flow(r.flow), r.amount_fen) for r in rows)
+        holdings = self.holdings(loan_id)
+        self._apply(loan_id, holdings, parts)
+        self._store(loan_id, self._entry_date(entry_id), f"reversal:{payment_id}", parts)
+
+    def transfer(self, loan_id: int, bank_id: str, kind: Flow, day: date) -> int:
+        """Pay a bank its whole position of a loan and pass its stake to the platform.
+
+        Returns the fen paid. Used by the guarantee payout (at close) and by buybacks.
+        """
+        platform = self.platform_id()
+        holdings = self.holdings(loan_id)
+        if bank_id not in holdings or holdings[bank_id].position == 0:
+            raise Conflict(f"partner {bank_id!r} holds no part of loan {loan_id}", field="funder")
+        if self.facts(bank_id).is_platform:
+            raise Conflict("the platform cannot buy its own share back", field="funder")
+        holdings.setdefault(platform, Holding(0, 0, Decimal(0)))
+        paid = holdings[bank_id].position
+        parts = transfer_parts(bank_id, platform, paid, kind)
+        self._apply(loan_id, holdings, parts, after_transfer(holdings, bank_id, platform))
+        self._store(loan_id, day, f"{kind.value}:{loan_id}:{bank_id}", parts)
+        return paid
+
+    # --- internals --------------------------------------------------------------------
+
+    def _yield(self, funder_id: str, loan_rate: Decimal) -> Decimal:
+        facts = self.facts(funder_id)
+        return loan_rate if facts.is_platform else facts.yield_rate
+
+    def _loan_rate(self, loan_id: int) -> Decimal:
+        rate = self.conn.execute(select(loans.c.annual_rate).where(loans.c.id == loan_id)).scalar()
+        if rate is None:
+            raise NotFound(f"no loan {loan_id}", field="loan_id")
+        return Decimal(rate)
+
+    def _entry_date(self, entry_id: int) -> date:
+        value = self.conn.execute(
+            select(journal_entries.c.business_date).where(journal_entries.c.id == entry_id)
+        ).scalar_one()
+        return value if isinstance(value, date) else date.fromisoformat(str(value))
+
+    def _apply(
+        self,
+        loan_id: int,
+        holdings: Mapping[str, Holding],
+        parts: list[Part],
+        shares: Mapping[str, int] | None = None,
+    ) -> None:
+        """Store the holdings after `parts` (and, for a transfer, the new shares in force)."""
+        after = apply_parts(holdings, parts)
+        stored = set(
+            self.conn.execute(
+                select(funder_positions.c.funder_id).where(funder_positions.c.loan_id == loan_id)
+            ).scalars()
+        )
+        for funder_id, held in sorted(after.items()):
+            units = held.share_units if shares is None else shares[funder_id]
+            values = {"principal_fen": held.position, "share_units": units}
+            if funder_id not in stored:
+                row = {"loan_id": loan_id, "funder_id": funder_id, **values}
+                self.conn.execute(insert(funder_positions), row)
+            elif (holdings[funder_id].position, holdings[funder_id].share_units) != (
+                held.position,
+                units,
+            ):
+                self.conn.execute(
+                    update(funder_positions)
+                    .where(
+                        funder_positions.c.loan_id == loan_id,
+                        funder_positions.c.funder_id == funder_id,
+                    )
+                    .values(**values)
+                )
+
+    def _store(self, loan_id: int, day: date, source: str, parts: Iterable[Part]) -> None:
+        rows = [
+            {
+                "business_date": day,
+                "loan_id": loan_id,
+                "funder_id": p.funder_id,
+                "flow": p.flow.value,
+                "amount_fen": p.fen,
+                "source": source,
+            }
+            for p in parts
+        ]
+        if rows:
+            self.conn.execute(insert(funder_flows), rows)
+
+
+# --- close of business ----------------------------------------------------------------
+
+
+def close_funding(conn: Connection, day: date) -> tuple[int, JournalEntry | None]:
+    """The funders' part of the close: charge-offs, guarantee payouts, then the day's GL entry.
+
+    Returns the number of funder flows the day produced and the entry to post (None if no
+    bank's position or due moved).
+    """
+    ledger = SubLedger(conn)
+    _split_charge_offs(ledger, day)
+    _pay_guarantees(ledger, day)
+    return _day_entry(conn, day)
+
+
+def _split_charge_offs(ledger: SubLedger, day: date) -> None:
+    charged = ledger.conn.execute(
+        text(
+            "SELECT DISTINCT e.loan_id FROM loan_events e JOIN funder_positions p"
+            " ON p.loan_id = e.loan_id WHERE e.business_date = :day AND e.kind = 'status'"
+            " AND e.new = 'charged_off' ORDER BY e.loan_id"
+        ),
+        {"day": day},
+    ).scalars()
+    for loan_id in list(charged):
+        holdings = ledger.holdings(loan_id)
+        parts = charge_off_parts(holdings)
+        ledger._apply(loan_id, holdings, parts)
+        ledger._store(loan_id, day, f"charge_off:{loan_id}", parts)
+
+
+def _pay_guarantees(ledger: SubLedger, day: date) -> None:
+    """Banks with a first-loss guarantee are paid their stake in loans at the trigger DPD.
+
+    Loans are taken in id order while the guarantee's remaining limit covers the whole stake;
+    a stake the remaining limit cannot cover stays with the bank (the guarantee is exhausted).
+    """
+    rows = ledger.conn.execute(
+        text(
+            "SELECT p.funder_id, p.loan_id, p.principal_fen, l.dpd FROM funder_positions p"
+            " JOIN loans l ON l.id = p.loan_id JOIN funders f ON f.id = p.funder_id"
+            " WHERE p.principal_fen > 0 AND l.status = 'active' AND f.kind <> 'platform'"
+            " ORDER BY p.funder_id, p.loan_id"
+        )
+    ).all()
+    remaining: dict[str, int] = {}
+    for funder_id, loan_id, position, dpd in rows:
+        guarantee = ledger.facts(funder_id).guarantee
+        if guarantee is None or dpd < guarantee[0]:
+            continue
+        if funder_id not in remaining:
+            remaining[funder_id] = guarantee[1] - guarantee_paid(ledger.conn, funder_id)
+        if position <= remaining[funder_id]:
+            remaining[funder_id] -= ledger.transfer(loan_id, funder_id, Flow.GUARANTEE, day)
+
+
+def guarantee_paid(conn: Connection, funder_id: str) -> int:
+    """Fen a bank's first-loss guarantee has paid out so far."""
+    paid = conn.execute(
+        select(text("COALESCE(SUM(amount_fen), 0)"))
+        .select_from(funder_flows)
+        .where(funder_flows.c.funder_id == funder_id, funder_flows.c.flow == Flow.GUARANTEE.value)
+    ).scalar()
+    return int(paid or 0)
+
+
+def _day_entry(conn: Connection, day: date) -> tuple[int, JournalEntry | None]:
+    """One entry for the day's bank flows, aggregated per funder and account."""
+    rows = conn.execute(
+        text(
+            "SELECT x.funder_id, x.flow, SUM(x.amount_fen), COUNT(*) FROM funder_flows x"
+            " JOIN funders f ON f.id = x.funder_id"
+            " WHERE x.business_date = :day AND f.kind <> 'platform'"
+            " GROUP BY x.funder_id, x.flow ORDER BY x.funder_id, x.flow"
+        ),
+        {"day": day},
+    ).all()
+    net: dict[tuple[Account, str], int] = defaultdict(int)
+    for funder_id, flow, fen, _ in rows:
+        accounts = GL_ACCOUNTS.get(Flow(flow))
+        if accounts is None:
+            continue
+        net[(accounts[0], funder_id)] += int(fen)
+        net[(accounts[1], funder_id)] -= int(fen)
+    legs = [
+        leg(account, Side.DEBIT, from_fen(fen), funder_id=funder_id)
+        for (account, funder_id), fen in sorted(
+            net.items(), key=lambda kv: (kv[0][1], kv[0][0].code)
+        )
+    ]
+    entry = entry_or_none(EventType.COB_FUNDING, day, f"cob:{day.isoformat()}:funding", legs)
+    counted = conn.execute(
+        text("SELECT COUNT(*) FROM funder_flows WHERE business_date = :day"), {"day": day}
+    ).scalar()
+    return int(counted or 0), entry
+
+
+# --- reconciliation -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Mismatch:
+    what: str
+    expected: Decimal
+    found: Decimal
+
+
+def reconcile_funders(conn: Connection) -> list[Mismatch]:
+    """Loans to funders and funders to the general ledger, to the fen."""
+    return _loans_to_positions(conn) + _flows_to_positions(conn) + _funders_to_gl(conn)
+
+
+def _loans_to_positions(conn: Connection) -> list[Mismatch]:
+    rows = conn.execute(
+        text(
+            "SELECT l.id, l.bal_principal, SUM(p.principal_fen) FROM loans l"
+            " JOIN funder_positions p ON p.loan_id = l.id GROUP BY l.id, l.bal_principal"
+            " HAVING l.bal_principal <> SUM(p.principal_fen)"
+        )
+    )
+    return [
+        Mismatch(f"loan {lid} principal vs its funders' positions", from_fen(b), from_fen(s))
+        for lid, b, s in rows
+    ]
+
+
+def _position_sql(alias: str) -> str:
+    arms = " ".join(f"WHEN '{f.value}' THEN {s}" for f, s in POSITION_SIGN.items())
+    return f"(CASE {alias}.flow {arms} ELSE 0 END)"
+
+
+def _due_sql(alias: str) -> str:
+    arms = " ".join(f"WHEN '{f.value}' THEN {s}" for f, s in DUE_SIGN.items())
+    return f"(CASE {alias}.flow {arms} ELSE 0 END)"
+
+
+def _flows_to_positions(conn: Connection) -> list[Mismatch]:
+    rows = conn.execute(
+        text(
+            "SELECT p.loan_id, p.funder_id, p.principal_fen,"
+            f" COALESCE(SUM({_position_sql('x')} * x.amount_fen), 0)"
+            " FROM funder_positions p LEFT JOIN funder_flows x"
+            " ON x.loan_id = p.loan_id AND x.funder_id = p.funder_id"
+            " GROUP BY p.loan_id, p.funder_id, p.principal_fen"
+            f" HAVING p.principal_fen <> COALESCE(SUM({_position_sql('x')} * x.amount_fen), 0)"
+        )
+    )
+    return [
+        Mismatch(f"loan {lid} funder {fid}: position vs its flows", from_fen(s), from_fen(p))
+        for lid, fid, p, s in rows
+    ]
+
+
+def _funders_to_gl(conn: Connection) -> list[Mismatch]:
+    """Each bank's GL balances equal its closed flows: participation, payable, income share."""
+    closed = last_closed(conn)
+    expected = _expected_gl(conn, closed)
+    found = _gl_by_funder(conn)
+    out = []
+    for key in sorted(set(expected) | set(found), key=lambda k: (k[1], k[0])):
+        want, got = expected.get(key, 0), found.get(key, 0)
+        if want != got:
+            account, funder_id = key
+            out.append(
+                Mismatch(f"{account} of {funder_id} (flows vs GL)", from_fen(want), from_fen(got))
+            )
+    return out
+
+
+def _expected_gl(conn: Connection, closed: Any) -> dict[tuple[str, str], int]:
+    """Net debit per (account code, funder) implied by the bank flows of closed dates."""
+    if closed is None:
+        return {}
+    rows = conn.execute(
+        text(
+            "SELECT x.funder_id, x.flow, SUM(x.amount_fen) FROM funder_flows x"
+            " JOIN funders f ON f.id = x.funder_id WHERE f.kind <> 'platform'"
+            " AND x.business_date <= :closed GROUP BY x.funder_id, x.flow"
+        ),
+        {"closed": closed},
+    )
+    net: dict[tuple[str, str], int] = defaultdict(int)
+    for funder_id, flow, fen in rows:
+        accounts = GL_ACCOUNTS.get(Flow(flow))
+        if accounts is not None:
+            net[(accounts[0].code, funder_id)] += int(fen)
+            net[(accounts[1].code, funder_id)] -= int(fen)
+    return {k: v for k, v in net.items() if v}
+
+
+def _gl_by_funder(conn: Connection) -> dict[tuple[str, str], int]:
+    rows = conn.execute(
+        text(
+            "SELECT account, funder_id, SUM(debit_fen) - SUM(credit_fen) FROM journal_lines"
+            " WHERE funder_id IS NOT NULL GROUP BY account, funder_id"
+        )
+    )
+    return {(a, f): int(n) for a, f, n in rows if int(n)}
+
+
+__all__ = [
+    "GL_ACCOUNTS",
+    "Mismatch",
+    "SubLedger",
+    "close_funding",
+    "guarantee_paid",
+    "reconcile_funders",
+]
