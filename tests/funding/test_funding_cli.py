@@ -174,3 +174,39 @@ def test_exposure_needs_an_initialised_database(
         main(["--database", f"sqlite:///{tmp_path / 'empty.db'}", "funding", "exposure"])
     assert done.value.code == 4
     assert "lendstack init" in capsys.readouterr().err
+
+
+def test_buyback_through_the_cli_and_its_bad_inputs(
+    cli: Run, engine: Engine, catalog: ProductCatalog
+) -> None:
+    repo = SqlFunding(engine)
+    repo.import_builtin()
+    on = date(2026, 3, 2)
+    request = LoanRequest("cash-loan-installment", Decimal("10000.01"), 12, Decimal("0.18"), on)
+    loan_id = book_loan(SqlUnitOfWork(engine), catalog, request).id
+    repo.record_plan(
+        engine, loan_id, {"platform": Decimal("0.3"), "harbour-joint-stock": Decimal("0.7")}
+    )
+
+    unknown = cli("funding", "buyback", str(loan_id), "--funder", "nobody", "--date", "2026-03-02")
+    assert unknown.exit_code == 3
+    assert "funder" in unknown.output
+    bad_date = cli(
+        "funding", "buyback", str(loan_id), "--funder", "harbour-joint-stock", "--date", "2026-3-2"
+    )
+    assert bad_date.exit_code == 2
+    assert repo.plan(loan_id)  # nothing moved
+    done = cli("funding", "buyback", str(loan_id), "--funder", "harbour-joint-stock",
+               "--date", "2026-03-02", "--format", "json")  # fmt: skip
+    assert done.exit_code == 0, done.output
+    assert json.loads(done.stdout)["price"] == "7000.01"
+    again = cli(
+        "funding",
+        "buyback",
+        str(loan_id),
+        "--funder",
+        "harbour-joint-stock",
+        "--date",
+        "2026-03-02",
+    )
+    assert again.exit_code == 4  # nothing left to buy

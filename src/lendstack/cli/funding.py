@@ -23,6 +23,7 @@ from lendstack.cli.context import app_context
 from lendstack.cli.params import parse_date, parse_rate
 from lendstack.cli.render import OutputFormat, console, print_json
 from lendstack.core.errors import NotFound, ValidationError
+from lendstack.core.money import from_fen
 from lendstack.funding import PROVINCES, Funder, LoanRequest, Rule, parse_partner_text
 from lendstack.servicing import LoanState, get_loan
 from lendstack.servicing.domain.schedule import generate
@@ -36,6 +37,7 @@ from lendstack.storage.funding import (
     definition,
 )
 from lendstack.storage.schema import loans
+from lendstack.storage.settlements import SqlSettlements, write_statements
 from lendstack.underwriting.funding_desk import record_request
 
 partners_app = typer.Typer(
@@ -334,9 +336,6 @@ def settle(
     statement says nothing is due). Re-running a date rewrites byte-identical files. A date
     not closed yet exits 4 and writes nothing.
     """
-    from lendstack.core.money import from_fen
-    from lendstack.storage.settlements import SqlSettlements, write_statements
-
     day = parse_date(on, "date")
     statements = SqlSettlements(app_context(ctx).ready_engine()).statements(day)
     out_dir = out if out is not None else Path("settlements") / day.isoformat()
@@ -368,7 +367,30 @@ def settle(
     console.print(table if rows else f"no partner had flows or open loans on {day}")
 
 
+@funding_app.command("buyback")
+def buyback(
+    ctx: typer.Context,
+    loan_id: int = typer.Argument(..., help="An open co-funded loan."),
+    funder: str = typer.Option(..., "--funder", help="The bank whose whole stake is bought."),
+    on: str = typer.Option(..., "--date", help="The open business date, YYYY-MM-DD."),
+    fmt: OutputFormat = FormatOpt,
+) -> None:
+    """The platform buys a bank's whole stake in a loan at its principal position.
+
+    The bank is owed the price in its settlement file for the date; its share of the loan's
+    later cash flows passes to the platform. The GL side is posted at that date's close.
+    """
+    day = parse_date(on, "date")
+    price = _repo(ctx).buyback(loan_id, funder, day)
+    result = {"loan_id": loan_id, "funder_id": funder, "business_date": day, "price": price}
+    if fmt is OutputFormat.JSON:
+        print_json(result)
+        return
+    console.print(f"loan {loan_id}: {funder}'s stake bought back for {_money(price)} on {day}")
+
+
 __all__ = [
+    "buyback",
     "exposure_json",
     "funding_app",
     "parse_shares",

@@ -53,6 +53,7 @@ def _register() -> None:
         decisions,
         funding,
         model,
+        risk,
         rules,
         serve,
         servicing,
@@ -69,6 +70,7 @@ def _register() -> None:
     app.add_typer(underwriting.review_app, name="review")
     app.add_typer(funding.partners_app, name="partners")
     app.add_typer(funding.funding_app, name="funding")
+    app.add_typer(risk.risk_app, name="risk")
     apikeys.register(app)
     serve.register(app)
 

@@ -1,0 +1,11 @@
+"""`lendstack risk …`: portfolio analytics, expected credit loss and stress over the book."""
+
+from __future__ import annotations
+
+import typer
+
+risk_app = typer.Typer(
+    help="Risk and the regulator's view: vintages, roll rates, ECL, stress.", no_args_is_help=True
+)
+
+__all__ = ["risk_app"]
