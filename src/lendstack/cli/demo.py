@@ -136,7 +136,9 @@ def demo(
     if diffs:
         err_console.print(f"[red]{len(diffs)} reconciliation differences[/]")
         raise typer.Exit(70)
-    console.print("[green]ledger check: loans reconcile to the general ledger to the fen[/]")
+    console.print(
+        "[green]ledger check: loans, funder sub-ledgers and the general ledger reconcile to the fen[/]"
+    )
     chain = SqlDecisionLog(engine).verify()
     if not chain.ok:
         err_console.print(f"[red]decision log: {len(chain.problems)} problems[/]")
