@@ -24,10 +24,9 @@ from lendstack.api.problems import responses
 from lendstack.api.render import DecimalJSONResponse
 from lendstack.core.errors import NotFound
 from lendstack.core.money import from_fen
-from lendstack.funding import Rule
 from lendstack.storage.apikeys import Role
 from lendstack.storage.cob import SqlCloseStore
-from lendstack.storage.funding import FunderExposure, SqlFunding
+from lendstack.storage.funding import SqlFunding
 from lendstack.storage.settlements import PartnerLoan, SqlPartnerLoans, SqlSettlements
 
 PartnerId = Annotated[str, Path(min_length=1, max_length=64, description="Partner (funder) id.")]
@@ -47,26 +46,6 @@ def visible(principal: Principal, partner_id: str) -> None:
 def _known(engine: Engine, partner_id: str) -> None:
     if not SqlPartnerLoans(engine).exists(partner_id):
         raise NotFound(f"no partner {partner_id!r}", field="partner_id")
-
-
-def exposure_json(p: FunderExposure) -> dict[str, Any]:
-    """The partner object of `lendstack funding exposure --format json`, field for field."""
-    return {
-        "id": p.funder.id,
-        "name": p.funder.name,
-        "kind": p.funder.kind.value,
-        "balance": p.exposure.balance,
-        "tier1_limit": p.tier1_limit,
-        "tier1_headroom": p.headroom_for(Rule.TIER1),
-        "total_loans_limit": p.total_loans_limit,
-        "total_loans_headroom": p.headroom_for(Rule.TOTAL_LOANS),
-        "today": p.exposure.today,
-        "daily_quota_headroom": p.headroom_for(Rule.DAILY_QUOTA),
-        "total_allocated": p.exposure.total_allocated,
-        "total_quota_headroom": p.headroom_for(Rule.TOTAL_QUOTA),
-        "loans": p.loans,
-        "dpd_mix": [{"bucket": b.label, "loans": b.loans, "balance": b.balance} for b in p.dpd_mix],
-    }
 
 
 def loan_json(loan: PartnerLoan) -> dict[str, Any]:
@@ -98,7 +77,7 @@ async def exposure(
     found = next((p for p in report.partners if p.funder.id == partner_id), None)
     if found is None:
         raise NotFound(f"no partner {partner_id!r}", field="partner_id")
-    return DecimalJSONResponse({"as_of": report.as_of, **exposure_json(found)})
+    return DecimalJSONResponse({"as_of": report.as_of, **found.as_json()})
 
 
 @router.get("/{partner_id}/loans", responses=responses(401, 403, 404, 422))
@@ -141,4 +120,4 @@ async def settlement(
     return Response(statement.json_bytes(), media_type="application/json")
 
 
-__all__ = ["exposure_json", "loan_json", "router", "visible"]
+__all__ = ["loan_json", "router", "visible"]

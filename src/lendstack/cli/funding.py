@@ -31,7 +31,6 @@ from lendstack.storage.cob import SqlCloseStore
 from lendstack.storage.decisions import SqlDecisionLog
 from lendstack.storage.funding import (
     ExposureReport,
-    FunderExposure,
     FunderRecord,
     SqlFunding,
     definition,
@@ -271,31 +270,12 @@ def _decision_record(engine: Engine, loan_id: int) -> dict[str, Any] | None:
     return record
 
 
-def _partner_json(p: FunderExposure) -> dict[str, Any]:
-    return {
-        "id": p.funder.id,
-        "name": p.funder.name,
-        "kind": p.funder.kind.value,
-        "balance": p.exposure.balance,
-        "tier1_limit": p.tier1_limit,
-        "tier1_headroom": p.headroom_for(Rule.TIER1),
-        "total_loans_limit": p.total_loans_limit,
-        "total_loans_headroom": p.headroom_for(Rule.TOTAL_LOANS),
-        "today": p.exposure.today,
-        "daily_quota_headroom": p.headroom_for(Rule.DAILY_QUOTA),
-        "total_allocated": p.exposure.total_allocated,
-        "total_quota_headroom": p.headroom_for(Rule.TOTAL_QUOTA),
-        "loans": p.loans,
-        "dpd_mix": [{"bucket": b.label, "loans": b.loans, "balance": b.balance} for b in p.dpd_mix],
-    }
-
-
 def exposure_json(report: ExposureReport) -> dict[str, Any]:
     """The machine shape: money as decimal strings; bank-only limits are null for the platform."""
     return {
         "as_of": report.as_of,
         "total_balance": report.total_balance,
-        "partners": [_partner_json(p) for p in report.partners],
+        "partners": [p.as_json() for p in report.partners],
     }
 
 

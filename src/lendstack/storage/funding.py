@@ -117,6 +117,28 @@ class FunderExposure:
     def headroom_for(self, rule: Rule) -> Decimal | None:
         return dict(self.headroom).get(rule)
 
+    def as_json(self) -> dict[str, Any]:
+        """The partner object of `funding exposure --format json` and the partner API."""
+        e = self.exposure
+        return {
+            "id": self.funder.id,
+            "name": self.funder.name,
+            "kind": self.funder.kind.value,
+            "balance": e.balance,
+            "tier1_limit": self.tier1_limit,
+            "tier1_headroom": self.headroom_for(Rule.TIER1),
+            "total_loans_limit": self.total_loans_limit,
+            "total_loans_headroom": self.headroom_for(Rule.TOTAL_LOANS),
+            "today": e.today,
+            "daily_quota_headroom": self.headroom_for(Rule.DAILY_QUOTA),
+            "total_allocated": e.total_allocated,
+            "total_quota_headroom": self.headroom_for(Rule.TOTAL_QUOTA),
+            "loans": self.loans,
+            "dpd_mix": [
+                {"bucket": b.label, "loans": b.loans, "balance": b.balance} for b in self.dpd_mix
+            ],
+        }
+
 
 @dataclass(frozen=True, slots=True)
 class ExposureReport:
