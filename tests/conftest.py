@@ -20,6 +20,10 @@ from lendstack.servicing.domain.products import ProductCatalog
 from lendstack.storage.db import make_engine, migrate
 from lendstack.storage.repositories import SqlUnitOfWork
 
+# Error messages name files under pytest's temp directory, whose path grows with every run on
+# a machine; a console 80 columns wide would wrap them mid-word and break substring checks.
+os.environ["COLUMNS"] = "200"
+
 # CI replays the same examples every run so a red build is reproducible and its time bounded;
 # HYPOTHESIS_PROFILE=explore searches afresh on each run.
 settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)

@@ -20,7 +20,7 @@ def test_demo_runs_end_to_end_on_sqlite(
     main(["demo", "--loans", "200", "--days", "5", "--applications", "60", "--seed", "3"])
     out = capsys.readouterr().out
     assert "60 applications decided" in out
-    assert "funder sub-ledgers and the general ledger reconcile to the fen" in out
+    assert "loans, funders and the GL reconcile to the fen" in out
     assert "hash chain intact over 60 records" in out
     assert (tmp_path / "lendstack-demo.db").exists()
     booked = int(re.search(r"([\d,]+) approved offers booked as loans", out)[1])  # type: ignore[index]

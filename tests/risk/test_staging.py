@@ -135,7 +135,7 @@ def test_parse_staging_from_toml_table() -> None:
     assert cfg == StagingConfig(sicr_dpd_over=29, pd_ratio=2.5)
     with pytest.raises(ValidationError) as err:
         parse_staging({"sicr_dpd": 30})
-    assert err.value.field == "sicr_dpd"
+    assert err.value.field == "staging.sicr_dpd"
     with pytest.raises(ValidationError) as err:
         parse_staging({"sicr_dpd_over": 100})
     assert err.value.field == "staging.sicr_dpd_over"

@@ -23,6 +23,8 @@ TABLES = (
     "cob_steps",
     "loan_events",
     "portfolio_snapshots",
+    "loan_month_ends",
+    "first_payment_defaults",
 )
 
 
@@ -74,6 +76,8 @@ FINGERPRINT_SQL = {
     "portfolio_snapshots": (
         "SELECT * FROM portfolio_snapshots ORDER BY business_date, product_id, bucket, risk_class"
     ),
+    "loan_month_ends": "SELECT * FROM loan_month_ends ORDER BY loan_id, month_end",
+    "first_payment_defaults": "SELECT * FROM first_payment_defaults ORDER BY loan_id",
 }
 
 

@@ -7,7 +7,8 @@ approved offer with its funding plan. Then it runs 90
 business days: each morning the borrowers who pay do so through the real payment service
 (most the day after the due date, some late, a few never), and each evening the real close
 of business runs. It ends with the trial balance, the reconciliation check, the delinquency
-and classification table, and a verification of the decision log's hash chain.
+and classification table, a line from the loan-month panel the month-end closes wrote, and a
+verification of the decision log's hash chain.
 """
 
 from __future__ import annotations
@@ -20,18 +21,20 @@ from typing import Any
 
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-from sqlalchemy import text
+from sqlalchemy import Engine, text
 
 from lendstack.cli.books import print_delinquency, print_trial_balance
 from lendstack.cli.context import AppContext, app_context
 from lendstack.cli.params import parse_date
 from lendstack.cli.render import console, err_console
-from lendstack.core.errors import Conflict
+from lendstack.core.errors import Conflict, NotFound
 from lendstack.core.money import ZERO
 from lendstack.funding import NO_CAPACITY
+from lendstack.risk.vintages import vintage_curves
 from lendstack.servicing.cob import close_day
 from lendstack.servicing.domain.payments import owed_by_component
 from lendstack.servicing.services import Payment, take_payment
+from lendstack.storage.analytics import read_panel
 from lendstack.storage.cob import SqlCloseStore
 from lendstack.storage.db import migrate
 from lendstack.storage.decisions import SqlDecisionLog
@@ -136,15 +139,32 @@ def demo(
     if diffs:
         err_console.print(f"[red]{len(diffs)} reconciliation differences[/]")
         raise typer.Exit(70)
-    console.print(
-        "[green]ledger check: loans, funder sub-ledgers and the general ledger reconcile to the fen[/]"
-    )
+    console.print("[green]ledger check: loans, funders and the GL reconcile to the fen[/]")
+    if (line := panel_summary(engine)) is not None:
+        console.print(line)
     chain = SqlDecisionLog(engine).verify()
     if not chain.ok:
         err_console.print(f"[red]decision log: {len(chain.problems)} problems[/]")
         raise typer.Exit(70)
     console.print(f"[green]decision log: hash chain intact over {chain.checked:,} records[/]")
     console.print(f"database: {actx.settings.database_url}")
+
+
+def panel_summary(engine: Engine) -> str | None:
+    """One line from the loan-month panel the month-end closes wrote, if any month-end was."""
+    try:
+        panel = read_panel(engine)
+    except NotFound:
+        return None
+    table = vintage_curves(panel).table
+    if table.is_empty():  # only loans observed from part-way through their lives
+        return None
+    row = table.sort("origination_month", "months_on_book").row(-1, named=True)
+    return (
+        f"risk panel: {panel.height:,} loan-month rows; the {row['origination_month']:%Y-%m} "
+        f"cohort ({row['loans']:,} loans) is {row['dpd30_rate']:.1%} ever 30+ DPD at "
+        f"MOB {row['months_on_book']} (lendstack risk vintages)"
+    )
 
 
 def underwrite(actx: AppContext, day: date, count: int, seed: int) -> None:

@@ -46,6 +46,10 @@ def _root(
 
 
 def _register() -> None:
+    # Once per process: tests call main() many times, and typer rebuilds every registered
+    # group on each call, so registering again would make each call slower than the last.
+    if app.registered_groups:
+        return
     # Imported here so that `lendstack --help` stays cheap and each group stays independent.
     from lendstack.cli import (
         apikeys,
@@ -54,6 +58,7 @@ def _register() -> None:
         funding,
         model,
         risk,
+        risk_analytics,
         rules,
         serve,
         servicing,
@@ -71,6 +76,7 @@ def _register() -> None:
     app.add_typer(funding.partners_app, name="partners")
     app.add_typer(funding.funding_app, name="funding")
     app.add_typer(risk.risk_app, name="risk")
+    risk_analytics.register(risk.risk_app)
     apikeys.register(app)
     serve.register(app)
 

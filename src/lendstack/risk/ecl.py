@@ -22,6 +22,7 @@ once over the whole book), so a loan's figure does not depend on the chunk size.
 from __future__ import annotations
 
 import functools
+import json
 import math
 from dataclasses import dataclass, field
 from datetime import date
@@ -33,7 +34,7 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from pydantic import BaseModel, ConfigDict, StrictInt, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 from scipy.special import ndtr, ndtri
 
 from lendstack.core.datafiles import load_toml, validated
@@ -118,6 +119,11 @@ class EclConfig:
     lgd_default: float = 0.85
     lgd_by_product: tuple[tuple[str, float], ...] = ()
     staging: StagingConfig = field(default_factory=StagingConfig)
+    pd_default: float = 0.03
+    """12-month PD at origination of a loan that no scored decision covers (from the book)."""
+    pd_by_product: tuple[tuple[str, float], ...] = ()
+    pd_bucket_floor: tuple[tuple[str, float], ...] = ()
+    """Delinquency bucket label (M1, M2, ...) -> the least current 12-month PD of a loan in it."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "scenarios", tuple(self.scenarios))
@@ -141,8 +147,17 @@ class EclConfig:
         for name, lgd in (("lgd.default", self.lgd_default), *products):
             if not 0 <= float(lgd) <= 1:
                 raise ValidationError(f"LGD must be in [0, 1], got {lgd}", field=name)
+        pds = (
+            ("pd.default", self.pd_default),
+            *((f"pd.products.{k}", v) for k, v in self.pd_by_product),
+            *((f"pd.buckets.{k}", v) for k, v in self.pd_bucket_floor),
+        )
+        for name, pd in pds:
+            if not 0 <= float(pd) <= 1:
+                raise ValidationError(f"PD must be in [0, 1], got {pd}", field=name)
         object.__setattr__(self, "correlation", float(self.correlation))
         object.__setattr__(self, "lgd_default", float(self.lgd_default))
+        object.__setattr__(self, "pd_default", float(self.pd_default))
 
     @property
     def weights(self) -> F64:
@@ -166,6 +181,13 @@ class _LgdFile(BaseModel):
     products: dict[str, Decimal] = {}
 
 
+class _PdFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    default: Decimal = Decimal("0.03")
+    products: dict[str, Decimal] = {}
+    buckets: dict[str, Decimal] = {}
+
+
 class _ConfigFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
     id: StrictStr
@@ -177,6 +199,7 @@ class _ConfigFile(BaseModel):
     staging: dict[str, Any] = {}
     scenarios: list[_ScenarioFile]
     lgd: _LgdFile
+    pd: _PdFile = Field(default_factory=_PdFile)
 
 
 def parse_config(data: dict[str, Any], source: str) -> EclConfig:
@@ -196,6 +219,9 @@ def parse_config(data: dict[str, Any], source: str) -> EclConfig:
             lgd_default=float(raw.lgd.default),
             lgd_by_product=tuple((k, float(v)) for k, v in sorted(raw.lgd.products.items())),
             staging=parse_staging(raw.staging, source),
+            pd_default=float(raw.pd.default),
+            pd_by_product=tuple((k, float(v)) for k, v in sorted(raw.pd.products.items())),
+            pd_bucket_floor=tuple((k, float(v)) for k, v in sorted(raw.pd.buckets.items())),
         )
     except ValidationError as exc:
         raise ValidationError(f"{source}: {exc.message}", field=exc.field) from exc
@@ -222,6 +248,24 @@ def lgd_for_products(products: NDArray[np.str_], config: EclConfig) -> F64:
     names, inverse = np.unique(np.asarray(products), return_inverse=True)
     values = np.array([table.get(str(p), config.lgd_default) for p in names], dtype=np.float64)
     return values[inverse.reshape(-1)]
+
+
+def pd_for_products(products: NDArray[np.str_], config: EclConfig) -> F64:
+    """Per-loan 12-month PD at origination from the config's product table, for loans that
+    no scored decision covers; unknown products take `pd.default`."""
+    table = dict(config.pd_by_product)
+    names, inverse = np.unique(np.asarray(products), return_inverse=True)
+    values = np.array([table.get(str(p), config.pd_default) for p in names], dtype=np.float64)
+    return values[inverse.reshape(-1)]
+
+
+def bucket_adjusted_pd(pd_12m: F64, buckets: NDArray[np.str_], config: EclConfig) -> F64:
+    """The current 12-month PD: the model PD, raised to the floor of the loan's delinquency
+    bucket (`pd.buckets`); buckets without a floor (M0) keep the model PD."""
+    table = dict(config.pd_bucket_floor)
+    names, inverse = np.unique(np.asarray(buckets), return_inverse=True)
+    floors = np.array([table.get(str(b), 0.0) for b in names], dtype=np.float64)
+    return np.maximum(np.asarray(pd_12m, dtype=np.float64), floors[inverse.reshape(-1)])
 
 
 def lgd_from_recoveries(recovered_fen: I64, exposure_fen: I64) -> float:
@@ -281,6 +325,52 @@ class TransitionMatrix:
             raise ValidationError(f"unknown state(s) {missing[:5]}", field="state")
         codes = np.array([lookup[str(n)] for n in names], dtype=np.int16)
         return codes[inverse.reshape(-1)]
+
+
+def parse_matrix(data: Any, source: str) -> TransitionMatrix:
+    """A `TransitionMatrix` from parsed JSON: {"states": [...], "matrix": [[...], ...],
+    "default_state": "D"} (`default_state` may be omitted when a state is called "D")."""
+    if not isinstance(data, dict):
+        raise ValidationError(f"{source}: must be a JSON object", field="matrix")
+    unknown = sorted(set(data) - {"states", "matrix", "default_state", "description"})
+    if unknown:
+        raise ValidationError(f"{source}: unknown key {unknown[0]!r}", field=unknown[0])
+    states = data.get("states")
+    if not isinstance(states, list) or not states or not all(isinstance(s, str) for s in states):
+        raise ValidationError(f"{source}: must be a list of state names", field="states")
+    rows = data.get("matrix")
+    if not isinstance(rows, list) or not all(isinstance(r, list) for r in rows):
+        raise ValidationError(f"{source}: must be a list of rows", field="matrix")
+    for i, row in enumerate(rows):
+        for j, value in enumerate(row):
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ValidationError(
+                    f"{source}: must be a number, got {value!r}", field=f"matrix[{i}][{j}]"
+                )
+    default_state = data.get("default_state", "D")
+    if not isinstance(default_state, str):
+        raise ValidationError(f"{source}: must be a state name", field="default_state")
+    try:
+        matrix = np.array(rows, dtype=np.float64)
+    except ValueError as exc:
+        raise ValidationError(f"{source}: rows of unequal length", field="matrix") from exc
+    try:
+        return TransitionMatrix(tuple(states), matrix, default_state)
+    except ValidationError as exc:
+        raise ValidationError(f"{source}: {exc.message}", field=exc.field) from exc
+
+
+def load_matrix(path: Path) -> TransitionMatrix:
+    """A transition matrix JSON file; unreadable is `NotFound`, malformed a ValidationError."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise NotFound(f"cannot read transition matrix {path}: {exc}", field="matrix") from exc
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise ValidationError(f"{path}: not valid JSON: {exc}", field="matrix") from exc
+    return parse_matrix(data, str(path))
 
 
 def matrix_pd_curves(tm: TransitionMatrix, config: EclConfig, horizon: int) -> F64:

@@ -102,7 +102,10 @@ class _StagingFile(BaseModel):
 
 def parse_staging(data: Mapping[str, Any], source: str = "staging") -> StagingConfig:
     """The `[staging]` table of an ECL config file; errors name `source` and the field."""
-    raw = validated(_StagingFile, data, source)
+    try:
+        raw = validated(_StagingFile, data, source)
+    except ValidationError as exc:  # the message already names the source
+        raise ValidationError(exc.message, field=f"staging.{exc.field}") from exc
     try:
         return StagingConfig(
             raw.sicr_dpd_over, raw.default_dpd_over, float(raw.pd_ratio), float(raw.pd_min_increase)

@@ -16,7 +16,7 @@ from lendstack.servicing.domain.schedule import (
     Schedule,
     generate,
 )
-from lendstack.servicing.ports import StoredPayment, UnitOfWork
+from lendstack.servicing.ports import LoanProfile, StoredPayment, UnitOfWork
 from lendstack.servicing.services import (
     LoanRequest,
     Payment,
@@ -36,6 +36,7 @@ __all__ = [
     "EventType",
     "JournalEntry",
     "LoanContract",
+    "LoanProfile",
     "LoanRequest",
     "LoanState",
     "LoanStatus",

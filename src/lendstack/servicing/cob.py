@@ -28,6 +28,7 @@ class CobStep(StrEnum):
     NON_ACCRUAL = "non_accrual"
     CHARGE_OFF = "charge_off"
     FUNDING = "funding"  # funder sub-ledgers: charge-offs, guarantee payouts, the day's GL entry
+    MONTH_END = "month_end"  # first-payment defaults daily; the loan-month panel on month-ends
     SNAPSHOT = "snapshot"
 
 

@@ -68,6 +68,37 @@ class FundingPlans(Protocol):
     def record(self, loan_id: int, shares: Mapping[str, Decimal]) -> None: ...
 
 
+@dataclass(frozen=True, slots=True)
+class LoanProfile:
+    """The analytics dimensions of a loan, fixed at booking: where it came from and how risky
+    it looked. The portfolio panel (`lendstack.risk.panel`) groups by them; a loan booked
+    without a decision has no profile and its dimensions read "unknown".
+    """
+
+    channel: str
+    """The app the application came from."""
+    province: str
+    """The borrower's province, as `lendstack.core.regions` spells it."""
+    purpose: str
+    decision_id: str | None = None
+    pd_origination: float | None = None
+    """The credit model's PD at decision time (a score, so a float)."""
+    lead_funder_id: str | None = None
+    """The funder with the largest share of the funding plan; `book_loan` fills it in."""
+
+
+def lead_funder(shares: Mapping[str, Decimal]) -> str | None:
+    """The funder holding the largest share; a tie goes to the id first in sort order."""
+    ranked = sorted(shares.items(), key=lambda item: (-item[1], item[0]))
+    return ranked[0][0] if ranked else None
+
+
+class LoanProfiles(Protocol):
+    """A booked loan's profile, written inside the booking's transaction."""
+
+    def record(self, loan_id: int, profile: LoanProfile) -> None: ...
+
+
 class UnitOfWork(Protocol):
     """One transaction: everything commits together or nothing is written."""
 
@@ -76,6 +107,7 @@ class UnitOfWork(Protocol):
     ledger: Ledger
     calendar: Calendar
     funding: FundingPlans
+    profiles: LoanProfiles
 
     def __enter__(self) -> UnitOfWork: ...
     def __exit__(

@@ -33,7 +33,13 @@ from lendstack.servicing.domain.payments import (
 from lendstack.servicing.domain.prepayment import PayoffQuote, payoff_quote, prepay
 from lendstack.servicing.domain.products import ProductCatalog
 from lendstack.servicing.domain.schedule import PrepaymentMode, Schedule, generate
-from lendstack.servicing.ports import Calendar, StoredPayment, UnitOfWork
+from lendstack.servicing.ports import (
+    Calendar,
+    LoanProfile,
+    StoredPayment,
+    UnitOfWork,
+    lead_funder,
+)
 
 CREDIT_APPLIED = EventType.CREDIT_APPLIED.value
 """The kind of payment a close records when it settles dues from a borrower's credit."""
@@ -104,12 +110,15 @@ def book_loan(
     request: LoanRequest,
     reference: str | None = None,
     fund: FundingShares | None = None,
+    profile: LoanProfile | None = None,
 ) -> LoanState:
     """Disburse a loan: the contract, its schedule and the disbursement entry, atomically.
 
     With `fund`, the loan's funding plan is written in the same transaction. `fund` is called
     only when a new loan is booked (a reference already booked returns its loan untouched),
-    before anything is written, so a plan it refuses leaves nothing behind.
+    before anything is written, so a plan it refuses leaves nothing behind. With `profile`,
+    the loan's analytics dimensions are written in the same transaction too, with the plan's
+    lead funder filled in.
     """
     schedule = quote(catalog, request)
     contract = contract_for(catalog.get(request.product_id), schedule)
@@ -126,6 +135,9 @@ def book_loan(
         loan = with_id(loan, uow.loans.add(loan, reference))
         if shares is not None:
             uow.funding.record(loan.id, shares)
+        if profile is not None:
+            lead = profile.lead_funder_id or (lead_funder(shares) if shares else None)
+            uow.profiles.record(loan.id, replace(profile, lead_funder_id=lead))
         uow.ledger.post(disbursement_entry(loan, schedule, request.start))
         uow.commit()
     return loan

@@ -30,6 +30,7 @@ from lendstack.servicing.domain.payments import apply_credit
 from lendstack.servicing.ports import StoredPayment
 from lendstack.storage.calendar import CLOSED_STEP, as_date, last_closed
 from lendstack.storage.mapping import to_day
+from lendstack.storage.month_end import close_month_end
 from lendstack.storage.repositories import (
     SqlLedger,
     SqlLoans,
@@ -420,6 +421,7 @@ STEP_SQL: dict[CobStep, Callable[[Connection, date], int]] = {
     CobStep.NON_ACCRUAL: stop_accrual,
     CobStep.CHARGE_OFF: charge_off,
     CobStep.FUNDING: fund,
+    CobStep.MONTH_END: close_month_end,
     CobStep.SNAPSHOT: snapshot,
 }
 

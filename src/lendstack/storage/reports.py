@@ -121,6 +121,7 @@ def reconcile(conn: Connection) -> list[Difference]:
                 Difference(f"{account.value} (loans vs GL)", tb.balance(account), loans_total)
             )
     out += _installments_vs_loans(conn)
+    out += _allowance_vs_last_ecl_run(conn, tb)
     out += [Difference(m.what, m.expected, m.found) for m in reconcile_funders(conn)]
     return out
 
@@ -140,6 +141,18 @@ def _installments_vs_loans(conn: Connection) -> list[Difference]:
         Difference(f"loan {lid} principal vs schedule", from_fen(int(s)), from_fen(int(b)))
         for lid, b, s in rows
     ]
+
+
+def _allowance_vs_last_ecl_run(conn: Connection, tb: TrialBalance) -> list[Difference]:
+    """The loan loss allowance (1309) is the total of the last posted ECL run, or zero."""
+    posted = _scalar(
+        conn,
+        "SELECT total_fen FROM ecl_runs WHERE posted_at IS NOT NULL ORDER BY as_of DESC LIMIT 1",
+    )
+    held = tb.balance(Account.ALLOWANCE)
+    if posted == held:
+        return []
+    return [Difference(f"{Account.ALLOWANCE.value} (last posted ECL run vs GL)", posted, held)]
 
 
 @dataclass(frozen=True, slots=True)

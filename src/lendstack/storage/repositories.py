@@ -18,7 +18,7 @@ from lendstack.core.money import from_fen, to_fen
 from lendstack.servicing.domain.ledger import Account, EventType, JournalEntry, Posting, Side
 from lendstack.servicing.domain.loan import LoanState
 from lendstack.servicing.domain.payments import Applied, InstallmentPart
-from lendstack.servicing.ports import StoredPayment
+from lendstack.servicing.ports import LoanProfile, StoredPayment
 from lendstack.storage import mapping
 from lendstack.storage.calendar import last_closed
 from lendstack.storage.funding import SqlFunding
@@ -26,6 +26,7 @@ from lendstack.storage.schema import (
     installments,
     journal_entries,
     journal_lines,
+    loan_profiles,
     loans,
     payment_parts,
     payments,
@@ -332,6 +333,25 @@ class SqlFundingPlans:
         SqlFunding(self.engine).record_plan(self.conn, loan_id, shares)
 
 
+class SqlLoanProfiles:
+    """The profiles port of a unit of work: one row per loan, on the booking's connection."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def record(self, loan_id: int, profile: LoanProfile) -> None:
+        values = {
+            "loan_id": loan_id,
+            "decision_id": profile.decision_id,
+            "channel": profile.channel,
+            "province": profile.province,
+            "purpose": profile.purpose,
+            "pd_origination": profile.pd_origination,
+            "lead_funder_id": profile.lead_funder_id,
+        }
+        self.conn.execute(insert(loan_profiles), values)
+
+
 class SqlUnitOfWork:
     """One database transaction; leaving the block without `commit()` rolls everything back."""
 
@@ -346,6 +366,7 @@ class SqlUnitOfWork:
         self.ledger = SqlLedger(self.conn)
         self.calendar = SqlCalendar(self.conn)
         self.funding = SqlFundingPlans(self.conn, self.engine)
+        self.profiles = SqlLoanProfiles(self.conn)
         return self
 
     def commit(self) -> None:
@@ -362,4 +383,4 @@ class SqlUnitOfWork:
         self.conn.close()
 
 
-__all__ = ["SqlFundingPlans", "SqlUnitOfWork"]
+__all__ = ["SqlFundingPlans", "SqlLoanProfiles", "SqlUnitOfWork"]

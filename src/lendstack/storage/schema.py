@@ -13,6 +13,7 @@ from sqlalchemy import (
     Column,
     Date,
     DateTime,
+    Double,
     ForeignKey,
     Index,
     Integer,
@@ -362,4 +363,111 @@ funder_flows = Table(
     Column("source", String(60), nullable=False),
     UniqueConstraint("source", "funder_id", "flow"),
     Index("ix_funder_flows_funder_id_business_date", "funder_id", "business_date"),
+)
+
+
+# --- risk ---------------------------------------------------------------------------------
+
+loan_profiles = Table(
+    "loan_profiles",
+    metadata,
+    # The analytics dimensions of a loan booked from a decision, written in the booking's
+    # transaction (`LoanProfile`). Loans booked without one (synthetic books, `loan book`)
+    # have no row; the panel then says "unknown". `pd_origination` is the model's PD at
+    # decision time: a score, not money, so a float (DESIGN.md: floats are fine for scores).
+    Column("loan_id", Id, ForeignKey("loans.id"), primary_key=True),
+    Column("decision_id", String(40), nullable=True),
+    Column("channel", String(64), nullable=False),
+    Column("province", String(64), nullable=False),
+    Column("purpose", String(32), nullable=False),
+    Column("pd_origination", Double, nullable=True),
+    Column("lead_funder_id", String(64), nullable=True),  # largest share of the funding plan
+)
+
+loan_month_ends = Table(
+    "loan_month_ends",
+    metadata,
+    # The loan-month panel of `lendstack.risk.panel`, column for column: one row per loan on
+    # the books at a month-end, plus its CO/PO row the month it leaves. Written by the close's
+    # month_end step; exporting the panel is a plain SELECT.
+    Column("loan_id", Id, ForeignKey("loans.id"), primary_key=True),
+    Column("month_end", Date, primary_key=True),
+    Column("origination_month", Date, nullable=False),
+    Column("months_on_book", Integer, nullable=False),
+    Column("state", String(4), nullable=False),  # M0 … M5, M6+, CO, PO
+    Column("dpd", Integer, nullable=False),
+    Column("principal_fen", Fen, nullable=False),
+    Column("risk_class", String(16), nullable=False),
+    Column("product_id", String(64), nullable=False),
+    Column("funder", String(64), nullable=False),
+    Column("province", String(64), nullable=False),
+    Column("channel", String(64), nullable=False),
+    Column("first_payment_default", Boolean, nullable=False),
+    Index("ix_loan_month_ends_month_end", "month_end"),
+)
+
+first_payment_defaults = Table(
+    "first_payment_defaults",
+    metadata,
+    # The business date on which a loan's installment 1 first stood at 30+ DPD, recorded by the
+    # close as it happens, so a first payment made 35 days late and cured before the month-end
+    # still counts as a first-payment default.
+    Column("loan_id", Id, ForeignKey("loans.id"), primary_key=True),
+    Column("business_date", Date, nullable=False),
+)
+
+# Loans that left the books in a month are found by the day they closed, not by a scan of
+# every paid-off and charged-off loan ever.
+Index("ix_loans_closed_on", loans.c.closed_on)
+
+
+# --- ECL ----------------------------------------------------------------------------------
+
+ecl_runs = Table(
+    "ecl_runs",
+    metadata,
+    # One IFRS 9 allowance measurement of the book as of a closed business date, under one
+    # config (and transition matrix), by content hash. A run is the record: measuring the
+    # same date under the same inputs again returns it. `posted_at` marks the run whose
+    # allowance the ledger carries for its date (at most one per date); `entry_id` is the
+    # journal entry that moved 1309 to it (none when the allowance did not change).
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("as_of", Date, nullable=False),
+    Column("config_id", String(64), nullable=False),
+    Column("config_sha256", String(64), nullable=False),
+    Column("matrix_sha256", String(64), nullable=False, default="", server_default=""),
+    Column("result_sha256", String(64), nullable=False),
+    Column("loans", BigInteger, nullable=False),
+    _fen("ead_fen"),
+    _fen("total_fen"),
+    _fen("stage1_fen"),
+    _fen("stage2_fen"),
+    _fen("stage3_fen"),
+    Column("stage1_loans", BigInteger, nullable=False),
+    Column("stage2_loans", BigInteger, nullable=False),
+    Column("stage3_loans", BigInteger, nullable=False),
+    Column("summary_json", Text, nullable=False),
+    Column("entry_id", Id, ForeignKey("journal_entries.id")),
+    Column("posted_at", DateTime(timezone=True)),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("as_of", "config_sha256", "matrix_sha256"),
+    Index(
+        "ix_ecl_runs_posted_as_of",
+        "as_of",
+        unique=True,
+        sqlite_where=text("posted_at IS NOT NULL"),
+        postgresql_where=text("posted_at IS NOT NULL"),
+    ),
+)
+
+ecl_run_loans = Table(
+    "ecl_run_loans",
+    metadata,
+    # Each loan's stage and allowance in a run: the roll-forward matches runs loan by loan.
+    Column("run_id", Id, ForeignKey("ecl_runs.id"), primary_key=True),
+    Column("loan_id", Id, primary_key=True),
+    Column("stage", Integer, nullable=False),
+    Column("causes", Integer, nullable=False),
+    _fen("ead_fen"),
+    _fen("ecl_fen"),
 )

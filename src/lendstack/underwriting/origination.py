@@ -10,6 +10,10 @@ plan was made over cached exposures, so booking re-checks it against the exact b
 (`FundingDesk.confirm`): if it now breaks a rule the loan is funded afresh online, and if
 nothing is feasible the booking is refused with a `Conflict` ("no funding capacity within
 partner limits") and nothing is written.
+
+Every loan booked here also gets its profile (channel, province, purpose, the PD at decision
+and the plan's lead funder) in the booking's transaction: the dimensions the portfolio panel
+(`lendstack.risk.panel`) breaks measures down by.
 """
 
 from __future__ import annotations
@@ -22,7 +26,14 @@ from typing import Any, Protocol
 from lendstack.core.errors import Conflict, InvariantViolation
 from lendstack.funding import FundingPlan
 from lendstack.funding import LoanRequest as FundingRequest
-from lendstack.servicing import LoanRequest, LoanState, ProductCatalog, UnitOfWork, book_loan
+from lendstack.servicing import (
+    LoanProfile,
+    LoanRequest,
+    LoanState,
+    ProductCatalog,
+    UnitOfWork,
+    book_loan,
+)
 from lendstack.underwriting.decision import GRANTED
 from lendstack.underwriting.funding_desk import record_request, recorded_plan
 
@@ -54,6 +65,18 @@ def loan_request(record: Mapping[str, Any]) -> LoanRequest:
     )
 
 
+def loan_profile(record: Mapping[str, Any]) -> LoanProfile:
+    """The analytics dimensions the decision fixes: channel, province, purpose and its PD."""
+    application, score = record["application"], record["decision"]["score"]
+    return LoanProfile(
+        channel=str(application["channel"]),
+        province=str(application["applicant"]["province"]),
+        purpose=str(application["loan"]["purpose"]),
+        decision_id=str(record["decision_id"]),
+        pd_origination=None if score is None else float(score["pd"]),
+    )
+
+
 def originate(
     uow: UnitOfWork,
     catalog: ProductCatalog,
@@ -61,11 +84,13 @@ def originate(
     desk: PlanCheck | None = None,
 ) -> LoanState:
     """Book the loan a decision offered, with its funding plan if it has one; idempotent on
-    the decision id (a booked decision returns its loan and is not funded again)."""
+    the decision id (a booked decision returns its loan and is not funded again). The loan's
+    profile (`loan_profile`) is written in the same transaction."""
     request = loan_request(record)
     plan = recorded_plan(record)
+    reference, profile = str(record["decision_id"]), loan_profile(record)
     if plan is None:
-        return book_loan(uow, catalog, request, reference=str(record["decision_id"]))
+        return book_loan(uow, catalog, request, reference=reference, profile=profile)
 
     def shares() -> Mapping[str, Decimal]:
         if desk is None:
@@ -75,4 +100,4 @@ def originate(
             )
         return desk.confirm(record_request(record), plan).share_map()
 
-    return book_loan(uow, catalog, request, reference=str(record["decision_id"]), fund=shares)
+    return book_loan(uow, catalog, request, reference=reference, fund=shares, profile=profile)

@@ -104,6 +104,8 @@ class EventType(StrEnum):
     COB_FUNDING = "cob_funding"
     BUYBACK = "buyback"
     OPENING_BALANCE = "opening_balance"
+    ECL_ALLOWANCE = "ecl_allowance"
+    """The change in the loan loss allowance (IFRS 9 ECL), posted by `lendstack risk ecl --post`."""
 
 
 @dataclass(frozen=True, slots=True)
