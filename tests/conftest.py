@@ -16,6 +16,7 @@ import pytest
 from hypothesis import settings
 from sqlalchemy import Engine, create_engine, text
 
+from cli_runner import Run, runner
 from lendstack.servicing.domain.products import ProductCatalog
 from lendstack.storage.db import make_engine, migrate
 from lendstack.storage.repositories import SqlUnitOfWork
@@ -104,3 +105,9 @@ def second_engine(engine: Engine, tmp_path: Path) -> Iterator[Engine]:
     yield eng
     eng.dispose()
     _drop_pg(schema)
+
+
+@pytest.fixture
+def cli(database_url: str, engine: Engine, capsys: pytest.CaptureFixture[str]) -> Run:
+    """`lendstack --database <the test database> …`, in-process, on a migrated database."""
+    return runner(database_url, capsys)

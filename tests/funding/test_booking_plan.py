@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import date
 from decimal import Decimal
@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, func, select
 
+from cli_runner import Run
 from example_app import application as app_for
-from lendstack.cli.main import main
 from lendstack.core.errors import Conflict, InvariantViolation
 from lendstack.funding import NO_CAPACITY, Quotas, builtin_partners, check_plan
 from lendstack.servicing import LoanRequest, ProductCatalog, book_loan
@@ -182,29 +182,6 @@ def test_a_decision_without_funding_books_as_before(
 
 
 # -- lendstack funding plan -------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Result:
-    exit_code: int
-    output: str
-
-
-Run = Callable[..., Result]
-
-
-@pytest.fixture
-def cli(database_url: str, engine: Engine, capsys: pytest.CaptureFixture[str]) -> Run:
-    def _run(*args: str) -> Result:
-        try:
-            main(["--database", database_url, *args])
-            code = 0
-        except SystemExit as done:
-            code = int(done.code or 0)
-        out = capsys.readouterr()
-        return Result(code, out.out + out.err)
-
-    return _run
 
 
 FACTS = ("--pd", "0.02", "--province", "Guangdong", "--purpose", "travel")

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 import pytest
 from sqlalchemy import Engine, func, select
 
+from cli_runner import Run
 from lendstack.cli.main import main
 from lendstack.servicing import LoanRequest, ProductCatalog, book_loan
 from lendstack.storage.funding import SqlFunding
@@ -38,31 +36,6 @@ target_share = 0.70
 daily = {daily}
 total = 500000000.00
 """
-
-Run = Callable[..., Any]
-
-
-@dataclass(frozen=True)
-class Result:
-    exit_code: int
-    stdout: str
-    output: str
-
-
-@pytest.fixture
-def cli(database_url: str, engine: Engine, capsys: pytest.CaptureFixture[str]) -> Run:
-    """The real entry point: errors reach the root handler's messages and exit codes."""
-
-    def _run(*args: str) -> Result:
-        try:
-            main(["--database", database_url, *args])
-            code = 0
-        except SystemExit as done:
-            code = int(done.code or 0)
-        out = capsys.readouterr()
-        return Result(code, out.out, out.out + out.err)
-
-    return _run
 
 
 def partner_file(tmp_path: Path, text: str, name: str = "river.toml") -> str:

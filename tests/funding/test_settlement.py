@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
@@ -15,7 +14,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, select
 
-from lendstack.cli.main import main
+from cli_runner import Run
 from lendstack.core.errors import Conflict, InvariantViolation, NotFound, ValidationError
 from lendstack.funding.settlement import (
     COLUMN_SIGN,
@@ -286,29 +285,6 @@ def test_a_closed_date_does_not_change_with_later_activity(day_book: Book) -> No
 
 
 # --- files and the CLI ------------------------------------------------------------------
-
-Run = Callable[..., "Result"]
-
-
-@dataclass(frozen=True)
-class Result:
-    exit_code: int
-    stdout: str
-    output: str
-
-
-@pytest.fixture
-def cli(database_url: str, capsys: pytest.CaptureFixture[str]) -> Run:
-    def _run(*args: str) -> Result:
-        try:
-            main(["--database", database_url, *args])
-            code = 0
-        except SystemExit as done:
-            code = int(done.code or 0)
-        out = capsys.readouterr()
-        return Result(code, out.out, out.out + out.err)
-
-    return _run
 
 
 def files(directory: Path) -> dict[str, bytes]:

@@ -4,8 +4,6 @@ the JSON, staging by DPD, posting the allowance once per date, the refusals that
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
 from importlib import resources
@@ -15,7 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, func, select, text
 
-from lendstack.cli.main import main
+from cli_runner import Result, Run
 from lendstack.servicing import ProductCatalog
 from lendstack.servicing.domain.ledger import Account
 from lendstack.storage.reports import reconcile, trial_balance
@@ -24,35 +22,6 @@ from risk.ecl_book import AS_OF, BOOKED, book, close, pay_installment, three_loa
 
 ALLOWANCE, EXPENSE = "1309", "6702"
 SHIPPED = (resources.files("lendstack.risk") / "ecl_config" / "default.toml").read_text("utf-8")
-
-
-@dataclass(frozen=True)
-class Result:
-    exit_code: int
-    stdout: str
-    output: str
-
-    def json(self) -> Any:
-        return json.loads(self.stdout)
-
-
-Run = Callable[..., Result]
-
-
-@pytest.fixture
-def cli(database_url: str, engine: Engine, capsys: pytest.CaptureFixture[str]) -> Run:
-    """The real entry point: errors reach the root handler's messages and exit codes."""
-
-    def _run(*args: str) -> Result:
-        try:
-            main(["--database", database_url, *args])
-            code = 0
-        except SystemExit as done:
-            code = int(done.code or 0)
-        out = capsys.readouterr()
-        return Result(code, out.out, out.out + out.err)
-
-    return _run
 
 
 def ecl(cli: Run, day: date, *extra: str) -> Result:
