@@ -21,16 +21,9 @@ from typing import TypeVar
 
 import numpy as np
 
-from lendstack.risk.ecl import (
-    EclConfig,
-    EclResult,
-    LoanBook,
-    Scenario,
-    TransitionMatrix,
-    compute_ecl,
-    default_config,
-    lgd_for_products,
-)
+from lendstack.risk.ecl import EclResult, LoanBook, compute_ecl
+from lendstack.risk.ecl_settings import EclConfig, Scenario, default_config, lgd_for_products
+from lendstack.risk.pd_curves import TransitionMatrix
 from lendstack.risk.rollforward import Movement, RollForward, roll_forward
 
 T = TypeVar("T")

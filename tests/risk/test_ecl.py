@@ -18,22 +18,19 @@ from scipy.special import ndtr, ndtri
 from lendstack.core.errors import NotFound, ValidationError
 from lendstack.core.money import Rounding, from_fen
 from lendstack.risk import ecl
-from lendstack.risk.ecl import (
+from lendstack.risk.ecl import LoanBook, compute_ecl
+from lendstack.risk.ecl_settings import (
     DiscountBasis,
     EclConfig,
-    LoanBook,
     Scenario,
-    TransitionMatrix,
-    compute_ecl,
     default_config,
     lgd_for_products,
     lgd_from_recoveries,
     lgd_from_sale_price,
     load_config,
-    matrix_pd_curves,
-    monthly_hazard,
     parse_config,
 )
+from lendstack.risk.pd_curves import TransitionMatrix, matrix_pd_curves, monthly_hazard
 from lendstack.risk.rollforward import roll_forward
 from lendstack.risk.staging import Stage, StagingConfig
 

@@ -15,7 +15,7 @@ from sqlalchemy import Engine, text
 from example_app import application
 from lendstack.core.errors import Conflict
 from lendstack.core.money import to_fen
-from lendstack.risk.ecl import default_config
+from lendstack.risk.ecl_settings import default_config
 from lendstack.servicing import LoanState, Payment, ProductCatalog, take_payment
 from lendstack.settings import Settings
 from lendstack.storage.repositories import SqlUnitOfWork

@@ -17,20 +17,16 @@ from scipy.stats import norm
 from lendstack.core.errors import NotFound, ValidationError
 from lendstack.core.jsonvalues import json_default
 from lendstack.risk.capital import AssetClass, correlation, vasicek_pd
-from lendstack.risk.stress import (
+from lendstack.risk.stress import CapitalBase, Portfolio, Segment, StressResult, run_stress
+from lendstack.risk.stress_scenario import (
     QUARTERS,
-    CapitalBase,
     FactorModel,
     MacroQuarter,
-    Portfolio,
     Scenario,
-    Segment,
-    StressResult,
     builtin_scenario,
     builtin_scenarios,
     load_scenario,
     parse_scenario,
-    run_stress,
 )
 
 BOOK = Portfolio(

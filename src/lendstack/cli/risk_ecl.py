@@ -20,15 +20,9 @@ from sqlalchemy import Engine
 from lendstack.cli.context import app_context
 from lendstack.cli.params import parse_amount, parse_date, parse_rate
 from lendstack.cli.render import OutputFormat, console, print_json
-from lendstack.risk.ecl import EclConfig
-from lendstack.risk.stress import (
-    Portfolio,
-    Scenario,
-    StressResult,
-    builtin_scenario,
-    load_scenario,
-    run_stress,
-)
+from lendstack.risk.ecl_settings import EclConfig
+from lendstack.risk.stress import Portfolio, StressResult, run_stress
+from lendstack.risk.stress_scenario import Scenario, builtin_scenario, load_scenario
 from lendstack.storage.ecl_runs import EclOutcome, ecl_inputs, run_ecl
 from lendstack.storage.risk_book import (
     capital_base,

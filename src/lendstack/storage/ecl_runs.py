@@ -33,8 +33,10 @@ from sqlalchemy.exc import IntegrityError
 from lendstack.core.datafiles import load_toml
 from lendstack.core.errors import Conflict, NotFound
 from lendstack.core.money import from_fen
-from lendstack.risk.ecl import EclConfig, EclResult, TransitionMatrix, compute_ecl, parse_config
-from lendstack.risk.ecl import load_matrix as read_matrix
+from lendstack.risk.ecl import EclResult, compute_ecl
+from lendstack.risk.ecl_settings import EclConfig, parse_config
+from lendstack.risk.pd_curves import TransitionMatrix
+from lendstack.risk.pd_curves import load_matrix as read_matrix
 from lendstack.risk.rollforward import RollForward, roll_forward
 from lendstack.servicing.domain.ledger import Account, EventType, JournalEntry, Side, leg
 from lendstack.storage.calendar import as_date

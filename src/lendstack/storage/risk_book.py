@@ -42,15 +42,14 @@ from lendstack.core.dates import add_months, is_month_end, last_day_of_month, mo
 from lendstack.core.errors import Conflict
 from lendstack.core.money import FEN, from_fen
 from lendstack.risk.capital import asset_class_for, risk_weighted_assets
-from lendstack.risk.ecl import (
+from lendstack.risk.ecl import LoanBook
+from lendstack.risk.ecl_settings import (
     EclConfig,
-    LoanBook,
-    TransitionMatrix,
     bucket_adjusted_pd,
     lgd_for_products,
-    matrix_pd_curves,
     pd_for_products,
 )
+from lendstack.risk.pd_curves import TransitionMatrix, matrix_pd_curves
 from lendstack.risk.stress import CapitalBase, Portfolio, Segment
 from lendstack.servicing.domain.delinquency import DEFAULT_BUCKETS
 from lendstack.servicing.domain.ledger import Account
