@@ -1,5 +1,5 @@
-"""`lendstack risk export|vintages|rollrates|transitions|stock|fpd`: portfolio analytics over the
-loan-month panel that close of business writes on every month-end.
+"""`lendstack risk export|vintages|rollrates|transitions|stock|fpd|alerts`: portfolio analytics
+over the loan-month panel that close of business writes on every month-end.
 
 Each analytics command reads the panel from the database (every month-end row, validated) or,
 with `--panel FILE`, from an exported Parquet file, calls the pure function in
@@ -7,10 +7,16 @@ with `--panel FILE`, from an exported Parquet file, calls the pure function in
 (money as decimal yuan strings, rates as floats), so the figures are the library's, unchanged.
 A database with no month-end closed yet exits 3 naming `date`; a missing or unreadable panel
 file exits 3 or 2 naming `panel`; nothing is written.
+
+`risk alerts` evaluates the early-warning thresholds (`lendstack.risk.alerts`) at one
+month-end and records the alerts in `risk_alerts` (idempotent by alert id); `--list` shows
+the stored ones instead. It is the one command here that writes, and only after the
+thresholds, the panel and the evaluation have all succeeded.
 """
 
 from __future__ import annotations
 
+from datetime import date, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -18,16 +24,21 @@ from typing import Any
 import polars as pl
 import typer
 from rich.table import Column, Table
+from sqlalchemy import Engine
 
 from lendstack.cli.context import app_context
 from lendstack.cli.params import parse_date
 from lendstack.cli.render import OutputFormat, console, print_json
 from lendstack.core.errors import NotFound, ValidationError
+from lendstack.funding.rules import Rule
+from lendstack.risk.alerts import default_thresholds, evaluate, load_thresholds
 from lendstack.risk.panel import STATES, validate_panel
 from lendstack.risk.rollrates import Weight, compare_powers, roll_rates
 from lendstack.risk.stock import Dimension, fpd_by_cohort, stock_measures
 from lendstack.risk.vintages import vintage_curves
+from lendstack.storage.alerts import SqlAlerts, StoredAlert
 from lendstack.storage.analytics import export_panel, read_panel
+from lendstack.storage.funding import SqlFunding
 
 FormatOpt = typer.Option(OutputFormat.TABLE, "--format", help="table for people, json for tools.")
 PanelOpt = typer.Option(
@@ -61,6 +72,7 @@ def register(app: typer.Typer) -> None:
     app.command("transitions")(transitions)
     app.command("stock")(stock)
     app.command("fpd")(fpd)
+    app.command("alerts")(alerts)
 
 
 def load_panel(ctx: typer.Context, panel: Path | None, through: str | None) -> pl.DataFrame:
@@ -262,8 +274,123 @@ def fpd(
     console.print(table)
 
 
+class MinSeverity(StrEnum):
+    WARN = "warn"
+    CRITICAL = "critical"
+
+
+def alerts(
+    ctx: typer.Context,
+    month_end: str | None = typer.Option(
+        None, "--month-end", help="The month-end to evaluate (default the panel's last)."
+    ),
+    thresholds: Path | None = typer.Option(
+        None, "--thresholds", help="A TOML thresholds file (default the shipped defaults)."
+    ),
+    panel: Path | None = PanelOpt,
+    show_stored: bool = typer.Option(
+        False, "--list", help="Show the stored alerts instead of evaluating a month-end."
+    ),
+    since: str | None = typer.Option(
+        None, "--since", help="With --list: only periods on or after this date, YYYY-MM-DD."
+    ),
+    severity: MinSeverity | None = typer.Option(
+        None, "--severity", help="With --list: warn (all) or critical only."
+    ),
+    fmt: OutputFormat = FormatOpt,
+) -> None:
+    """Early warning: evaluate the thresholds at a month-end, store the alerts, list them."""
+    store = SqlAlerts(app_context(ctx).ready_engine())
+    if show_stored:
+        day = parse_date(since, "since") if since else None
+        stored = store.list(day, severity.value if severity else None)
+        if fmt is OutputFormat.JSON:
+            print_json({"alerts": [a.as_json() for a in stored]})
+            return
+        _print_alerts(stored, "stored alerts")
+        return
+    limits = load_thresholds(thresholds) if thresholds is not None else default_thresholds()
+    when = parse_date(month_end, "month_end") if month_end else None
+    frame = load_panel(ctx, panel, month_end)
+    when = _month_end(frame, when)
+    found = evaluate(
+        frame,
+        when,
+        limits,
+        partner_headroom=partner_headroom(app_context(ctx).ready_engine(), when),
+        approvals=None,
+    )
+    recorded = store.record(found)
+    stored = store.get(a.id for a in found)
+    if fmt is OutputFormat.JSON:
+        print_json(
+            {
+                "month_end": when,
+                "recorded": recorded.as_json(),
+                "alerts": [a.as_json() for a in stored],
+            }
+        )
+        return
+    _print_alerts(stored, f"alerts at {when}")
+    console.print(
+        f"{len(recorded.new)} new, {len(recorded.raised)} raised, "
+        f"{len(recorded.unchanged)} already stored"
+    )
+
+
+def _month_end(frame: pl.DataFrame, when: date | None) -> date:
+    """`--month-end` if the panel has rows there (else NotFound), or the panel's last."""
+    if when is None:
+        last = frame.get_column("month_end").max()
+        if not isinstance(last, date):
+            raise NotFound("the panel has no month-end rows", field="panel")
+        return last
+    if (when + timedelta(days=1)).day != 1:
+        raise ValidationError(f"{when} is not the last day of a month", field="month_end")
+    if frame.filter(pl.col("month_end") == when).is_empty():
+        raise NotFound(f"the panel has no rows at {when}", field="month_end")
+    return when
+
+
+def partner_headroom(engine: Engine, day: date) -> dict[str, float]:
+    """Each bank partner's unused tier-1 concentration room (rule 2.2): headroom / limit.
+
+    From `SqlFunding.exposures(day)`: loans disbursed by `day` at their balances after the
+    last close. The platform has no tier-1 limit and is left out.
+    """
+    report = SqlFunding(engine).exposures(day)
+    room: dict[str, float] = {}
+    for partner in report.partners:
+        limit, left = partner.tier1_limit, partner.headroom_for(Rule.TIER1)
+        if limit is not None and left is not None and limit > 0:
+            room[partner.funder.id] = float(left / limit)
+    return room
+
+
+def _print_alerts(stored: tuple[StoredAlert, ...], title: str) -> None:
+    if not stored:
+        console.print(f"{title}: none")
+        return
+    table = Table("id", "severity", "value", "threshold", "loans", "first raised", title=title)
+    for a in stored:
+        data = a.alert
+        table.add_row(
+            a.id, a.severity, f"{data['value']:.4g}", f"{data['threshold']:.4g}",
+            f"{data['loan_count']:,}", f"{a.first_raised_at:%Y-%m-%d %H:%M}",
+        )  # fmt: skip
+    console.print(table)
+
+
 def _pct(value: float | None, digits: int = 2) -> str:
     return "-" if value is None else f"{100 * value:.{digits}f}%"
 
 
-__all__ = ["By", "load_panel", "parse_horizons", "read_panel_file", "register"]
+__all__ = [
+    "By",
+    "MinSeverity",
+    "load_panel",
+    "parse_horizons",
+    "partner_headroom",
+    "read_panel_file",
+    "register",
+]

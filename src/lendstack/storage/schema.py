@@ -471,3 +471,30 @@ ecl_run_loans = Table(
     _fen("ead_fen"),
     _fen("ecl_fen"),
 )
+
+
+# --- early warning ------------------------------------------------------------------------
+
+risk_alerts = Table(
+    "risk_alerts",
+    metadata,
+    # One early-warning alert (lendstack.risk.alerts) by its stable id, "<metric>:<period>"
+    # plus ":<partner>" for headroom, so evaluating a month-end again adds no row. The row
+    # keeps the severest version seen: a re-run that raises the severity rewrites it (and
+    # `updated_at`); `first_raised_at` never changes. `measured` and `threshold` are the
+    # floats' repr (exact round trip); `cohorts` a JSON list of ISO months; `loans` JSON
+    # {"ids": [first MAX_LOAN_IDS], "count": n}; `alert_json` the alert's `as_json()`.
+    Column("id", String(200), primary_key=True),
+    Column("metric", String(32), nullable=False),
+    Column("severity", String(16), nullable=False),
+    Column("period", Date, nullable=False),
+    Column("subject", String(128)),
+    Column("measured", Text, nullable=False),
+    Column("threshold", Text, nullable=False),
+    Column("cohorts", Text, nullable=False),
+    Column("loans", Text, nullable=False),
+    Column("alert_json", Text, nullable=False),
+    Column("first_raised_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Index("ix_risk_alerts_period", "period"),
+)
