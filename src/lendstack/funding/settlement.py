@@ -72,8 +72,18 @@ class FlowSum:
     count: int
 
 
+class _Columns:
+    """Look an amount up by column name (`COLUMNS` order) on a line or the totals."""
+
+    __slots__ = ()
+    amounts: tuple[int, ...]
+
+    def amount(self, column: str) -> int:
+        return self.amounts[_index(column)]
+
+
 @dataclass(frozen=True, slots=True)
-class Line:
+class Line(_Columns):
     """One loan's settlement for the day; amounts in fen, in `COLUMNS` order."""
 
     loan_id: int
@@ -81,21 +91,15 @@ class Line:
     amounts: tuple[int, ...]
     net: int
 
-    def amount(self, column: str) -> int:
-        return self.amounts[_index(column)]
-
 
 @dataclass(frozen=True, slots=True)
-class Totals:
+class Totals(_Columns):
     """A statement's column sums over its loans."""
 
     loans: int
     flows: int
     amounts: tuple[int, ...]
     net: int
-
-    def amount(self, column: str) -> int:
-        return self.amounts[_index(column)]
 
 
 @dataclass(frozen=True, slots=True)

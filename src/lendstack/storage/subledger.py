@@ -178,6 +178,13 @@ class SubLedger:
         self._apply(loan_id, holdings, parts)
         self._store(loan_id, self._entry_date(entry_id), f"reversal:{payment_id}", parts)
 
+    def charge_off(self, loan_id: int, day: date) -> None:
+        """Write every funder's remaining position of a charged-off loan off (each its own)."""
+        holdings = self.holdings(loan_id)
+        parts = charge_off_parts(holdings)
+        self._apply(loan_id, holdings, parts)
+        self._store(loan_id, day, f"charge_off:{loan_id}", parts)
+
     def transfer(self, loan_id: int, bank_id: str, kind: Flow, day: date) -> int:
         """Pay a bank its whole position of a loan and pass its stake to the platform.
 
@@ -288,35 +295,38 @@ def _split_charge_offs(ledger: SubLedger, day: date) -> None:
         {"day": day},
     ).scalars()
     for loan_id in list(charged):
-        holdings = ledger.holdings(loan_id)
-        parts = charge_off_parts(holdings)
-        ledger._apply(loan_id, holdings, parts)
-        ledger._store(loan_id, day, f"charge_off:{loan_id}", parts)
+        ledger.charge_off(loan_id, day)
 
 
 def _pay_guarantees(ledger: SubLedger, day: date) -> None:
     """Banks with a first-loss guarantee are paid their stake in loans at the trigger DPD.
 
-    Loans are taken in id order while the guarantee's remaining limit covers the whole stake;
-    a stake the remaining limit cannot cover stays with the bank (the guarantee is exhausted).
+    Per guaranteed bank, only its stakes in loans at or past its trigger are read (its
+    positions index and the loans' DPD), not every co-funded loan. Loans are taken in id
+    order while the guarantee's remaining limit covers the whole stake; a stake the remaining
+    limit cannot cover stays with the bank (the guarantee is exhausted).
     """
-    rows = ledger.conn.execute(
-        text(
-            "SELECT p.funder_id, p.loan_id, p.principal_fen, l.dpd FROM funder_positions p"
-            " JOIN loans l ON l.id = p.loan_id JOIN funders f ON f.id = p.funder_id"
-            " WHERE p.principal_fen > 0 AND l.status = 'active' AND f.kind <> 'platform'"
-            " ORDER BY p.funder_id, p.loan_id"
-        )
-    ).all()
-    remaining: dict[str, int] = {}
-    for funder_id, loan_id, position, dpd in rows:
+    banks = ledger.conn.execute(
+        select(funders.c.id).where(funders.c.kind != "platform").order_by(funders.c.id)
+    ).scalars()
+    for funder_id in list(banks):
         guarantee = ledger.facts(funder_id).guarantee
-        if guarantee is None or dpd < guarantee[0]:
+        if guarantee is None:
             continue
-        if funder_id not in remaining:
-            remaining[funder_id] = guarantee[1] - guarantee_paid(ledger.conn, funder_id)
-        if position <= remaining[funder_id]:
-            remaining[funder_id] -= ledger.transfer(loan_id, funder_id, Flow.GUARANTEE, day)
+        trigger, limit = guarantee
+        due = ledger.conn.execute(
+            text(
+                "SELECT p.loan_id, p.principal_fen FROM funder_positions p"
+                " JOIN loans l ON l.id = p.loan_id WHERE p.funder_id = :f"
+                " AND p.principal_fen > 0 AND l.status = 'active' AND l.dpd >= :trigger"
+                " ORDER BY p.loan_id"
+            ),
+            {"f": funder_id, "trigger": trigger},
+        ).all()
+        remaining = limit - guarantee_paid(ledger.conn, funder_id) if due else 0
+        for loan_id, position in due:
+            if position <= remaining:
+                remaining -= ledger.transfer(loan_id, funder_id, Flow.GUARANTEE, day)
 
 
 def guarantee_paid(conn: Connection, funder_id: str) -> int:
