@@ -1,17 +1,21 @@
-# Quick start: `make demo` runs the main job on SQLite; `make test` runs lint gates and the test suite.
+# Quick start: `make simulate` runs the main job (the market simulator) on SQLite; `make test` runs
+# lint gates and the test suite. `make demo` is the smaller servicing demo.
 # Both create .venv and install the project on first use.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: simulate demo test lint bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
+
+simulate: $(STAMP)
+	$(BIN)/lendstack simulate
 
 demo: $(STAMP)
 	$(BIN)/lendstack demo

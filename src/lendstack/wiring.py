@@ -16,11 +16,13 @@ from pathlib import Path
 from sqlalchemy import Engine as SqlEngine
 
 from lendstack.core.errors import ValidationError
+from lendstack.risk.surveillance import default_pack as default_surveillance_pack
 from lendstack.scoring import CreditModel, load_model
 from lendstack.servicing import ProductCatalog
 from lendstack.settings import Settings
 from lendstack.storage.decisions import SqlDecisionLog
 from lendstack.storage.funding import SqlFunding
+from lendstack.storage.use_of_funds import SqlUseOfFunds
 from lendstack.underwriting.engine import Engine
 from lendstack.underwriting.features import FeatureMap, default_model_dir
 from lendstack.underwriting.funding_desk import FundingDesk, funding_policy
@@ -103,8 +105,9 @@ def underwriting_service(settings: Settings, engine: SqlEngine) -> Underwriting:
     (none stored: no desk, and decisions carry no funding)."""
     decision_engine, sha = build_engine(settings)
     desk = funding_desk(engine, decision_engine.pack) if SqlFunding(engine).all() else None
+    misuse = SqlUseOfFunds(engine, default_surveillance_pack())  # flags decline (P12)
     return Underwriting(
-        decision_engine, sha, SqlDecisionLog(engine), pii_vault(settings), desk=desk
+        decision_engine, sha, SqlDecisionLog(engine), pii_vault(settings), desk=desk, misuse=misuse
     )
 
 

@@ -9,7 +9,7 @@ on PostgreSQL.
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
@@ -20,7 +20,8 @@ from lendstack.cli.risk_analytics import partner_headroom
 from lendstack.funding import builtin_partners
 from lendstack.risk.alerts import Alert, Metric, Severity
 from lendstack.risk.synthetic_panel import PanelSpec, Spike, generate_panel
-from lendstack.storage.alerts import SqlAlerts
+from lendstack.storage.alerts import SqlAlerts, approval_rates
+from lendstack.storage.decisions import SqlDecisionLog
 from lendstack.storage.funding import SqlFunding
 from lendstack.storage.schema import risk_alerts
 
@@ -185,3 +186,26 @@ def test_partner_headroom_comes_from_funding(
     assert room["id"] == f"partner_headroom:{MEASURABLE}:big-state-bank"
     assert room["subject"] == "big-state-bank"
     assert room["severity"] == "critical"
+
+
+# -- approval rates from the decision log ------------------------------------------------------
+
+
+def test_monthly_approval_rates_come_from_the_decision_log(engine: Engine) -> None:
+    log = SqlDecisionLog(engine)
+    rows = [  # (application date, kind, outcome)
+        (date(2026, 1, 5), "decision", "APPROVE"),
+        (date(2026, 1, 20), "decision", "DECLINE"),
+        (date(2026, 1, 21), "decision", "COUNTER_OFFER"),
+        (date(2026, 1, 21), "decision", "REFER"),
+        (date(2026, 1, 22), "review", "APPROVE"),  # a review resolution is not a decision
+        (date(2026, 2, 3), "decision", "DECLINE"),
+        (date(2026, 3, 1), "decision", "APPROVE"),  # after `through`
+    ]
+    for i, (day, kind, outcome) in enumerate(rows):
+        log.append(kind, f"d-{i}", "app", day, outcome, "b", None, None, None, {"i": i},
+                   datetime(2026, 3, 2, tzinfo=UTC))  # fmt: skip
+    assert approval_rates(engine, date(2026, 2, 28)) == {
+        date(2026, 1, 1): 2 / 4,
+        date(2026, 2, 1): 0.0,
+    }

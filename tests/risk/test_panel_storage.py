@@ -22,7 +22,7 @@ from example_app import application as app_for
 from lendstack.core.errors import NotFound
 from lendstack.core.money import to_fen
 from lendstack.risk.panel import PANEL_SCHEMA, validate_panel
-from lendstack.servicing import LoanProfile, LoanRequest, ProductCatalog, book_loan
+from lendstack.servicing import LoanProfile, LoanRequest, PlanTerms, ProductCatalog, book_loan
 from lendstack.servicing.cob import CobStep, close_day, close_through
 from lendstack.servicing.services import get_loan
 from lendstack.settings import Settings
@@ -238,7 +238,7 @@ def test_a_profile_and_funding_plan_give_the_rows_their_dimensions(
     request = LoanRequest("cash-loan-installment", Decimal("10000.00"), 6, Decimal("0.18"), START)
     profile = LoanProfile("mall-app", "Zhejiang", "travel", "d-1", 0.031)
     shares = {"platform": Decimal("0.3"), BANK: Decimal("0.7")}
-    profiled = book_loan(SqlUnitOfWork(engine), catalog, request, fund=lambda: shares,
+    profiled = book_loan(SqlUnitOfWork(engine), catalog, request, fund=lambda: PlanTerms(shares),
                          profile=profile).id  # fmt: skip
     planned_later = book_loan(SqlUnitOfWork(engine), catalog, request).id
     SqlFunding(engine).record_plan(engine, planned_later, {"platform": Decimal("1")})

@@ -121,11 +121,14 @@ def _startup_seconds(url: str) -> float:
 def _kill_rounds(
     url: str, through: date, rng: random.Random, rounds: int, close_seconds: float
 ) -> list[tuple[int, date | None]]:
-    """Start the close and SIGKILL it after a random delay, `rounds` times.
+    """Start the close and SIGKILL it, `rounds` times.
 
-    The delay runs from late in start-up into the part of the close still left (start-up and
-    close times are measured on this machine, now, so a loaded machine stretches the window
-    too). Returns each run's exit code with the last closed date it left behind.
+    Even rounds kill after a random delay running from late in start-up into the part of the
+    close still left (start-up and close times are measured on this machine, now, so a loaded
+    machine stretches the window too). Odd rounds watch the database and kill just after the
+    run has closed a date of its own: on a machine whose speed swings under load, a timed
+    kill can land before every close or after the last, and this round still lands inside.
+    Returns each run's exit code with the last closed date it left behind.
     """
     # Warm, then measure: a fresh install compiles every module on its first run, and a kill
     # timed from that inflated start-up lands after later, faster runs have finished.
@@ -134,20 +137,35 @@ def _kill_rounds(
     first = store.last_closed()
     total_days = (through - first).days if first else (through - START).days
     outcomes = []
-    for _ in range(rounds):
+    for n in range(rounds):
+        last = store.last_closed()
         proc = subprocess.Popen(
             _lendstack(url, "cob", "run", "--through", through.isoformat()),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        # Aim inside the work still left: earlier rounds have closed some of the dates.
-        last = store.last_closed()
-        left = 1.0 if last is None else max((through - last).days, 0) / max(total_days, 1)
-        time.sleep(rng.uniform(0.7 * startup, startup + 0.8 * left * close_seconds))
+        if n % 2:
+            _wait_for_progress(proc, store, last, rng)
+        else:
+            # Aim inside the work still left: earlier rounds have closed some of the dates.
+            left = 1.0 if last is None else max((through - last).days, 0) / max(total_days, 1)
+            time.sleep(rng.uniform(0.7 * startup, startup + 0.8 * left * close_seconds))
         proc.send_signal(signal.SIGKILL)
         outcomes.append((proc.wait(), store.last_closed()))
     store.engine.dispose()
     return outcomes
+
+
+def _wait_for_progress(
+    proc: subprocess.Popen[bytes], store: SqlCloseStore, last: date | None, rng: random.Random
+) -> None:
+    """Until the run has closed a date past `last` (or exited), then a little longer."""
+    deadline = time.monotonic() + 300
+    while proc.poll() is None and time.monotonic() < deadline:
+        if store.last_closed() != last:
+            time.sleep(rng.uniform(0.0, 0.05))
+            return
+        time.sleep(0.01)
 
 
 def _assert_killed_part_way(

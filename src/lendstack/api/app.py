@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from sqlalchemy import Engine
 
 from lendstack import __version__
-from lendstack.api import health, partners, problems, servicing, underwriting
+from lendstack.api import health, partners, problems, servicing, transactions, underwriting
 from lendstack.api.auth import KeyCache
 from lendstack.core.errors import Conflict
 from lendstack.servicing import ProductCatalog
@@ -53,6 +53,7 @@ def create_app(
     app.include_router(underwriting.router)
     app.include_router(servicing.router)
     app.include_router(partners.router)
+    app.include_router(transactions.router)
     return app
 
 

@@ -54,18 +54,23 @@ def _register() -> None:
     from lendstack.cli import (
         apikeys,
         applicants,
+        collections,
         decisions,
         funding,
         model,
+        npl,
+        report,
         risk,
         risk_analytics,
         rules,
         serve,
         servicing,
+        simulate,
         underwriting,
     )
 
     servicing.register(app)
+    npl.register(app)
     app.add_typer(model.app, name="model")
     app.add_typer(applicants.app, name="applicants")
     app.add_typer(rules.app, name="rules")
@@ -78,7 +83,10 @@ def _register() -> None:
     app.add_typer(risk.risk_app, name="risk")
     risk_analytics.register(risk.risk_app)
     apikeys.register(app)
+    collections.register(app)
     serve.register(app)
+    simulate.register(app)
+    app.add_typer(report.report_app, name="report")
 
 
 def main(argv: list[str] | None = None) -> None:

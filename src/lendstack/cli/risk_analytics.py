@@ -36,7 +36,7 @@ from lendstack.risk.panel import STATES, validate_panel
 from lendstack.risk.rollrates import Weight, compare_powers, roll_rates
 from lendstack.risk.stock import Dimension, fpd_by_cohort, stock_measures
 from lendstack.risk.vintages import vintage_curves
-from lendstack.storage.alerts import SqlAlerts, StoredAlert
+from lendstack.storage.alerts import SqlAlerts, StoredAlert, approval_rates
 from lendstack.storage.analytics import export_panel, read_panel
 from lendstack.storage.funding import SqlFunding
 
@@ -313,12 +313,13 @@ def alerts(
     when = parse_date(month_end, "month_end") if month_end else None
     frame = load_panel(ctx, panel, month_end)
     when = _month_end(frame, when)
+    engine = app_context(ctx).ready_engine()
     found = evaluate(
         frame,
         when,
         limits,
-        partner_headroom=partner_headroom(app_context(ctx).ready_engine(), when),
-        approvals=None,
+        partner_headroom=partner_headroom(engine, when),
+        approvals=approval_rates(engine, when),
     )
     recorded = store.record(found)
     stored = store.get(a.id for a in found)

@@ -16,7 +16,7 @@ from enum import StrEnum
 
 from lendstack.core.errors import ValidationError
 from lendstack.core.money import FEN, to_fen
-from lendstack.funding.partners import Funder
+from lendstack.funding.partners import Funder, guarantee_fee_per_period
 from lendstack.funding.rules import Exposure, LoanRequest, Policy, Rule, appetite_breach
 from lendstack.funding.search import Candidate, Pattern, best_pattern
 from lendstack.funding.split import split_fen
@@ -36,6 +36,10 @@ class FundingShare:
     funder_id: str
     share: Decimal
     amount: Decimal
+    guarantee_fee_rate: Decimal = Decimal(0)
+    """The funder's first-loss guarantee fee (annual, on its part of the principal) when the
+    plan was made; 0 for an unguaranteed funder. Kept on the plan, not read from the partner
+    later, because the borrower was quoted the fee in force at decision time (2.8)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +68,18 @@ class FundingPlan:
 
     def amounts(self) -> dict[str, Decimal]:
         return {s.funder_id: s.amount for s in self.shares}
+
+    @property
+    def guarantee_fee_rate(self) -> Decimal:
+        """The borrower's guarantee fee, annual on the whole principal: Σ share × fee rate.
+
+        Exact: shares have 4 decimals and fee rates at most 6, so the sum has at most 10."""
+        return sum((s.share * s.guarantee_fee_rate for s in self.shares), Decimal(0))
+
+    @property
+    def guarantee_fee_per_period(self) -> Decimal:
+        """The monthly fee rate on the principal the borrower pays for the guarantees."""
+        return guarantee_fee_per_period(self.guarantee_fee_rate)
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,7 +221,7 @@ class Allocator:
         quantum = self.policy.share_quantum
         shares = tuple(
             FundingShare(self.funders[i].id, (Decimal(units) * quantum).quantize(quantum),
-                         (Decimal(parts[i]) * FEN).quantize(FEN))
+                         (Decimal(parts[i]) * FEN).quantize(FEN), self.funders[i].guarantee_fee_rate)
             for i, units in pattern
         )  # fmt: skip
         cost = sum((s.amount * self.funders[i].funding_cost for (i, _), s in zip(pattern, shares, strict=True)),

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
 from importlib import resources
 from pathlib import Path
@@ -64,6 +64,16 @@ class Quotas:
     total: Decimal
 
 
+GUARANTEE_FEE_QUANTUM = Decimal("0.00000001")
+
+
+def guarantee_fee_per_period(annual: Decimal) -> Decimal:
+    """The monthly guarantee fee rate on the original principal for an annual rate: annual / 12
+    to 8 decimals, half up. One function, so the offer the borrower is quoted and the split of
+    the fee collected between guarantor and funders use the same figure."""
+    return (annual / 12).quantize(GUARANTEE_FEE_QUANTUM, rounding=ROUND_HALF_UP)
+
+
 @dataclass(frozen=True, slots=True)
 class Guarantee:
     """A first-loss guarantee on the funder's share; its fee counts in the borrower's APR (2.8)."""
@@ -88,6 +98,11 @@ class Funder:
     home_region: str | None = None
     on_platform_list: bool = False
     guarantee: Guarantee | None = None
+
+    @property
+    def guarantee_fee_rate(self) -> Decimal:
+        """Annual guarantee fee on this funder's part of a loan; 0 without a guarantee."""
+        return Decimal(0) if self.guarantee is None else self.guarantee.fee_rate
 
     def __post_init__(self) -> None:
         if not self.id or self.id != self.id.lower() or not self.id.replace("-", "").isalnum():

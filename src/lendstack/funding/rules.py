@@ -38,6 +38,7 @@ class Rule(StrEnum):
     PURPOSE = "appetite: purpose not accepted"
     MIN_APR = "appetite: APR below the funder's minimum"
     TARGET_SHARE = "appetite: share above the funder's target"
+    GUARANTEE_FEE = "2.8 guarantee fee would take the all-in APR above the cap"
     DAILY_QUOTA = "quota: daily quota exhausted"
     TOTAL_QUOTA = "quota: total quota exhausted"
     SHARES_SUM = "shares do not sum to 1"
@@ -90,6 +91,9 @@ class LoanRequest:
     term: int
     purpose: str
     day: date
+    guarantee_fee_allowed: bool = True
+    """False once the offer priced with a guarantee fee broke the APR cap: guaranteed funders
+    are then excluded, so the loan is funded without the fee or not at all (2.8, 2.9)."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.amount, Decimal) or not self.amount.is_finite() or self.amount <= 0:
@@ -153,6 +157,7 @@ def appetite_breach(funder: Funder, request: LoanRequest) -> Rule | None:
         (not a.terms or request.term in a.terms, Rule.TERM),
         (not a.purposes or request.purpose in a.purposes, Rule.PURPOSE),
         (request.apr >= a.min_apr, Rule.MIN_APR),
+        (request.guarantee_fee_allowed or funder.guarantee is None, Rule.GUARANTEE_FEE),
     )
     return next((rule for ok, rule in checks if not ok), None)
 

@@ -43,15 +43,25 @@ class Flow(StrEnum):
     GUARANTEE = "guarantee"
     BUYBACK = "buyback"
     ACQUIRED = "acquired"
+    WAIVER = "waiver"
+    """Principal forgiven in a negotiated settlement: each funder bears its own position."""
+    GUARANTEE_FEE = "guarantee_fee"
+    """The guarantor's part of a fee collected (REGULATION.md 2.8): the platform stands behind
+    the banks' first-loss guarantees, so it keeps the fee borrowers pay for them, unsplit."""
+    CAPITALISED = "capitalised"
+    """Interest, fees or penalty a restructuring turned into principal: no cash moves, each
+    funder's position grows by its part (docs/collections.md, "Restructuring")."""
 
 
 POSITION_SIGN: dict[Flow, int] = {
     Flow.DISBURSEMENT: 1,
     Flow.PRINCIPAL: -1,
     Flow.CHARGE_OFF: -1,
+    Flow.WAIVER: -1,
     Flow.GUARANTEE: -1,
     Flow.BUYBACK: -1,
     Flow.ACQUIRED: 1,
+    Flow.CAPITALISED: 1,
 }
 """How a flow moves the funder's principal position (flows not listed leave it alone)."""
 
@@ -117,10 +127,20 @@ def open_parts(principal_fen: int, shares: Mapping[str, int]) -> list[Part]:
 
 
 def payment_parts(
-    components: Mapping[str, int], holdings: Mapping[str, Holding], loan_rate: Decimal
+    components: Mapping[str, int],
+    holdings: Mapping[str, Holding],
+    loan_rate: Decimal,
+    guarantee: Part | None = None,
 ) -> list[Part]:
-    """Split one payment's applied components (fen) between the loan's funders."""
+    """Split one payment's applied components (fen) between the loan's funders.
+
+    `guarantee` is the guarantor's part of the fee collected (`guarantee_fee_part`): it goes
+    to the guarantor whole and only the rest of the fee is split by share.
+    """
     parts: list[Part] = []
+    if guarantee is not None and guarantee.fen:
+        components = {**components, "fee": components.get("fee", 0) - guarantee.fen}
+        parts.append(guarantee)
     principal = components.get("principal", 0)
     if principal:
         parts += _by_position(principal, holdings, Flow.PRINCIPAL)
@@ -137,9 +157,26 @@ def payment_parts(
     return parts
 
 
-def charge_off_parts(holdings: Mapping[str, Holding]) -> list[Part]:
-    """A charge-off writes every funder's remaining position off: each bears its own loss."""
-    return [Part(f, Flow.CHARGE_OFF, h.position) for f, h in sorted(holdings.items()) if h.position]
+def guarantee_fee_part(
+    guarantor: str, fee_fen: int, fee_rate: Decimal, guarantee_rate: Decimal
+) -> Part | None:
+    """The guarantor's part of a per-period fee collected: the fee in proportion of the loan's
+    guarantee fee rate to its whole fee rate, rounded half up (the rest stays the product's
+    fee, split by share, so the two add up to the fee to the fen)."""
+    if fee_fen <= 0 or guarantee_rate <= 0:
+        return None
+    if not 0 < guarantee_rate <= fee_rate:
+        raise InvariantViolation(
+            f"guarantee fee rate {guarantee_rate} exceeds the loan's {fee_rate}"
+        )
+    fen = (Decimal(fee_fen) * guarantee_rate / fee_rate).to_integral_value(decimal.ROUND_HALF_UP)
+    return Part(guarantor, Flow.GUARANTEE_FEE, int(fen))
+
+
+def charge_off_parts(holdings: Mapping[str, Holding], flow: Flow = Flow.CHARGE_OFF) -> list[Part]:
+    """A charge-off (or a settlement's waiver) writes every funder's remaining position off:
+    each bears its own loss."""
+    return [Part(f, flow, h.position) for f, h in sorted(holdings.items()) if h.position]
 
 
 def transfer_parts(bank_id: str, platform_id: str, position: int, kind: Flow) -> list[Part]:
@@ -151,6 +188,16 @@ def transfer_parts(bank_id: str, platform_id: str, position: int, kind: Flow) ->
     return [Part(bank_id, kind, position), Part(platform_id, Flow.ACQUIRED, position)]
 
 
+def capitalised_parts(fen: int, holdings: Mapping[str, Holding]) -> list[Part]:
+    """A restructuring's capitalised amount, split by position like the principal it joins,
+    so every funder's share of the loan stays what it was."""
+    weights = {f: h.position for f, h in holdings.items() if h.position}
+    total = sum(weights.values())
+    if fen <= 0 or total == 0:
+        return []
+    return [Part(f, Flow.CAPITALISED, v) for f, v in split_fen(fen, weights, total).items() if v]
+
+
 def reversed_parts(parts: Iterable[Part]) -> list[Part]:
     """The exact undo of a payment's split, fen for fen."""
     return [Part(p.funder_id, p.flow, -p.fen) for p in parts]
@@ -160,7 +207,9 @@ def apply_parts(holdings: Mapping[str, Holding], parts: Iterable[Part]) -> dict[
     """Holdings after `parts`; a position that would go negative is an invariant breach."""
     positions = {f: h.position for f, h in holdings.items()}
     for part in parts:
-        positions[part.funder_id] += POSITION_SIGN.get(part.flow, 0) * part.fen
+        sign = POSITION_SIGN.get(part.flow, 0)
+        if sign:  # a guarantor need not hold a position
+            positions[part.funder_id] += sign * part.fen
     for funder_id, position in positions.items():
         if position < 0:
             raise InvariantViolation(f"funder {funder_id!r} position would be {position} fen")
@@ -218,8 +267,10 @@ __all__ = [
     "Part",
     "after_transfer",
     "apply_parts",
+    "capitalised_parts",
     "charge_off_parts",
     "due",
+    "guarantee_fee_part",
     "open_parts",
     "payment_parts",
     "reversed_parts",

@@ -69,6 +69,8 @@ class Metric(StrEnum):
     NPL_RATIO = "npl_ratio"
     PARTNER_HEADROOM = "partner_headroom"
     APPROVAL_JUMP = "approval_jump"
+    FUNDS_MISUSE = "funds_misuse"
+    """A loan's funds reached a forbidden merchant category (`risk.surveillance`)."""
 
 
 @dataclass(frozen=True, slots=True)

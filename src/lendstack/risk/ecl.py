@@ -76,6 +76,8 @@ class LoanBook:
     pd_now: F64 | None = None
     state: NDArray[np.integer[Any]] | None = None
     pd_12m: F64 | None = None
+    forborne: NDArray[np.bool_] | None = None
+    """Restructured loans still under observation: at least stage 2."""
 
     def __post_init__(self) -> None:
         n = self.loan_id.shape[0]
@@ -98,6 +100,7 @@ class LoanBook:
             "pd_now",
             "state",
             "pd_12m",
+            "forborne",
         ):
             arr = getattr(self, name)
             if arr is not None and arr.shape != (n,):
@@ -204,7 +207,9 @@ def compute_ecl(
     if matrix is not None and book.state is not None:
         defaulted = defaulted | (book.state == matrix.default_index)
     pd_now = book.pd_now if book.pd_now is not None else np.minimum(pd_life, 1.0)
-    staging = assign_stages(book.dpd, defaulted, book.pd_origination, pd_now, cfg.staging)
+    staging = assign_stages(
+        book.dpd, defaulted, book.pd_origination, pd_now, cfg.staging, book.forborne
+    )
     ead_now = book.ead_fen[:, 0].astype(np.int64)
     impaired = book.lgd * ead_now
     s1, s3 = staging.stage == 1, staging.stage == 3

@@ -45,17 +45,16 @@ class Cause(IntFlag):
     S2_PD_RATIO = 4
     S3_DPD = 8
     S3_DEFAULT = 16
+    S2_FORBORNE = 32
+    """Restructured and still in its observation period: a forborne exposure is not
+    performing as agreed, a significant increase in credit risk (IFRS 9 B5.5.27)."""
 
     @property
     def stage(self) -> Stage:
         """The stage this cause puts a loan in."""
-        return (
-            Stage.THREE
-            if self >= Cause.S3_DPD
-            else Stage.TWO
-            if self >= Cause.S2_DPD
-            else Stage.ONE
-        )
+        if self in (Cause.S3_DPD, Cause.S3_DEFAULT):
+            return Stage.THREE
+        return Stage.ONE if self is Cause.S1 else Stage.TWO
 
 
 CAUSES: tuple[Cause, ...] = tuple(Cause)
@@ -142,8 +141,10 @@ def assign_stages(
     pd_origination: NDArray[np.floating[Any]],
     pd_now: NDArray[np.floating[Any]],
     config: StagingConfig | None = None,
+    forborne: NDArray[np.bool_] | None = None,
 ) -> Staging:
-    """Stage and causes for every loan; inputs are equal-length 1-D arrays.
+    """Stage and causes for every loan; inputs are equal-length 1-D arrays. `forborne` marks
+    restructured loans still under observation (at least stage 2).
 
     The PD ratio test needs a strict rise as well (`pd_now > pd_origination`), so a loan
     whose PD was and is 0 stays in stage 1 rather than passing "0 >= 2 x 0".
@@ -156,11 +157,18 @@ def assign_stages(
     rise = pd_now - pd_origination
     s2_ratio = (pd_now >= cfg.pd_ratio * pd_origination) & (rise > 0)
     s2_ratio &= rise >= cfg.pd_min_increase
+    s2_forborne = np.zeros(dpd.shape, dtype=bool) if forborne is None else forborne.astype(bool)
+    if s2_forborne.shape != dpd.shape:
+        raise ValidationError(f"shape {s2_forborne.shape} differs from dpd's", field="forborne")
     in3 = s3_dpd | s3_default
-    in2 = ~in3 & (s2_dpd | s2_ratio)
+    in2 = ~in3 & (s2_dpd | s2_ratio | s2_forborne)
     stage = np.where(in3, np.uint8(3), np.where(in2, np.uint8(2), np.uint8(1))).astype(np.uint8)
     c3 = s3_dpd * np.uint8(Cause.S3_DPD) | s3_default * np.uint8(Cause.S3_DEFAULT)
-    c2 = s2_dpd * np.uint8(Cause.S2_DPD) | s2_ratio * np.uint8(Cause.S2_PD_RATIO)
+    c2 = (
+        s2_dpd * np.uint8(Cause.S2_DPD)
+        | s2_ratio * np.uint8(Cause.S2_PD_RATIO)
+        | s2_forborne * np.uint8(Cause.S2_FORBORNE)
+    )
     causes = np.where(in3, c3, np.where(in2, c2, np.uint8(Cause.S1))).astype(np.uint8)
     return Staging(stage, causes)
 

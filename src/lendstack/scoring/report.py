@@ -6,8 +6,6 @@ embedded in the page; tables are plain HTML.
 
 from __future__ import annotations
 
-import html
-import io
 from pathlib import Path
 from typing import Any
 
@@ -18,27 +16,15 @@ import matplotlib.pyplot as plt
 import numpy as np
 from sklearn.metrics import roc_curve
 
+from lendstack.reporting import Page
 from lendstack.scoring.artifacts import load_oof
 from lendstack.scoring.data import encode_target, load_table
 from lendstack.scoring.fairness import GroupRow, fairness_table, group_labels
 from lendstack.scoring.metrics import compute_metrics
 from lendstack.scoring.model import CreditModel
 
-_STYLE = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}
-table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;
-text-align:right}th{background:#f3f3f3}td:first-child{text-align:left}
-.charts{display:flex;flex-wrap:wrap;gap:1em}"""
 
-
-def _svg(fig: Any) -> str:
-    buffer = io.StringIO()
-    fig.savefig(buffer, format="svg", bbox_inches="tight", metadata={"Date": None})
-    plt.close(fig)
-    text = buffer.getvalue()
-    return text[text.index("<svg") :]
-
-
-def _roc_ks(y: np.ndarray, p: np.ndarray) -> str:
+def _roc_ks(y: np.ndarray, p: np.ndarray) -> Any:
     fpr, tpr, _ = roc_curve(y, p)
     fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.6))
     a.plot(fpr, tpr)
@@ -54,10 +40,10 @@ def _roc_ks(y: np.ndarray, p: np.ndarray) -> str:
     b.vlines(share[k], neg[k], pos[k], colors="red", label=f"KS {pos[k] - neg[k]:.3f}")
     b.set(title="KS", xlabel="share of population (riskiest first)", ylabel="cumulative share")
     b.legend()
-    return _svg(fig)
+    return fig
 
 
-def _calibration(y: np.ndarray, p: np.ndarray) -> str:
+def _calibration(y: np.ndarray, p: np.ndarray) -> Any:
     order = np.argsort(p)
     chunks = np.array_split(order, 10)
     fig, ax = plt.subplots(figsize=(4.4, 3.6))
@@ -69,35 +55,27 @@ def _calibration(y: np.ndarray, p: np.ndarray) -> str:
     ax.set(
         title="calibration (deciles)", xlabel="mean predicted PD", ylabel="observed default rate"
     )
-    return _svg(fig)
+    return fig
 
 
-def _distributions(y: np.ndarray, points: np.ndarray) -> str:
+def _distributions(y: np.ndarray, points: np.ndarray) -> Any:
     fig, ax = plt.subplots(figsize=(4.4, 3.6))
     bins = np.linspace(points.min(), points.max(), 40)
     ax.hist(points[y == 0], bins=bins, alpha=0.6, density=True, label="non-default")
     ax.hist(points[y == 1], bins=bins, alpha=0.6, density=True, label="default")
     ax.set(title="score distribution by outcome", xlabel="points", ylabel="density")
     ax.legend()
-    return _svg(fig)
+    return fig
 
 
-def _importance(model: CreditModel) -> str:
+def _importance(model: CreditModel) -> Any:
     gain = np.asarray(model.champion.booster.feature_importance("gain"), dtype=float)
     share = gain / gain.sum() if gain.sum() > 0 else gain
     order = np.argsort(share)[-15:]
     fig, ax = plt.subplots(figsize=(6, 0.3 * len(order) + 1))
     ax.barh([model.spec.features[i].name for i in order], share[order])
     ax.set(title="LightGBM feature importance (share of gain)")
-    return _svg(fig)
-
-
-def _table(header: list[str], rows: list[list[str]]) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows
-    )
-    return f"<table><tr>{head}</tr>{body}</table>"
+    return fig
 
 
 def gains_table(y: np.ndarray, p: np.ndarray, groups: int = 10) -> list[list[str]]:
@@ -169,36 +147,27 @@ def build_report(model: CreditModel, model_dir: Path, data: Path | None, out: Pa
     y, p, fair, source = _inputs(model, model_dir, data)
     metrics = compute_metrics(y, p)
     points = model.champion.scorecard.scaling.points_from_pd(p)
-    parts = [
-        f"<h1>Credit model report</h1><p>Data: {html.escape(source)}. Target "
-        f"<code>{html.escape(model.metadata['target']['column'])}</code>.</p>",
-        _table(["metric", "value"], [[m.value, f"{v:.4f}"] for m, v in metrics.items()]),
-        "<h2>Discrimination</h2>",
-        _roc_ks(y, p),
-        "<h2>Calibration and score distribution</h2><div class=charts>",
-        _calibration(y, p),
-        _distributions(y, points),
-        "</div>",
-        "<h2>Gains and lift</h2>",
-        _table(
-            ["decile", "count", "defaults", "default rate", "cum. capture", "lift"],
-            gains_table(y, p),
-        ),
-        "<h2>Feature importance</h2>",
-        _importance(model),
-        "<h2>Scorecard points</h2>",
-        _table(["characteristic", "bin", "WOE", "points"], _points_rows(model)),
-        "<h2>Fairness</h2>",
-        _table(
-            ["attribute", "group", "n", "approval rate", "default rate", "AIR", "95% CI"],
-            _fair_rows(fair),
-        )
-        if fair
-        else "<p>No protected attributes (--protected).</p>",
-    ]
-    page = (
-        f"<!doctype html><html><head><meta charset=utf-8><title>Credit model report</title>"
-        f"<style>{_STYLE}</style></head><body>{''.join(parts)}</body></html>"
-    )
-    Path(out).write_text(page, encoding="utf-8")
-    return Path(out)
+    page = Page("Credit model report")
+    page.paragraph(f"Data: {source}. Target {model.metadata['target']['column']}.")
+    page.table([{"metric": m.value, "value": f"{v:.4f}"} for m, v in metrics.items()])
+    page.heading("Discrimination").chart(_roc_ks(y, p))
+    page.heading("Calibration and score distribution")
+    page.charts([_calibration(y, p), _distributions(y, points)])
+    page.heading("Gains and lift").table(_rows(_GAINS, gains_table(y, p)))
+    page.heading("Feature importance").chart(_importance(model))
+    page.heading("Scorecard points")
+    page.table(_rows(["characteristic", "bin", "WOE", "points"], _points_rows(model)))
+    page.heading("Fairness")
+    if fair:
+        page.table(_rows(_FAIR, _fair_rows(fair)))
+    else:
+        page.paragraph("No protected attributes (--protected).")
+    return page.write(out)
+
+
+_GAINS = ["decile", "count", "defaults", "default rate", "cum. capture", "lift"]
+_FAIR = ["attribute", "group", "n", "approval rate", "default rate", "AIR", "95% CI"]
+
+
+def _rows(header: list[str], rows: list[list[str]]) -> list[dict[str, object]]:
+    return [dict(zip(header, r, strict=True)) for r in rows]

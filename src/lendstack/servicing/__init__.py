@@ -16,7 +16,7 @@ from lendstack.servicing.domain.schedule import (
     Schedule,
     generate,
 )
-from lendstack.servicing.ports import LoanProfile, StoredPayment, UnitOfWork
+from lendstack.servicing.ports import LoanProfile, PlanTerms, StoredPayment, UnitOfWork
 from lendstack.servicing.services import (
     LoanRequest,
     Payment,
@@ -43,6 +43,7 @@ __all__ = [
     "LoanTerms",
     "Payment",
     "PayoffQuote",
+    "PlanTerms",
     "Posting",
     "PrepaymentMode",
     "Product",

@@ -27,8 +27,10 @@ class CobStep(StrEnum):
     CLASSIFICATION = "classification"
     NON_ACCRUAL = "non_accrual"
     CHARGE_OFF = "charge_off"
+    WRITE_OFF = "write_off"  # charged-off loans past the product's write-off days (核销)
     FUNDING = "funding"  # funder sub-ledgers: charge-offs, guarantee payouts, the day's GL entry
     MONTH_END = "month_end"  # first-payment defaults daily; the loan-month panel on month-ends
+    COLLECTIONS = "collections"  # promises to pay due (or paid) marked kept or broken
     SNAPSHOT = "snapshot"
 
 

@@ -7,7 +7,7 @@ the storage in.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 from types import TracebackType
@@ -16,6 +16,7 @@ from typing import Protocol
 from lendstack.servicing.domain.ledger import JournalEntry
 from lendstack.servicing.domain.loan import LoanState
 from lendstack.servicing.domain.payments import Applied, InstallmentPart
+from lendstack.servicing.domain.settlement import Waived
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,10 +63,20 @@ class Calendar(Protocol):
     def last_closed(self) -> date | None: ...
 
 
+@dataclass(frozen=True, slots=True)
+class PlanTerms:
+    """A new loan's co-lending plan as booking records it."""
+
+    shares: Mapping[str, Decimal]
+    """Funder id -> share; the shares sum to exactly 1."""
+    guarantee_fee_rates: Mapping[str, Decimal] = field(default_factory=dict)
+    """Funder id -> the annual guarantee fee priced into the loan for its share (none: 0)."""
+
+
 class FundingPlans(Protocol):
     """A booked loan's co-lending shares, written inside the booking's transaction."""
 
-    def record(self, loan_id: int, shares: Mapping[str, Decimal]) -> None: ...
+    def record(self, loan_id: int, plan: PlanTerms) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +110,19 @@ class LoanProfiles(Protocol):
     def record(self, loan_id: int, profile: LoanProfile) -> None: ...
 
 
+class LoanSettlements(Protocol):
+    """Negotiated settlements (not the funders' settlement files), recorded in the
+    settlement's transaction."""
+
+    def record(
+        self, loan_id: int, payment_id: int, on: date, payoff: Decimal, amount: Decimal,
+        waived: Waived,
+    ) -> None: ...  # fmt: skip
+    def get(self, loan_id: int) -> tuple[Decimal, Waived] | None:
+        """(payoff, what was forgiven) of the loan's settlement, if it was settled."""
+        ...
+
+
 class UnitOfWork(Protocol):
     """One transaction: everything commits together or nothing is written."""
 
@@ -108,6 +132,7 @@ class UnitOfWork(Protocol):
     calendar: Calendar
     funding: FundingPlans
     profiles: LoanProfiles
+    loan_settlements: LoanSettlements
 
     def __enter__(self) -> UnitOfWork: ...
     def __exit__(

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from decimal import Decimal
@@ -32,10 +32,12 @@ from lendstack.servicing.domain.payments import (
 )
 from lendstack.servicing.domain.prepayment import PayoffQuote, payoff_quote, prepay
 from lendstack.servicing.domain.products import ProductCatalog
+from lendstack.servicing.domain.restructure import check_reversible
 from lendstack.servicing.domain.schedule import PrepaymentMode, Schedule, generate
 from lendstack.servicing.ports import (
     Calendar,
     LoanProfile,
+    PlanTerms,
     StoredPayment,
     UnitOfWork,
     lead_funder,
@@ -54,6 +56,8 @@ class LoanRequest:
     start: date
     fee_rate: Decimal | None = None
     upfront_fee_rate: Decimal | None = None
+    guarantee_fee_rate: Decimal = Decimal(0)
+    """Per period, on the original principal, on top of the product's fee (`Product.terms`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +84,7 @@ def quote(catalog: ProductCatalog, request: LoanRequest) -> Schedule:
         request.start,
         fee_rate=request.fee_rate,
         upfront_fee_rate=request.upfront_fee_rate,
+        guarantee_fee_rate=request.guarantee_fee_rate,
     )
     return generate(terms)
 
@@ -100,8 +105,8 @@ def ensure_open(calendar: Calendar, on: date, field: str = "date") -> None:
         )
 
 
-FundingShares = Callable[[], Mapping[str, Decimal]]
-"""Gives a new loan's funding shares by funder id (they sum to 1); may raise to refuse it."""
+FundingShares = Callable[[], PlanTerms]
+"""Gives a new loan's funding plan (shares sum to 1); may raise to refuse it."""
 
 
 def book_loan(
@@ -130,13 +135,13 @@ def book_loan(
                 )
             return existing
         ensure_open(uow.calendar, request.start)
-        shares = None if fund is None else fund()
+        plan = None if fund is None else fund()
         loan = open_loan(contract, schedule)
         loan = with_id(loan, uow.loans.add(loan, reference))
-        if shares is not None:
-            uow.funding.record(loan.id, shares)
+        if plan is not None:
+            uow.funding.record(loan.id, plan)
         if profile is not None:
-            lead = profile.lead_funder_id or (lead_funder(shares) if shares else None)
+            lead = profile.lead_funder_id or (lead_funder(plan.shares) if plan else None)
             uow.profiles.record(loan.id, replace(profile, lead_funder_id=lead))
         uow.ledger.post(disbursement_entry(loan, schedule, request.start))
         uow.commit()
@@ -246,6 +251,7 @@ def reverse_payment(uow: UnitOfWork, payment_id: int, on: date) -> tuple[StoredP
         _check_reversible((target, *later), on)
         loan = uow.loans.get(target.loan_id, for_update=True)
         _check_on_book(loan, (target, *later))
+        check_reversible(loan, (target.value_date,))
         for stored in reversed((target, *later)):
             loan = _undo(uow, loan, stored, on)
         uow.loans.save(loan)
@@ -256,6 +262,12 @@ def reverse_payment(uow: UnitOfWork, payment_id: int, on: date) -> tuple[StoredP
 
 def _check_reversible(chain: tuple[StoredPayment, ...], on: date) -> None:
     for stored in chain:
+        if stored.kind == "settlement":
+            raise Conflict(
+                f"payment {stored.id} settled loan {stored.loan_id} for a negotiated amount; "
+                "a settlement, or a payment before it, cannot be reversed",
+                field="payment_id",
+            )
         if stored.kind == "prepayment" and stored.value_date != on:
             raise Conflict(
                 f"payment {stored.id} is a prepayment from {stored.value_date}; prepayments "
@@ -267,7 +279,12 @@ def _check_reversible(chain: tuple[StoredPayment, ...], on: date) -> None:
 def _check_on_book(loan: LoanState, chain: tuple[StoredPayment, ...]) -> None:
     """A charged-off loan carries no receivables: undoing a payment from before the charge-off
     would put dues back on it (and re-applying one would turn it into a recovery). Only
-    recoveries, taken after the charge-off, can be reversed there."""
+    recoveries, taken after the charge-off, can be reversed there. A sold loan is the
+    buyer's: none of its payments can be reversed on our books."""
+    if loan.status is LoanStatus.SOLD:
+        raise Conflict(
+            f"loan {loan.id} was sold; its payments cannot be reversed", field="payment_id"
+        )
     if loan.status not in (LoanStatus.CHARGED_OFF, LoanStatus.WRITTEN_OFF):
         return
     for stored in chain:

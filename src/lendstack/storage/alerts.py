@@ -17,14 +17,14 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy import Connection, Engine, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from lendstack.core.errors import ValidationError
 from lendstack.risk.alerts import Alert, Severity
 from lendstack.storage.calendar import as_date
 from lendstack.storage.repositories import now
-from lendstack.storage.schema import risk_alerts
+from lendstack.storage.schema import decision_log, risk_alerts
 
 _RANK = {Severity.WARN.value: 1, Severity.CRITICAL.value: 2}
 
@@ -177,6 +177,33 @@ class SqlAlerts:
                 )
                 for row in result
             )
+
+
+GRANTED_OUTCOMES = ("APPROVE", "COUNTER_OFFER")
+
+
+def approval_rates(engine: Engine, through: date) -> dict[date, float]:
+    """Each month's approval rate from the decision log, for the "approvals so easy" alert:
+    granted (APPROVE or COUNTER_OFFER) over all decisions by application date, keyed by the
+    month's first day, up to `through`. Review resolutions are not decisions and are left
+    out. Counted per day in SQL (portable) and summed per month here; months without
+    decisions are absent, so the alert skips them."""
+    granted = func.sum(
+        func.cast(decision_log.c.outcome.in_(GRANTED_OUTCOMES), decision_log.c.seq.type)
+    )
+    query = (
+        select(decision_log.c.application_date, func.count(), granted)
+        .where(decision_log.c.kind == "decision", decision_log.c.application_date <= through)
+        .group_by(decision_log.c.application_date)
+    )
+    totals: dict[date, list[int]] = {}
+    with engine.connect() as conn:
+        for day, count, approved in conn.execute(query):
+            month = as_date(day).replace(day=1)
+            acc = totals.setdefault(month, [0, 0])
+            acc[0] += int(count)
+            acc[1] += int(approved or 0)
+    return {month: approved / count for month, (count, approved) in sorted(totals.items())}
 
 
 def _severities(conn: Connection, ids: list[str]) -> dict[str, str]:

@@ -10,7 +10,7 @@ exactly the rows the step updates, in the same transaction.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -29,6 +29,7 @@ from lendstack.servicing.domain.ledger import Account, EventType, Side, entry_or
 from lendstack.servicing.domain.payments import apply_credit
 from lendstack.servicing.ports import StoredPayment
 from lendstack.storage.calendar import CLOSED_STEP, as_date, last_closed
+from lendstack.storage.collections import resolve_promises
 from lendstack.storage.mapping import to_day
 from lendstack.storage.month_end import close_month_end
 from lendstack.storage.repositories import (
@@ -37,6 +38,7 @@ from lendstack.storage.repositories import (
     SqlPayments,
     now,
 )
+from lendstack.storage.restructures import held_class_sql, observe
 from lendstack.storage.schema import cob_steps, loans
 from lendstack.storage.subledger import close_funding
 
@@ -275,8 +277,14 @@ def classify(
     scheme: BucketScheme = DEFAULT_BUCKETS,
     profile: ClassificationProfile | None = None,
 ) -> int:
-    """Move loans between buckets and the five regulatory classes, logging every move."""
-    bucket, klass = _bucket_sql(scheme), _class_sql(profile or default_profile())
+    """Move loans between buckets and the five regulatory classes, logging every move.
+
+    A restructured loan under observation keeps at least its restructuring's class
+    (`storage.restructures`: the hold is counted and released first, then floors the class).
+    """
+    bucket, dpd_class = _bucket_sql(scheme), _class_sql(profile or default_profile())
+    observe(conn, day, dpd_class)
+    klass = held_class_sql(dpd_class)
     moves = (
         ("bucket", "bucket", _label_sql("bucket", scheme), bucket, _label_sql(bucket, scheme)),
         ("class", "risk_class", "risk_class", klass, klass),
@@ -388,6 +396,34 @@ def _charge_off_legs(sums: dict[bool, tuple[int, ...]]) -> list[Any]:
     ]
 
 
+def write_off(conn: Connection, day: date) -> int:
+    """Charged-off loans reach the product's write-off day: written off (核销). No money moves
+    (charge-off took the balances off the books); the status and an event record it. Set-based
+    per distinct policy, so the date arithmetic stays in Python and the SQL stays portable."""
+    policies = conn.execute(
+        text(
+            "SELECT DISTINCT write_off_days FROM loans"
+            " WHERE status = 'charged_off' AND write_off_days IS NOT NULL"
+        )
+    ).scalars()
+    moved = 0
+    for days in sorted(int(d) for d in policies):
+        params = {"day": day, "days": days, "cutoff": day - timedelta(days=days)}
+        where = "status = 'charged_off' AND write_off_days = :days AND closed_on <= :cutoff"
+        conn.execute(
+            text(
+                "INSERT INTO loan_events (loan_id, business_date, kind, old, new)"
+                f" SELECT id, :day, 'status', 'charged_off', 'written_off' FROM loans WHERE {where}"
+            ),
+            params,
+        )
+        result = conn.execute(
+            text(f"UPDATE loans SET status = 'written_off' WHERE {where}"), params
+        )
+        moved += int(result.rowcount)
+    return moved
+
+
 def snapshot(conn: Connection, day: date) -> int:
     """The day's delinquency and classification table, kept for reports on any past date."""
     result = conn.execute(
@@ -420,8 +456,10 @@ STEP_SQL: dict[CobStep, Callable[[Connection, date], int]] = {
     CobStep.CLASSIFICATION: classify,
     CobStep.NON_ACCRUAL: stop_accrual,
     CobStep.CHARGE_OFF: charge_off,
+    CobStep.WRITE_OFF: write_off,
     CobStep.FUNDING: fund,
     CobStep.MONTH_END: close_month_end,
+    CobStep.COLLECTIONS: resolve_promises,
     CobStep.SNAPSHOT: snapshot,
 }
 

@@ -151,6 +151,16 @@ def last_posted_run(conn: Connection, before: date | None = None) -> StoredRun |
     return None if row is None else _stored(row)
 
 
+def released_by_sales(conn: Connection, run_id: int) -> int:
+    """Allowance of run `run_id` already released by NPL sales (storage/npl_sale.py): 1309
+    holds the run's total less this until the next posting."""
+    released = conn.execute(
+        text("SELECT SUM(allowance_released_fen) FROM npl_sales WHERE ecl_run_id = :r"),
+        {"r": run_id},
+    ).scalar()
+    return int(released or 0)
+
+
 def _previous_run(conn: Connection, day: date) -> StoredRun | None:
     """The opening run of the roll-forward: the latest earlier date, its posted run first."""
     unposted_last = text("CASE WHEN posted_at IS NULL THEN 1 ELSE 0 END")
@@ -322,7 +332,7 @@ def _post(conn: Connection, run: StoredRun) -> AllowancePosting:
             f"post on {latest.as_of} or a later closed date",
             field="date",
         )
-    previous_fen = 0 if latest is None else latest.total_fen
+    previous_fen = 0 if latest is None else latest.total_fen - released_by_sales(conn, latest.id)
     change = run.total_fen - previous_fen
     entry = allowance_entry(day, change)
     entry_id = None if entry is None else SqlLedger(conn).post(entry)

@@ -253,6 +253,7 @@ class SqlFunding:
         loan_id: int,
         shares: Mapping[str, Decimal],
         policy: Policy | None = None,
+        guarantee_fee_rates: Mapping[str, Decimal] | None = None,
     ) -> None:
         """Write a booked loan's funding shares, all or nothing.
 
@@ -263,9 +264,9 @@ class SqlFunding:
         """
         if isinstance(target, Engine):
             with target.begin() as conn:
-                self.record_plan(conn, loan_id, shares, policy)
+                self.record_plan(conn, loan_id, shares, policy, guarantee_fee_rates)
             return
-        rows = _plan_rows(loan_id, shares, policy or Policy())
+        rows = _plan_rows(loan_id, shares, policy or Policy(), guarantee_fee_rates or {})
         _check_plan_targets(target, loan_id, shares)
         target.execute(insert(funding_plans), rows)
         SubLedger(target).open(loan_id, shares)
@@ -333,9 +334,13 @@ def ensure_open_date(conn: Connection, on: date) -> None:
 
 
 def _plan_rows(
-    loan_id: int, shares: Mapping[str, Decimal], policy: Policy
+    loan_id: int,
+    shares: Mapping[str, Decimal],
+    policy: Policy,
+    guarantee_fee_rates: Mapping[str, Decimal],
 ) -> list[dict[str, object]]:
     check_shares(shares)
+    _check_guarantee_fees(shares, guarantee_fee_rates)
     rows = []
     for funder_id, share in sorted(shares.items()):
         if share != share.quantize(policy.share_quantum):
@@ -344,8 +349,24 @@ def _plan_rows(
                 field="shares",
             )
         text = f"{share.quantize(policy.share_quantum):f}"
-        rows.append({"loan_id": loan_id, "funder_id": funder_id, "share": text})
+        fee = f"{guarantee_fee_rates.get(funder_id, Decimal(0)):f}"
+        rows.append(
+            {"loan_id": loan_id, "funder_id": funder_id, "share": text, "guarantee_fee_rate": fee}
+        )
     return rows
+
+
+def _check_guarantee_fees(shares: Mapping[str, Decimal], rates: Mapping[str, Decimal]) -> None:
+    for funder_id, rate in rates.items():
+        if funder_id not in shares:
+            raise ValidationError(
+                f"guarantee fee for {funder_id!r}, which has no share", field="guarantee_fee_rate"
+            )
+        if not isinstance(rate, Decimal) or not rate.is_finite() or not 0 <= rate < 1:
+            raise ValidationError(
+                f"guarantee fee of {funder_id!r} must be a Decimal in [0, 1), got {rate!r}",
+                field="guarantee_fee_rate",
+            )
 
 
 def _check_plan_targets(conn: Connection, loan_id: int, shares: Mapping[str, Decimal]) -> None:

@@ -53,6 +53,7 @@ def contract_columns(c: LoanContract) -> dict[str, Any]:
         "fee_rate": str(c.fee_rate),
         "upfront_fee_rate": str(c.upfront_fee_rate),
         "prepayment_fee_rate": str(c.prepayment_fee_rate),
+        "write_off_days": c.write_off_days,
     }
 
 
@@ -76,6 +77,7 @@ def contract_from(row: Any) -> LoanContract:
         fee_rate=Decimal(row.fee_rate),
         upfront_fee_rate=Decimal(row.upfront_fee_rate),
         prepayment_fee_rate=Decimal(row.prepayment_fee_rate),
+        write_off_days=row.write_off_days,
     )
 
 

@@ -144,10 +144,13 @@ def _installments_vs_loans(conn: Connection) -> list[Difference]:
 
 
 def _allowance_vs_last_ecl_run(conn: Connection, tb: TrialBalance) -> list[Difference]:
-    """The loan loss allowance (1309) is the total of the last posted ECL run, or zero."""
+    """The loan loss allowance (1309) is the total of the last posted ECL run, or zero, less
+    what NPL sales released of that run's allowance since it was posted."""
     posted = _scalar(
         conn,
-        "SELECT total_fen FROM ecl_runs WHERE posted_at IS NOT NULL ORDER BY as_of DESC LIMIT 1",
+        "SELECT r.total_fen - COALESCE((SELECT SUM(s.allowance_released_fen) FROM npl_sales s"
+        " WHERE s.ecl_run_id = r.id), 0) FROM ecl_runs r WHERE r.posted_at IS NOT NULL"
+        " ORDER BY r.as_of DESC LIMIT 1",
     )
     held = tb.balance(Account.ALLOWANCE)
     if posted == held:

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, date, datetime
-from decimal import Decimal
 from types import TracebackType
 from typing import Any
 
@@ -18,10 +17,11 @@ from lendstack.core.money import from_fen, to_fen
 from lendstack.servicing.domain.ledger import Account, EventType, JournalEntry, Posting, Side
 from lendstack.servicing.domain.loan import LoanState
 from lendstack.servicing.domain.payments import Applied, InstallmentPart
-from lendstack.servicing.ports import LoanProfile, StoredPayment
+from lendstack.servicing.ports import LoanProfile, PlanTerms, StoredPayment
 from lendstack.storage import mapping
 from lendstack.storage.calendar import last_closed
 from lendstack.storage.funding import SqlFunding
+from lendstack.storage.loan_settlements import SqlLoanSettlements
 from lendstack.storage.schema import (
     installments,
     journal_entries,
@@ -329,8 +329,10 @@ class SqlFundingPlans:
         self.conn = conn
         self.engine = engine
 
-    def record(self, loan_id: int, shares: Mapping[str, Decimal]) -> None:
-        SqlFunding(self.engine).record_plan(self.conn, loan_id, shares)
+    def record(self, loan_id: int, plan: PlanTerms) -> None:
+        SqlFunding(self.engine).record_plan(
+            self.conn, loan_id, plan.shares, guarantee_fee_rates=plan.guarantee_fee_rates
+        )
 
 
 class SqlLoanProfiles:
@@ -367,6 +369,7 @@ class SqlUnitOfWork:
         self.calendar = SqlCalendar(self.conn)
         self.funding = SqlFundingPlans(self.conn, self.engine)
         self.profiles = SqlLoanProfiles(self.conn)
+        self.loan_settlements = SqlLoanSettlements(self.conn)
         return self
 
     def commit(self) -> None:

@@ -197,8 +197,17 @@ def load_book(
         loan_id=ids, ead_fen=ead, eir=_eir(rate, fee), lgd=lgd_for_products(product, config),
         dpd=dpd, defaulted=non_accrual, pd_origination=pd_origination, pd_now=pd_now,
         state=state, pd_12m=None if matrix is not None else pd_12m,
+        forborne=_observed_restructures(conn, ids),
     )  # fmt: skip
     return BookInputs(day, book, product, bucket, pd_now, int(found.sum()))
+
+
+def _observed_restructures(conn: Connection, ids: I64) -> NDArray[np.bool_]:
+    """Which loans are restructured and still in their observation period (forborne)."""
+    held = conn.execute(
+        text("SELECT DISTINCT loan_id FROM loan_restructures WHERE status = 'observing'")
+    ).scalars()
+    return np.isin(ids, np.fromiter(held, dtype=np.int64))
 
 
 def _balances_at(

@@ -67,6 +67,7 @@ loans = Table(
     Column("waterfall", String(200), nullable=False),
     Column("non_accrual_dpd", Integer, nullable=False),
     Column("charge_off_dpd", Integer, nullable=False),
+    Column("write_off_days", Integer, nullable=True),  # after charge-off; NULL: never
     Column("fee_rate", String(24), nullable=False),
     Column("upfront_fee_rate", String(24), nullable=False),
     Column("prepayment_fee_rate", String(24), nullable=False),
@@ -332,6 +333,9 @@ funding_plans = Table(
     Column("loan_id", Id, ForeignKey("loans.id"), primary_key=True),
     Column("funder_id", String(64), ForeignKey("funders.id"), primary_key=True),
     Column("share", String(16), nullable=False),  # decimal string, e.g. "0.3000"
+    # The funder's annual guarantee fee priced into the loan (decision-time value, 0 if none):
+    # the guarantor's part of each fee collected is split off by it (`SubLedger`).
+    Column("guarantee_fee_rate", String(16), nullable=False, server_default="0"),
     Index("ix_funding_plans_funder_id", "funder_id"),
 )
 
@@ -497,4 +501,238 @@ risk_alerts = Table(
     Column("first_raised_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Index("ix_risk_alerts_period", "period"),
+)
+
+
+# --- NPL sale -----------------------------------------------------------------------------
+
+npl_portfolios = Table(
+    "npl_portfolios",
+    metadata,
+    # A named package of non-performing loans (docs/npl-sale.md). `criteria_json` is the
+    # eligibility the loans were selected under; the balances are the tape's totals at
+    # packaging. `status` is open until the portfolio is sold.
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("name", String(80), nullable=False, unique=True),
+    Column("business_date", Date, nullable=False),
+    Column("status", String(16), nullable=False),  # open | sold
+    Column("criteria_json", Text, nullable=False),
+    Column("loans", BigInteger, nullable=False),
+    _fen("principal_fen"),
+    _fen("interest_fen"),
+    _fen("fee_fen"),
+    _fen("penalty_fen"),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+npl_portfolio_loans = Table(
+    "npl_portfolio_loans",
+    metadata,
+    # One loan of a portfolio with its claim at packaging (fen). `sale_price_fen` and
+    # `allowance_fen` are its part of the price and the allowance released, set by the sale.
+    Column("portfolio_id", Id, ForeignKey("npl_portfolios.id"), primary_key=True),
+    Column("loan_id", Id, ForeignKey("loans.id"), primary_key=True),
+    Column("status", String(16), nullable=False),  # the loan's status when packaged
+    _fen("principal_fen"),
+    _fen("interest_fen"),
+    _fen("fee_fen"),
+    _fen("penalty_fen"),
+    Column("months_since_default", Integer, nullable=False),
+    Column("sale_price_fen", Fen),
+    Column("allowance_fen", Fen),
+    Index("ix_npl_portfolio_loans_loan_id", "loan_id"),
+)
+
+npl_sales = Table(
+    "npl_sales",
+    metadata,
+    # The sale of one portfolio to one allowlisted buyer: the journal entry that derecognised
+    # the loans, the allowance it released from posted ECL run `ecl_run_id` (storage/reports.py
+    # and ecl_runs.py net it off that run's total), and the loss (+) or gain (-) on sale.
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("portfolio_id", Id, ForeignKey("npl_portfolios.id"), nullable=False, unique=True),
+    Column("buyer_id", String(64), nullable=False),
+    Column("business_date", Date, nullable=False),
+    _fen("price_fen"),
+    _fen("carrying_fen"),
+    _fen("allowance_released_fen"),
+    Column("ecl_run_id", Id, ForeignKey("ecl_runs.id")),
+    Column("loss_fen", Fen, nullable=False),
+    Column("proceeds_json", Text, nullable=False),
+    Column("entry_id", Id, ForeignKey("journal_entries.id"), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+npl_sold_loans = Table(
+    "npl_sold_loans",
+    metadata,
+    # The register of sold loans: one row per loan, ever (the primary key is what makes a
+    # second sale impossible), with the pilot's no-resale flag the buyer is bound by.
+    Column("loan_id", Id, ForeignKey("loans.id"), primary_key=True),
+    Column("sale_id", Id, ForeignKey("npl_sales.id"), nullable=False),
+    Column("buyer_id", String(64), nullable=False),
+    Column("sold_on", Date, nullable=False),
+    Column("no_resale", Boolean, nullable=False),
+)
+
+
+# --- collections --------------------------------------------------------------------------
+
+collection_contacts = Table(
+    "collection_contacts",
+    metadata,
+    # The audit log of collection contacts: every attempt recorded, allowed or refused by the
+    # rule pack (`allowed` false and `reasons` a JSON list of {reason, rule_id, detail}).
+    # `local_day`/`local_time` are the debtor's wall clock (the pack's timezone), which the
+    # per-day call limit and the quiet hours are about; `contacted_at` is the instant in UTC.
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("loan_id", Id, ForeignKey("loans.id"), nullable=False),
+    Column("contacted_at", DateTime(timezone=True), nullable=False),
+    Column("local_day", Date, nullable=False),
+    Column("local_time", String(5), nullable=False),
+    Column("channel", String(16), nullable=False),
+    Column("party", String(16), nullable=False),
+    Column("number", String(64), nullable=False),
+    Column("outcome", String(16), nullable=False),
+    Column("consent", Boolean, nullable=False),
+    Column("message", Text, nullable=False),
+    Column("allowed", Boolean, nullable=False),
+    Column("reasons", Text, nullable=False),
+    Column("rule_pack", String(64), nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
+    Index("ix_collection_contacts_local_day_loan_id", "local_day", "loan_id"),
+    Index("ix_collection_contacts_loan_id", "loan_id"),
+)
+
+promises_to_pay = Table(
+    "promises_to_pay",
+    metadata,
+    # A debtor's promise to pay `amount_fen` by `due_date`, from `promised_on`. Close of
+    # business resolves it (status open -> kept | broken, `paid_fen` what was paid in the
+    # window, `resolved_on` the business date); `due_day` is the epoch day for set-based SQL.
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("loan_id", Id, ForeignKey("loans.id"), nullable=False, index=True),
+    Column("amount_fen", Fen, nullable=False),
+    Column("promised_on", Date, nullable=False),
+    Column("due_date", Date, nullable=False),
+    Column("due_day", Integer, nullable=False),
+    Column("status", String(8), nullable=False),
+    _fen("paid_fen"),
+    Column("resolved_on", Date),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Index("ix_promises_to_pay_status_due_day", "status", "due_day"),
+)
+
+
+# --- use of funds -------------------------------------------------------------------------
+
+funds_transactions = Table(
+    "funds_transactions",
+    metadata,
+    # Debits from a loan's disbursement account, as the feed (file or API) delivered them
+    # (lendstack.risk.surveillance). The feed's transaction id is the key: delivering the
+    # same transaction again adds nothing; the same id with other content is a conflict.
+    # `request_sha256` is the hash of the canonical transaction, for that comparison.
+    Column("transaction_id", String(64), primary_key=True),
+    Column("loan_id", Id, ForeignKey("loans.id"), nullable=False),
+    Column("occurred_at", DateTime(timezone=True), nullable=False),
+    Column("amount_fen", Fen, nullable=False),
+    Column("category", String(32), nullable=False),
+    Column("source", String(8), nullable=False),  # file | api
+    Column("request_sha256", String(64), nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Index("ix_funds_transactions_loan_id", "loan_id"),
+)
+
+funds_misuse_flags = Table(
+    "funds_misuse_flags",
+    metadata,
+    # One row per loan whose funds reached a forbidden merchant category within the pack's
+    # window: its first offending transaction. `borrower_key` (the decision log's pseudonym,
+    # via loan_profiles.decision_id) lets the decision engine find the borrower's flags on the
+    # next application. `penalty_rate` / `penalty_applied_at` are set when servicing applies
+    # the misuse penalty rate to the loan.
+    Column("loan_id", Id, ForeignKey("loans.id"), primary_key=True),
+    Column("borrower_key", String(64)),
+    Column("transaction_id", String(64), nullable=False),
+    Column("category", String(32), nullable=False),
+    Column("amount_fen", Fen, nullable=False),
+    Column("occurred_at", DateTime(timezone=True), nullable=False),
+    Column("disbursement_date", Date, nullable=False),
+    Column("days_after", Integer, nullable=False),
+    Column("offending", Integer, nullable=False),
+    Column("flagged_on", Date, nullable=False),
+    Column("pack_id", String(64), nullable=False),
+    Column("pack_version", String(32), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("penalty_rate", String(24)),
+    Column("penalty_applied_at", DateTime(timezone=True)),
+    Index("ix_funds_misuse_flags_borrower_key", "borrower_key"),
+)
+
+
+# --- settlements --------------------------------------------------------------------------
+
+loan_settlements = Table(
+    "loan_settlements",
+    metadata,
+    # A negotiated settlement (`servicing.domain.settlement`): the loan closed on
+    # `business_date` for `amount_fen` against a payoff of `payoff_fen`, the rest forgiven by
+    # kind. The cash is the settlement payment `payment_id`; a loan settles at most once.
+    Column("loan_id", Id, ForeignKey("loans.id"), primary_key=True),
+    Column("payment_id", Id, ForeignKey("payments.id"), nullable=False),
+    Column("business_date", Date, nullable=False),
+    Column("payoff_fen", Fen, nullable=False),
+    Column("amount_fen", Fen, nullable=False),
+    Column("waived_penalty_fen", Fen, nullable=False),
+    Column("waived_interest_fen", Fen, nullable=False),
+    Column("waived_fee_fen", Fen, nullable=False),
+    Column("waived_principal_fen", Fen, nullable=False),
+)
+
+
+# --- restructures -------------------------------------------------------------------------
+
+loan_restructures = Table(
+    "loan_restructures",
+    metadata,
+    # A loan restructured (re-aged) on `business_date` (`servicing.domain.restructure`): what
+    # was capitalised or waived, the new terms, and the observation period that holds its
+    # class at `floor_class` or worse until `observe_until_day` has passed AND `on_time`
+    # consecutive installments reached `on_time_required` (close of business, classification
+    # step). `status`: observing | released | superseded (restructured again) | ended (the
+    # loan left the books while observed). One per loan and date; `request_hash` makes a
+    # repeated request idempotent.
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("loan_id", Id, ForeignKey("loans.id"), nullable=False),
+    Column("business_date", Date, nullable=False),
+    Column("request_hash", String(64), nullable=False),
+    Column("option", String(16), nullable=False),
+    Column("term_months", Integer, nullable=False),
+    Column("rate_before", String(24), nullable=False),
+    Column("rate", String(24), nullable=False),
+    Column("schedule_version_before", Integer, nullable=False),
+    Column("schedule_version", Integer, nullable=False),
+    Column("principal_before_fen", Fen, nullable=False),
+    Column("capitalised_interest_fen", Fen, nullable=False),
+    Column("capitalised_fee_fen", Fen, nullable=False),
+    Column("capitalised_penalty_fen", Fen, nullable=False),
+    Column("waived_interest_fen", Fen, nullable=False),
+    Column("waived_fee_fen", Fen, nullable=False),
+    Column("waived_penalty_fen", Fen, nullable=False),
+    Column("principal_fen", Fen, nullable=False),
+    Column("dpd_before", Integer, nullable=False),
+    Column("class_before", String(16), nullable=False),
+    Column("floor_class", String(16), nullable=False),
+    Column("floor_severity", Integer, nullable=False),
+    Column("observe_until", Date, nullable=False),
+    Column("observe_until_day", Integer, nullable=False),
+    Column("on_time_required", Integer, nullable=False),
+    Column("on_time", Integer, nullable=False, default=0, server_default="0"),
+    Column("status", String(12), nullable=False),
+    Column("released_on", Date),
+    Column("entry_id", Id, ForeignKey("journal_entries.id")),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("loan_id", "business_date"),
+    Index("ix_loan_restructures_status_loan_id", "status", "loan_id"),
 )

@@ -24,6 +24,7 @@ from sqlalchemy import Connection, insert, select, text, update
 
 from lendstack.core.errors import Conflict, NotFound
 from lendstack.core.money import from_fen, to_fen
+from lendstack.funding import guarantee_fee_per_period
 from lendstack.funding.subledger import (
     DUE_SIGN,
     POSITION_SIGN,
@@ -32,7 +33,9 @@ from lendstack.funding.subledger import (
     Part,
     after_transfer,
     apply_parts,
+    capitalised_parts,
     charge_off_parts,
+    guarantee_fee_part,
     open_parts,
     payment_parts,
     reversed_parts,
@@ -52,6 +55,7 @@ from lendstack.storage.schema import (
     funder_flows,
     funder_positions,
     funders,
+    funding_plans,
     journal_entries,
     loans,
 )
@@ -65,8 +69,10 @@ GL_ACCOUNTS: dict[Flow, tuple[Account, Account]] = {
     Flow.RECOVERY: (Account.FUNDER_SHARE_EXPENSE, Account.FUNDER_PAYABLE),
     Flow.SALE: (Account.FUNDER_SHARE_EXPENSE, Account.FUNDER_PAYABLE),
     Flow.CHARGE_OFF: (Account.FUNDER_PARTICIPATION, Account.CHARGE_OFF_EXPENSE),
+    Flow.WAIVER: (Account.FUNDER_PARTICIPATION, Account.SETTLEMENT_DISCOUNT),
     Flow.GUARANTEE: (Account.FUNDER_PARTICIPATION, Account.FUNDER_PAYABLE),
     Flow.BUYBACK: (Account.FUNDER_PARTICIPATION, Account.FUNDER_PAYABLE),
+    Flow.CAPITALISED: (Account.FUNDER_SHARE_EXPENSE, Account.FUNDER_PARTICIPATION),
 }
 """(debit, credit) of a bank's part of each flow. The platform's own parts need no entry: the
 loan book already is its balance sheet, less the banks' participation. Spread and the
@@ -160,7 +166,8 @@ class SubLedger:
         holdings = self.holdings(loan_id)
         if not holdings:
             return
-        parts = payment_parts(applied, holdings, self._loan_rate(loan_id))
+        guarantee = self._guarantee_fee(loan_id, applied.get("fee", 0))
+        parts = payment_parts(applied, holdings, self._loan_rate(loan_id), guarantee)
         self._apply(loan_id, holdings, parts)
         self._store(loan_id, self._entry_date(entry_id), f"payment:{payment_id}", parts)
 
@@ -178,12 +185,25 @@ class SubLedger:
         self._apply(loan_id, holdings, parts)
         self._store(loan_id, self._entry_date(entry_id), f"reversal:{payment_id}", parts)
 
-    def charge_off(self, loan_id: int, day: date) -> None:
-        """Write every funder's remaining position of a charged-off loan off (each its own)."""
+    def capitalise(self, loan_id: int, fen: int, day: date, source: str) -> None:
+        """A restructuring's capitalised amount joins each funder's position by its part.
+
+        No cash moves: a bank's part is its share of income re-lent to the borrower, booked
+        at close as funder share expense against its participation (`GL_ACCOUNTS`).
+        """
         holdings = self.holdings(loan_id)
-        parts = charge_off_parts(holdings)
+        parts = capitalised_parts(fen, holdings)
+        if parts:
+            self._apply(loan_id, holdings, parts)
+            self._store(loan_id, day, source, parts)
+
+    def charge_off(self, loan_id: int, day: date, flow: Flow = Flow.CHARGE_OFF) -> None:
+        """Write every funder's remaining position of a charged-off loan off (each its own);
+        with `Flow.WAIVER`, of a loan settled for less than its principal."""
+        holdings = self.holdings(loan_id)
+        parts = charge_off_parts(holdings, flow)
         self._apply(loan_id, holdings, parts)
-        self._store(loan_id, day, f"charge_off:{loan_id}", parts)
+        self._store(loan_id, day, f"{flow.value}:{loan_id}", parts)
 
     def transfer(self, loan_id: int, bank_id: str, kind: Flow, day: date) -> int:
         """Pay a bank its whole position of a loan and pass its stake to the platform.
@@ -214,6 +234,23 @@ class SubLedger:
         if rate is None:
             raise NotFound(f"no loan {loan_id}", field="loan_id")
         return Decimal(rate)
+
+    def _guarantee_fee(self, loan_id: int, fee_fen: int) -> Part | None:
+        """The platform's part, as guarantor, of a fee collected on a loan priced with its
+        co-lenders' guarantee fees (`funding_plans.guarantee_fee_rate`); None without one."""
+        if fee_fen <= 0:
+            return None
+        rows = self.conn.execute(
+            select(funding_plans.c.share, funding_plans.c.guarantee_fee_rate).where(
+                funding_plans.c.loan_id == loan_id
+            )
+        ).all()
+        annual = sum((Decimal(r.share) * Decimal(r.guarantee_fee_rate) for r in rows), Decimal(0))
+        if not annual:
+            return None
+        fee_rate = self.conn.execute(select(loans.c.fee_rate).where(loans.c.id == loan_id)).scalar()
+        per_period = guarantee_fee_per_period(annual)
+        return guarantee_fee_part(self.platform_id(), fee_fen, Decimal(fee_rate), per_period)
 
     def _entry_date(self, entry_id: int) -> date:
         value = self.conn.execute(

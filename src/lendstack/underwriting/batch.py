@@ -38,11 +38,11 @@ import numpy as np
 
 from lendstack.core.money import to_fen
 from lendstack.funding import FundingPlan
+from lendstack.underwriting import guarantee
 from lendstack.underwriting.application import Application
 from lendstack.underwriting.batch_input import parse
 from lendstack.underwriting.decision import GRANTED
 from lendstack.underwriting.engine import BorrowerHistory, Staged
-from lendstack.underwriting.funding_desk import apply_funding
 from lendstack.underwriting.service import Booked, Underwriting, new_decision_id
 from lendstack.underwriting.views import summary
 
@@ -126,7 +126,11 @@ class ChunkDecider:
         finished = engine.finish_many([s.staged for s in staged], X)
         out = []
         for i, (app, s) in enumerate(zip(apps, staged, strict=True)):
-            decision = finished[i] if s.plan is None else apply_funding(finished[i], s.plan)
+            decision = (
+                finished[i]
+                if s.plan is None
+                else guarantee.fund(engine, app, s.history, finished[i], s.plan)
+            )
             prepared = self.service.prepare(
                 app,
                 app.normalised(),
@@ -157,7 +161,7 @@ class ChunkDecider:
             staged = engine.stage(app, history, partial(engine.score_encoded, X[i]))
             decision_id = new_decision_id()
             plan = service.funding_plan(
-                app, staged.outcome, staged.offer, staged.draft.score, decision_id
+                app, history, staged.outcome, staged.offer, staged.draft.score, decision_id
             )
             book.setdefault(borrower, []).append(_booked(decision_id, app, staged, plan))
             spent = time.perf_counter_ns() - started

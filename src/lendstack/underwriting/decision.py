@@ -91,6 +91,9 @@ class Offer:
     apr: AprDisclosure
     monthly_burden: Decimal
     """Largest monthly installment (for bullet and interest-first: total repaid / months)."""
+    guarantee_fee_rate: Decimal = Decimal(0)
+    """The part of the schedule's per-period fee rate that is the co-lenders' guarantee fee
+    (REGULATION.md 2.8); the rest is the product's own fee."""
 
     @property
     def amount(self) -> Decimal:
@@ -115,11 +118,7 @@ class Offer:
             "apr_irr": str(self.apr.apr_irr),
             "apr_effective": str(self.apr.apr_effective),
             "apr_simple": str(self.apr.apr_simple),
-            "fees": {
-                "per_period_fee_rate": str(t.fee_rate),
-                "per_period_fees_total": str(s.total_fees),
-                "upfront_fee": str(s.upfront_fee),
-            },
+            "fees": self._fees_json(),
             "total_interest": str(s.total_interest),
             "total_cost": str(s.total_cost),
             "total_repayment": str(t.principal + s.total_interest + s.total_fees),
@@ -137,6 +136,19 @@ class Offer:
                 for i in s.installments
             ],
         }
+
+    def _fees_json(self) -> dict[str, str]:
+        """Per-period fee rate (all of it), and its guarantee part only when there is one, so
+        offers made before guarantee fees were priced read back to the same JSON."""
+        s = self.schedule
+        out = {
+            "per_period_fee_rate": str(s.terms.fee_rate),
+            "per_period_fees_total": str(s.total_fees),
+            "upfront_fee": str(s.upfront_fee),
+        }
+        if self.guarantee_fee_rate:
+            out["guarantee_fee_rate"] = str(self.guarantee_fee_rate)
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,10 +197,7 @@ def plan_json(plan: FundingPlan) -> dict[str, Any]:
     """A funding plan as decimal strings; an unfunded one says why and what excluded whom."""
     out: dict[str, Any] = {
         "outcome": plan.outcome.value,
-        "shares": [
-            {"funder_id": s.funder_id, "share": str(s.share), "amount": str(s.amount)}
-            for s in plan.shares
-        ],
+        "shares": [_share_json(s) for s in plan.shares],
         "annual_cost": str(plan.annual_cost),
     }
     if not plan.funded:
@@ -199,10 +208,24 @@ def plan_json(plan: FundingPlan) -> dict[str, Any]:
     return out
 
 
+def _share_json(share: FundingShare) -> dict[str, str]:
+    """One funder's share; the guarantee fee only when there is one, so records made before
+    guarantee fees were priced read back to the same JSON."""
+    out = {"funder_id": share.funder_id, "share": str(share.share), "amount": str(share.amount)}
+    if share.guarantee_fee_rate:
+        out["guarantee_fee_rate"] = str(share.guarantee_fee_rate)
+    return out
+
+
 def plan_from_json(data: Mapping[str, Any], loan_id: str) -> FundingPlan:
     """The plan `plan_json` wrote; `plan_json(plan_from_json(x, id)) == x` for recorded JSON."""
     shares = tuple(
-        FundingShare(s["funder_id"], Decimal(s["share"]), Decimal(s["amount"]))
+        FundingShare(
+            s["funder_id"],
+            Decimal(s["share"]),
+            Decimal(s["amount"]),
+            Decimal(s.get("guarantee_fee_rate", "0")),
+        )
         for s in data["shares"]
     )
     exclusions = tuple(

@@ -55,6 +55,9 @@ class BorrowerHistory:
     existing_balance: Decimal = Decimal(0)
     duplicate_of: str | None = None
     """The id of an earlier decision inside the policy's duplicate window, if any."""
+    funds_misuse: tuple[str, ...] = ()
+    """Use-of-funds flags on the borrower's earlier loans (`loan-<id>`), raised on or before
+    the application date: funds that reached a forbidden merchant category decline (P12)."""
 
 
 @dataclass(slots=True)
@@ -168,7 +171,7 @@ class Engine:
             draft.score,
             draft.price,
             draft.limit,
-            tuple(_result_json(r) for r in draft.results),
+            tuple(result_json(r) for r in draft.results),
             tuple(sorted(draft.bindings.items())),
         )
 
@@ -199,6 +202,8 @@ class Engine:
         draft = _Draft(app, rules, facts_for(app, history.existing_balance))
         if history.duplicate_of is not None:
             draft.fail(R.duplicate(history.duplicate_of, self.policy.duplicate_days))
+        if history.funds_misuse:
+            draft.fail(R.funds_misused(history.funds_misuse))
         self._absorb(draft, rules.screen(draft.facts))
         return draft
 
@@ -387,7 +392,7 @@ def facts_for(app: Application, existing_balance: Decimal) -> Facts:
     )
 
 
-def _result_json(result: RuleResult) -> dict[str, Any]:
+def result_json(result: RuleResult) -> dict[str, Any]:
     return {
         "rule_id": result.rule_id,
         "kind": result.kind.value,

@@ -5,7 +5,7 @@ the desk for an online plan for the offer (`lendstack.funding.Allocator`, one lo
 and applies it with the pure `apply_funding`: a funded plan rides on the decision; no feasible
 plan turns the decision into a DECLINE with reason P11, "no funding capacity within partner
 limits". Replay cannot recompute funding (it depended on the book at that moment), so it
-re-applies the recorded plan to the fresh decision (`with_recorded_funding`).
+re-applies the recorded plan to the fresh decision (`guarantee.with_recorded_funding`).
 
 Exposures come from the book (`SqlFunding.exposure_map`), which costs a scan of every planned
 loan, so the desk caches them per business date for a few seconds and adds its own
@@ -130,18 +130,6 @@ def recorded_plan(record: Mapping[str, Any]) -> FundingPlan | None:
     """The funding plan a stored decision carries, or None (older records, no desk)."""
     data = record["decision"].get("funding")
     return None if data is None else plan_from_json(data, str(record["decision_id"]))
-
-
-def with_recorded_funding(fresh: Decision, stored: Mapping[str, Any], decision_id: str) -> Decision:
-    """Replay's view: the fresh engine decision with the funding outcome recorded then.
-
-    Funding depended on the exposures of that moment, which replay cannot recompute, so the
-    recorded plan (funded or not) is applied again; `stored` is the record's decision JSON.
-    """
-    data = stored.get("funding")
-    if data is None:
-        return fresh
-    return apply_funding(fresh, plan_from_json(data, decision_id))
 
 
 @dataclass(frozen=True, slots=True)
@@ -321,5 +309,4 @@ __all__ = [
     "funding_request",
     "record_request",
     "recorded_plan",
-    "with_recorded_funding",
 ]

@@ -60,6 +60,14 @@ def age_on(resident_id: str, on: date) -> int:
     return on.year - born.year - ((on.month, on.day) < (born.month, born.day))
 
 
+def gender_of(resident_id: str) -> str:
+    """ "male" or "female": GB 11643-1999 gives men an odd 17th digit (the sequence code)."""
+    digit = resident_id[16:17]
+    if not digit.isdigit():
+        raise ValidationError("has no sequence digit at position 17", field="resident_id")
+    return "male" if int(digit) % 2 else "female"
+
+
 def normalise_mobile(value: str) -> str:
     """An 11-digit mainland mobile number; a +86 / 0086 prefix, spaces and dashes are dropped."""
     text = re.sub(r"[\s-]", "", value)

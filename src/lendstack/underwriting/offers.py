@@ -45,10 +45,18 @@ class Terms:
     rate: Decimal
     fee_rate: Decimal | None
     start: date
+    guarantee_fee_rate: Decimal = Decimal(0)
+    """Per period, on the principal, on top of `fee_rate` (see `guarantee.guaranteed_offer`)."""
 
     def request(self, amount: Decimal) -> LoanRequest:
         return LoanRequest(
-            self.product.id, amount, self.term_months, self.rate, self.start, fee_rate=self.fee_rate
+            self.product.id,
+            amount,
+            self.term_months,
+            self.rate,
+            self.start,
+            fee_rate=self.fee_rate,
+            guarantee_fee_rate=self.guarantee_fee_rate,
         )
 
 
@@ -82,7 +90,13 @@ class OfferBook:
         offer = self._offers.get(key)
         if offer is None:
             schedule = quote(self.catalog, request)
-            offer = Offer(terms.product.id, schedule, schedule.apr(), monthly_burden(schedule))
+            offer = Offer(
+                terms.product.id,
+                schedule,
+                schedule.apr(),
+                monthly_burden(schedule),
+                terms.guarantee_fee_rate,
+            )
             _remember(self._offers, key, offer, _OFFER_MEMO)
         return offer
 
@@ -100,6 +114,7 @@ def _key(request: LoanRequest) -> tuple[Any, ...]:
         request.start,
         str(request.fee_rate),
         str(request.upfront_fee_rate),
+        str(request.guarantee_fee_rate),
     )
 
 

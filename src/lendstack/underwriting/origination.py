@@ -19,6 +19,7 @@ and the plan's lead funder) in the booking's transaction: the dimensions the por
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import date
 from decimal import Decimal
 from typing import Any, Protocol
@@ -30,6 +31,7 @@ from lendstack.servicing import (
     LoanProfile,
     LoanRequest,
     LoanState,
+    PlanTerms,
     ProductCatalog,
     UnitOfWork,
     book_loan,
@@ -55,13 +57,16 @@ def loan_request(record: Mapping[str, Any]) -> LoanRequest:
             field="decision_id",
         )
     offer = decision["offer"]
+    fees = offer["fees"]
+    guarantee_fee = Decimal(fees.get("guarantee_fee_rate", "0"))
     return LoanRequest(
         product_id=offer["product_id"],
         amount=Decimal(offer["amount"]),
         term_months=int(offer["term_months"]),
         rate=Decimal(offer["annual_interest_rate"]),
         start=date.fromisoformat(record["application"]["application_date"]),
-        fee_rate=Decimal(offer["fees"]["per_period_fee_rate"]),
+        fee_rate=Decimal(fees["per_period_fee_rate"]) - guarantee_fee,
+        guarantee_fee_rate=guarantee_fee,
     )
 
 
@@ -92,12 +97,31 @@ def originate(
     if plan is None:
         return book_loan(uow, catalog, request, reference=reference, profile=profile)
 
-    def shares() -> Mapping[str, Decimal]:
+    def terms() -> PlanTerms:
         if desk is None:
             raise InvariantViolation(
                 f"decision {record['decision_id']} carries a funding plan: book it with the "
                 "funding desk, which re-checks the plan"
             )
-        return desk.confirm(record_request(record), plan).share_map()
+        # A loan quoted without a guarantee fee is never re-allocated to a guaranteed bank.
+        request = replace(
+            record_request(record), guarantee_fee_allowed=bool(plan.guarantee_fee_rate)
+        )
+        return plan_terms(desk.confirm(request, plan), plan)
 
-    return book_loan(uow, catalog, request, reference=reference, fund=shares, profile=profile)
+    return book_loan(uow, catalog, request, reference=reference, fund=terms, profile=profile)
+
+
+def plan_terms(booked: FundingPlan, decided: FundingPlan) -> PlanTerms:
+    """What booking records for the plan the desk confirmed. The borrower was quoted the
+    decided plan's guarantee fee, so a plan re-allocated at booking must charge the same fee
+    or the loan is not booked (the applicant is decided again)."""
+    if booked.guarantee_fee_rate != decided.guarantee_fee_rate:
+        raise Conflict(
+            f"funding changed since the decision: its guarantee fee would be "
+            f"{booked.guarantee_fee_rate}, the offer quoted {decided.guarantee_fee_rate}; "
+            "decide the application again",
+            field="funding",
+        )
+    rates = {s.funder_id: s.guarantee_fee_rate for s in booked.shares if s.guarantee_fee_rate}
+    return PlanTerms(booked.share_map(), rates)

@@ -21,6 +21,7 @@ COUNTER_OFFER_CODE = "P07"
 PIPL_CODE = "P08"
 RULE_ERROR_CODE = "P09"
 NO_FUNDING_CODE = "P11"
+FUNDS_MISUSE_CODE = "P12"
 NON_DECLINING = frozenset({COUNTER_OFFER_CODE, PIPL_CODE})
 """Reasons that explain an outcome without declining it."""
 
@@ -32,6 +33,16 @@ class PricingOutOfRange(ValidationError):
 def duplicate(earlier: str, days: int) -> Reason:
     return Reason(
         "P01", f"duplicate application: decision {earlier} was made within {days} days", _P
+    )
+
+
+def funds_misused(flags: tuple[str, ...]) -> Reason:
+    """Funds of an earlier loan reached a forbidden use (gold, FX, securities …)."""
+    listed = ", ".join(flags)
+    return Reason(
+        FUNDS_MISUSE_CODE,
+        f"funds of an earlier loan were used for a forbidden purpose ({listed})",
+        _P,
     )
 
 

@@ -24,7 +24,7 @@ from lendstack.core.errors import InvariantViolation, NotFound, ValidationError
 from lendstack.underwriting.application import Application
 from lendstack.underwriting.audit import LogEntry
 from lendstack.underwriting.engine import BorrowerHistory, Engine
-from lendstack.underwriting.funding_desk import with_recorded_funding
+from lendstack.underwriting.guarantee import with_recorded_funding
 from lendstack.underwriting.pii import PiiVault
 from lendstack.underwriting.replay import BacktestTally, Difference, ReplayReport, diff_decisions
 from lendstack.underwriting.rules import RulePack, parse_pack
@@ -45,7 +45,8 @@ def stored_inputs(
     revealed = vault.reveal(record["application"], entry.decision_id)
     app = Application.model_validate(revealed)
     h = record["history"]
-    return record, app, BorrowerHistory(Decimal(h["existing_balance"]), h["duplicate_of"])
+    misuse = tuple(h.get("funds_misuse", ()))
+    return record, app, BorrowerHistory(Decimal(h["existing_balance"]), h["duplicate_of"], misuse)
 
 
 def pinned_pack(log: StoredDecisions, sha256: str) -> RulePack:
@@ -154,8 +155,11 @@ def _replay_chunk(job: Rerun, entries: list[LogEntry]) -> tuple[int, list[Differ
     found = []
     for entry in entries:
         record, app, history = stored_inputs(entry, job.vault)
-        decided = job.pinned(record).decide(app, history)
-        fresh = with_recorded_funding(decided, record["decision"], entry.decision_id).as_json()
+        engine = job.pinned(record)
+        decided = engine.decide(app, history)
+        fresh = with_recorded_funding(
+            engine, app, history, decided, record["decision"], entry.decision_id
+        ).as_json()
         changed = diff_decisions(record["decision"], fresh)
         if changed:
             found.append(Difference(entry.decision_id, changed))
@@ -167,8 +171,11 @@ def _backtest_chunk(job: Rerun, entries: list[LogEntry]) -> list[tuple[_Json, _J
     pairs = []
     for entry in entries:
         record, app, history = stored_inputs(entry, job.vault)
-        decided = challenger(record).decide(app, history)
-        fresh = with_recorded_funding(decided, record["decision"], entry.decision_id).as_json()
+        engine = challenger(record)
+        decided = engine.decide(app, history)
+        fresh = with_recorded_funding(
+            engine, app, history, decided, record["decision"], entry.decision_id
+        ).as_json()
         pairs.append((_tallied(record["decision"]), _tallied(fresh)))
     return pairs
 

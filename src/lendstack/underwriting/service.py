@@ -13,7 +13,7 @@ import json
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol
 
@@ -21,11 +21,12 @@ from lendstack import __version__
 from lendstack.core.errors import Conflict, NotFound
 from lendstack.core.money import from_fen, to_fen
 from lendstack.funding import FundingPlan, LoanRequest
+from lendstack.underwriting import guarantee
 from lendstack.underwriting.application import Application
 from lendstack.underwriting.audit import LogEntry, canonical_json
 from lendstack.underwriting.decision import GRANTED, Decision, Offer, Outcome, Score
 from lendstack.underwriting.engine import BorrowerHistory, Engine
-from lendstack.underwriting.funding_desk import apply_funding, funding_request
+from lendstack.underwriting.funding_desk import funding_request
 from lendstack.underwriting.pii import PiiVault
 from lendstack.underwriting.policy import policy_facts
 
@@ -62,6 +63,12 @@ class DecisionLog(Protocol):
     def open_review(
         self, conn: Any, decision_id: str, channel: str, reasons: str, opened_at: datetime
     ) -> None: ...
+
+
+class MisuseFlags(Protocol):
+    """Use-of-funds flags by borrower (implemented by storage.use_of_funds.SqlUseOfFunds)."""
+
+    def misuse_flags(self, borrower_key: str, as_of: date) -> tuple[str, ...]: ...
 
 
 class FundingSource(Protocol):
@@ -120,6 +127,9 @@ class Underwriting:
     desk: FundingSource | None = None
     """Co-lending: a plan is sought for every granted offer. None (no partners configured):
     decisions carry no funding, as before co-lending was wired."""
+    misuse: MisuseFlags | None = None
+    """Use-of-funds flags: a flagged borrower's next application declines (P12). None: no
+    surveillance wired, no flags read."""
     _packs_stored: bool = False
 
     def decide(self, app: Application, idempotency_key: str | None = None) -> Recorded:
@@ -133,7 +143,7 @@ class Underwriting:
         borrower = self.vault.borrower_key(app.applicant.resident_id)
         history = self.history(app, borrower)
         decision_id = new_decision_id()
-        decision = self.fund(app, self.engine.decide(app, history), decision_id)
+        decision = self.fund(app, history, self.engine.decide(app, history), decision_id)
         prepared = self.prepare(
             app,
             normal,
@@ -166,22 +176,36 @@ class Underwriting:
     def funding_plan(
         self,
         app: Application,
+        history: BorrowerHistory,
         outcome: Outcome,
         offer: Offer | None,
         score: Score | None,
         decision_id: str,
     ) -> FundingPlan | None:
         """The desk's plan for a granted offer; None when no funding is sought (no desk, or
-        nothing granted). Batch callers ask at staging time, in input order, so a borrower's
-        later rows see whether the earlier offer was funded."""
+        nothing granted). A plan whose guarantee fee would break a rule on the re-priced offer
+        (the APR cap, the debt-service rule) is released and sought again without guaranteed
+        funders (`guarantee`). Batch callers ask at staging time, in input order, so a
+        borrower's later rows see whether the earlier offer was funded."""
         if self.desk is None or outcome not in GRANTED or offer is None or score is None:
             return None
-        return self.desk.plan(funding_request(app, offer, score, decision_id))
+        request = funding_request(app, offer, score, decision_id)
+        plan = self.desk.plan(request)
+        if guarantee.fits(self.engine, app, history, offer, plan):
+            return plan
+        self.desk.release(decision_id)
+        return self.desk.plan(replace(request, guarantee_fee_allowed=False))
 
-    def fund(self, app: Application, decision: Decision, decision_id: str) -> Decision:
-        """The engine's decision with funding applied (`funding_desk.apply_funding`)."""
-        plan = self.funding_plan(app, decision.outcome, decision.offer, decision.score, decision_id)
-        return decision if plan is None else apply_funding(decision, plan)
+    def fund(
+        self, app: Application, history: BorrowerHistory, decision: Decision, decision_id: str
+    ) -> Decision:
+        """The engine's decision with funding applied (`guarantee.fund`)."""
+        plan = self.funding_plan(
+            app, history, decision.outcome, decision.offer, decision.score, decision_id
+        )
+        return (
+            decision if plan is None else guarantee.fund(self.engine, app, history, decision, plan)
+        )
 
     def history(
         self,
@@ -205,7 +229,10 @@ class Underwriting:
         found = [logged] if logged is not None else []
         found += [b.decision_id for b in earlier if since <= b.application_date <= until]
         duplicate_of = found[0] if found and window else None
-        return BorrowerHistory(from_fen(exposure), duplicate_of)
+        flags: tuple[str, ...] = ()
+        if in_log and self.misuse is not None:  # a borrower with no log entry has no loans
+            flags = self.misuse.misuse_flags(borrower, app.application_date)
+        return BorrowerHistory(from_fen(exposure), duplicate_of, flags)
 
     def prepare(
         self,
@@ -292,10 +319,7 @@ class Underwriting:
         return {
             "decision_id": decision_id,
             "application": self.vault.protect(normal, decision_id),
-            "history": {
-                "existing_balance": str(history.existing_balance),
-                "duplicate_of": history.duplicate_of,
-            },
+            "history": _history_json(history),
             "rule_pack": {"id": pack.id, "version": pack.version, "sha256": pack.sha256},
             "model": {"sha256": self.model_sha256},
             "engine_version": __version__,
@@ -328,6 +352,17 @@ class Underwriting:
             pack = self.engine.pack
             self.log.store_pack_text(pack.sha256, pack.id, pack.version, pack.text)
             self._packs_stored = True
+
+
+def _history_json(history: BorrowerHistory) -> dict[str, Any]:
+    """The history replay re-uses; `funds_misuse` only when flagged, as in older records."""
+    out: dict[str, Any] = {
+        "existing_balance": str(history.existing_balance),
+        "duplicate_of": history.duplicate_of,
+    }
+    if history.funds_misuse:
+        out["funds_misuse"] = list(history.funds_misuse)
+    return out
 
 
 def new_decision_id() -> str:

@@ -48,6 +48,7 @@ def contract_for(product: Product, schedule: Schedule) -> LoanContract:
         waterfall=product.waterfall,
         non_accrual_dpd=product.non_accrual_dpd,
         charge_off_dpd=product.charge_off_dpd,
+        write_off_days=product.write_off_days,
         fee_rate=terms.fee_rate,
         upfront_fee_rate=terms.upfront_fee_rate,
         prepayment_fee_rate=product.prepayment_fee_rate,

@@ -43,6 +43,8 @@ class Account(StrEnum):
     RECOVERY_INCOME = "6051 recovery income"
     CHARGE_OFF_EXPENSE = "6701 charge-off expense"
     PROVISION_EXPENSE = "6702 provision expense"
+    LOAN_SALE_LOSS = "6705 loss on sale of loans"
+    SETTLEMENT_DISCOUNT = "6706 settlement discount"
     FUNDER_SHARE_EXPENSE = "6411 funder share of income"
 
     @property
@@ -75,6 +77,8 @@ _KINDS = {
     Account.RECOVERY_INCOME: AccountType.INCOME,
     Account.CHARGE_OFF_EXPENSE: AccountType.EXPENSE,
     Account.PROVISION_EXPENSE: AccountType.EXPENSE,
+    Account.LOAN_SALE_LOSS: AccountType.EXPENSE,
+    Account.SETTLEMENT_DISCOUNT: AccountType.EXPENSE,
     Account.FUNDER_SHARE_EXPENSE: AccountType.EXPENSE,
 }
 
@@ -106,6 +110,12 @@ class EventType(StrEnum):
     OPENING_BALANCE = "opening_balance"
     ECL_ALLOWANCE = "ecl_allowance"
     """The change in the loan loss allowance (IFRS 9 ECL), posted by `lendstack risk ecl --post`."""
+    SETTLEMENT = "settlement"
+    """A negotiated settlement: the loan closed for less than its payoff, the rest forgiven."""
+    NPL_SALE = "npl_sale"
+    """A non-performing portfolio sold to an AMC: loans derecognised, allowance released."""
+    RESTRUCTURE = "restructure"
+    """A loan restructured (re-aged): receivables capitalised or waived, a new schedule."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -40,6 +40,8 @@ class LoanContract:
     fee_rate: Decimal = ZERO
     upfront_fee_rate: Decimal = ZERO
     prepayment_fee_rate: Decimal = ZERO
+    write_off_days: int | None = None
+    """The product's write-off policy at signing: days after charge-off (None: never)."""
 
     def terms(self) -> LoanTerms:
         return LoanTerms(
@@ -47,7 +49,8 @@ class LoanContract:
             annual_rate=self.annual_rate,
             term_months=self.term_months,
             method=self.method,
-            start_date=self.disbursement_date,
+            # a restructured loan's terms run from the restructuring date, its new anchor
+            start_date=max(self.disbursement_date, self.anchor_date),
             day_count=self.day_count,
             rounding=self.rounding,
             fee_rate=self.fee_rate,

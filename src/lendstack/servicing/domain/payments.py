@@ -121,7 +121,7 @@ def _pay(item: InstallmentState, part: InstallmentPart | None) -> InstallmentSta
     return item if part is None else item.pay(part.principal, part.interest, part.fee)
 
 
-def _income_recognition(loan: LoanState, applied: Applied) -> list[Posting | None]:
+def income_recognition(loan: LoanState, applied: Applied) -> list[Posting | None]:
     """On a non-accrual loan, income is recognised only when cash arrives (cash basis)."""
     if not loan.non_accrual:
         return []
@@ -180,7 +180,7 @@ def payment_postings(
         leg(Account.FEE_INCOME, Side.CREDIT, applied.prepayment_fee, lid),
         leg(Account.RECOVERY_INCOME, Side.CREDIT, applied.recovery, lid),
         leg(Account.BORROWER_CREDIT, Side.CREDIT, applied.credit, lid),
-        *_income_recognition(loan, applied),
+        *income_recognition(loan, applied),
     ]
 
 

@@ -80,7 +80,7 @@ def payoff_quote(loan: LoanState, on: date) -> PayoffQuote:
     )
 
 
-def _accrual_postings(loan: LoanState, quote: PayoffQuote) -> list[Posting | None]:
+def accrual_postings(loan: LoanState, quote: PayoffQuote) -> list[Posting | None]:
     """Bring receivables up to `quote.on`: the accrual and fees COB has not posted yet."""
     suspense = loan.non_accrual
     interest_credit = Account.INTEREST_SUSPENSE if suspense else Account.INTEREST_INCOME
@@ -145,9 +145,7 @@ def prepay(
     )
     remaining = unbilled_principal - principal
     state = _reschedule(replace(regular.loan, balances=balances), remaining, on, mode)
-    entry = payment_entry(
-        loan, amount, applied, on, reference, extra=_accrual_postings(loan, quote)
-    )
+    entry = payment_entry(loan, amount, applied, on, reference, extra=accrual_postings(loan, quote))
     return PaymentOutcome(state, applied, regular.parts, entry, quote.accrual_due, quote.fees_due)
 
 

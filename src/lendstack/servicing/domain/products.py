@@ -47,6 +47,10 @@ def _check_range(low: Decimal, high: Decimal, name: str, *, below_one: bool) -> 
         raise ValidationError(f"must be < 1, got {high}", field=f"{name}_max")
 
 
+_MAX_GUARANTEE_FEE = Decimal("0.99")
+"""Per period; a sanity bound only: the rule pack's APR cap is what bounds the fee."""
+
+
 def _check_in(value: Decimal, low: Decimal, high: Decimal, field: str) -> Decimal:
     if not isinstance(value, Decimal | int) or isinstance(value, bool):
         raise ValidationError(f"must be a Decimal, not {type(value).__name__}", field=field)
@@ -85,6 +89,9 @@ class Product:
     prepayment_fee_rate: Decimal = _ZERO_RATE
     penalty_base_rate: Decimal = _ZERO_RATE
     description: str = ""
+    write_off_days: int | None = None
+    """Days after charge-off at which close of business writes the loan off (核销): it leaves
+    the charged-off (off-balance-sheet, still pursued) book for good. None: never by itself."""
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -132,6 +139,9 @@ class Product:
             )
         if not 0 <= self.grace_days <= 30:
             raise ValidationError(f"must be 0..30, got {self.grace_days}", field="grace_days")
+        if self.write_off_days is not None and self.write_off_days < 1:
+            # a loan is charged off and written off on different dates (one status event a day)
+            raise ValidationError("must be >= 1 day after charge-off", field="write_off_days")
         if not 1 <= self.non_accrual_dpd <= self.charge_off_dpd:
             raise ValidationError(
                 "need 1 <= non_accrual_dpd <= charge_off_dpd", field="non_accrual_dpd"
@@ -156,10 +166,22 @@ class Product:
         start: date,
         fee_rate: Decimal | None = None,
         upfront_fee_rate: Decimal | None = None,
+        guarantee_fee_rate: Decimal = Decimal(0),
     ) -> LoanTerms:
-        """Loan terms inside this product's ranges; omitted fee rates take the range minimum."""
+        """Loan terms inside this product's ranges; omitted fee rates take the range minimum.
+
+        `guarantee_fee_rate` is a co-lender's first-loss guarantee fee per period, on the
+        original principal. It is charged with the product's own per-period fee (so it is in
+        every APR figure, REGULATION.md 2.8) but is not bounded by the product's fee range:
+        the partner agreement sets it, and the rule pack's APR cap bounds the total.
+        """
         self._check_term(term_months)
-        fee = self.fee_rate_min if fee_rate is None else fee_rate
+        fee = _check_in(
+            self.fee_rate_min if fee_rate is None else fee_rate,
+            self.fee_rate_min,
+            self.fee_rate_max,
+            "fee_rate",
+        ) + _check_in(guarantee_fee_rate, Decimal(0), _MAX_GUARANTEE_FEE, "guarantee_fee_rate")
         upfront = self.upfront_fee_rate_min if upfront_fee_rate is None else upfront_fee_rate
         return LoanTerms(
             principal=self._check_amount(amount),
@@ -169,7 +191,7 @@ class Product:
             start_date=start,
             day_count=self.day_count,
             rounding=self.rounding,
-            fee_rate=_check_in(fee, self.fee_rate_min, self.fee_rate_max, "fee_rate"),
+            fee_rate=fee,
             upfront_fee_rate=_check_in(
                 upfront, self.upfront_fee_rate_min, self.upfront_fee_rate_max, "upfront_fee_rate"
             ),
@@ -217,6 +239,7 @@ class _ProductFile(BaseModel):
     charge_off_dpd: StrictInt = 180
     prepayment_fee_rate: Decimal = _ZERO_RATE
     penalty_base_rate: Decimal = _ZERO_RATE
+    write_off_days: StrictInt | None = None
 
     def build(self) -> Product:
         fields = self.model_dump(exclude={"terms_allowed", "waterfall"})

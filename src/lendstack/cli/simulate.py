@@ -1,0 +1,138 @@
+"""`lendstack simulate`: the market simulator, lendstack's main job (docs/simulation.md).
+
+One scenario writes its run into `--out` (default runs/<scenario>); several scenarios write
+one directory each under `--out` (default runs/compare) plus compare.html and compare.json.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from lendstack.cli.params import parse_date
+from lendstack.cli.render import OutputFormat, console, err_console, print_json
+
+
+def simulate(
+    scenario: list[str] = typer.Option(
+        ["baseline"],
+        "--scenario",
+        help="Built-in scenario name or a scenario .toml file (repeat to compare).",
+    ),
+    borrowers: int = typer.Option(2_000, "--borrowers", help="Borrowers in the population."),
+    months: int = typer.Option(12, "--months", help="Months to simulate."),
+    seed: int = typer.Option(
+        7, "--seed", help="Random seed (same seed + scenario = same metrics)."
+    ),
+    start: str = typer.Option("2025-10-01", "--start", help="First day of the first month."),
+    out: Path | None = typer.Option(None, "--out", help="Run directory (default runs/<scenario>)."),
+    workers: int = typer.Option(1, "--workers", help="Decision worker processes."),
+    fmt: OutputFormat = typer.Option(OutputFormat.TABLE, "--format", help="table or json"),
+) -> None:
+    """Run the platform month by month under scenarios; write metrics, tables and a report."""
+    from lendstack.simulation import RunConfig, load_scenario, simulate_run
+    from lendstack.simulation.output import comparison
+    from lendstack.simulation.report import comparison_report
+
+    scenarios = [load_scenario(s) for s in scenario]
+    names = [s.name for s in scenarios]
+    if len(set(names)) != len(names):
+        from lendstack.core.errors import ValidationError
+
+        raise ValidationError("each scenario may be given once", field="scenario")
+    config = RunConfig(borrowers, months, seed, parse_date(start, "start"), workers)
+    multi = len(scenarios) > 1
+    base = out or Path("runs") / ("compare" if multi else scenarios[0].name)
+    results = []
+    with _bar() as bar:
+        for sc in scenarios:
+            target = base / sc.name if multi else base
+            results.append(simulate_run(sc, config, target, _reporter(bar, sc.name, months)))
+    if multi:
+        (base / "compare.json").write_text(_dumps(comparison(results)), encoding="utf-8")
+        comparison_report(results, base / "compare.html")
+    if fmt is OutputFormat.JSON:
+        print_json(
+            {
+                "runs": [
+                    _paths(r, base / r["summary"]["scenario"] if multi else base) for r in results
+                ]
+            }
+        )
+        return
+    _print(results)
+    for r in results:
+        where = base / r["summary"]["scenario"] if multi else base
+        console.print(f"report: {where / 'report.html'}   database: {where / 'lendstack.db'}")
+    if multi:
+        console.print(f"comparison: {base / 'compare.html'}")
+
+
+def _dumps(payload: Any) -> str:
+    import json
+
+    return json.dumps(payload, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def _paths(metrics: dict[str, Any], where: Path) -> dict[str, Any]:
+    return {"summary": metrics["summary"], "report": str(where / "report.html"),
+            "metrics": str(where / "metrics.json"), "database": str(where / "lendstack.db")}  # fmt: skip
+
+
+def _bar() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=True,
+    )
+
+
+def _reporter(bar: Progress, name: str, months: int) -> Any:
+    """progress(stage, done, total) for the runner: a months bar and a stage bar."""
+    month_task = bar.add_task(f"{name}: months", total=months)
+    stage_task = bar.add_task("", total=1)
+    seen: set[str] = set()
+
+    def report(stage: str, done: int, total: int) -> None:
+        month_label = stage.split(":", 1)[0]
+        if month_label not in seen:
+            if seen:
+                bar.advance(month_task)
+            seen.add(month_label)
+        bar.update(stage_task, description=stage, completed=done, total=max(total, 1))
+        if stage.endswith("report written"):
+            bar.update(month_task, completed=months)
+
+    return report
+
+
+def _print(results: list[dict[str, Any]]) -> None:
+    table = Table(title="simulation summary")
+    keys = ("approval_rate", "loans_booked", "originations_amount", "npl_ratio", "dpd30_rate",
+            "ecl", "net_income", "max_apr", "ledger_balanced")  # fmt: skip
+    table.add_column("measure")
+    for r in results:
+        table.add_column(r["summary"]["scenario"], justify="right")
+    for key in keys:
+        table.add_row(key, *[_cell(r["summary"][key]) for r in results])
+    table.add_row("alerts", *[str(len(r["summary"]["alerts"])) for r in results])
+    console.print(table)
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float) and abs(value) < 1:
+        return f"{value:.2%}"
+    if isinstance(value, float):
+        return f"{value:,.2f}"
+    return str(value)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("simulate")(simulate)

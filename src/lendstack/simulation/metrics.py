@@ -1,0 +1,236 @@
+"""Month-end measures of a simulated book, read from the run's own database.
+
+Every figure comes from the same tables the other commands read (loans, journal lines,
+funding plans, the loan-month panel), so `lendstack risk …` or `lendstack ledger check`
+pointed at the run's database agree with metrics.json. Ratios are by principal balance:
+- `charged_off`: principal the close charged off in the month (from the loans, so a loan sold
+  later still counts in its charge-off month);
+- `npl_ratio`: substandard + doubtful + loss over all active principal (REGULATION.md §7);
+- `dpd30_rate`, `dpd90_rate`: active principal 30+ / 90+ days past due over active principal;
+- `net_income`: the month's interest, fee, penalty and recovery income, less the partners'
+  share of income, charge-offs, the ECL provision change, losses on NPL sales and the platform's own cost of funds
+  on its share of the balance (the platform partner's `funding_cost`, a twelfth a month).
+
+ECL is measured and posted with `lendstack risk ecl`'s own code at each month-end; early
+warnings are evaluated with `lendstack risk alerts`' thresholds and stored in risk_alerts.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, replace
+from datetime import date
+from typing import Any
+
+from sqlalchemy import Engine, text
+
+from lendstack.core.errors import LendstackError
+from lendstack.risk.alerts import Thresholds, default_thresholds, evaluate
+from lendstack.storage.alerts import SqlAlerts
+from lendstack.storage.analytics import read_panel
+from lendstack.storage.ecl_runs import ecl_inputs, run_ecl
+from lendstack.storage.reports import reconcile
+from lendstack.underwriting.decision import GRANTED
+
+INCOME = ("6011", "6021", "6031", "6051")
+EXPENSE = ("6411", "6701", "6702", "6705")
+NPL_CLASSES = ("substandard", "doubtful", "loss")
+APR_BANDS = ((0.12, "<12%"), (0.18, "12-18%"), (0.20, "18-20%"), (0.24, "20-24%"), (9.9, ">24%"))
+
+
+@dataclass
+class MonthMetrics:
+    """One month of a run: what metrics.json's `monthly` list holds (money in CNY)."""
+
+    month: int
+    month_end: str
+    applications: int
+    approved: int
+    approval_rate: float
+    booked: int
+    originations_amount: float
+    mean_apr: float | None
+    max_apr: float | None
+    apr_mix: dict[str, int]
+    active_loans: int
+    balance: float
+    dpd30_rate: float
+    dpd90_rate: float
+    npl_ratio: float
+    charged_off: float
+    ecl: float
+    income: float
+    partner_share: float
+    losses: float
+    funding_cost: float
+    net_income: float
+    alerts: list[str]
+    partner_exposure: dict[str, float]
+    ledger_balanced: bool
+    npl_sold_loans: int = 0
+    """Loans sold to an asset-management company at this month-end (the NPL hook)."""
+    npl_sale_price: float = 0.0
+    funds_flags: int = 0
+    """Loans the use-of-funds surveillance flagged this month (their alerts are in risk_alerts)."""
+    events: list[str] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _ratio(num: float, den: float) -> float:
+    return round(num / den, 6) if den else 0.0
+
+
+def _band(apr: float) -> str:
+    return next(label for bound, label in APR_BANDS if apr < bound)
+
+
+def _book(conn: Any) -> dict[str, float]:
+    row = conn.execute(
+        text(
+            "SELECT COUNT(*), COALESCE(SUM(bal_principal), 0),"
+            " COALESCE(SUM(CASE WHEN dpd >= 30 THEN bal_principal ELSE 0 END), 0),"
+            " COALESCE(SUM(CASE WHEN dpd >= 90 THEN bal_principal ELSE 0 END), 0),"
+            " COALESCE(SUM(CASE WHEN risk_class IN ('substandard', 'doubtful', 'loss')"
+            " THEN bal_principal ELSE 0 END), 0)"
+            " FROM loans WHERE status = 'active'"
+        )
+    ).one()
+    count, bal, d30, d90, npl = (int(v or 0) for v in row)
+    return {"count": count, "balance": bal, "dpd30": d30, "dpd90": d90, "npl": npl}
+
+
+def _gl(conn: Any, first: date, last: date) -> dict[str, int]:
+    """Net credit (income) or debit (expense) per P&L account over the month's entries."""
+    rows = conn.execute(
+        text(
+            "SELECT l.account, COALESCE(SUM(l.credit_fen - l.debit_fen), 0) FROM journal_lines l"
+            " JOIN journal_entries e ON e.id = l.entry_id"
+            " WHERE e.business_date BETWEEN :a AND :b GROUP BY l.account"
+        ),
+        {"a": first, "b": last},
+    )
+    return {str(code): int(net or 0) for code, net in rows}
+
+
+def _exposure(conn: Any) -> tuple[dict[str, float], float]:
+    """Active principal by funder (CNY), and the platform's monthly cost of funds on its part."""
+    costs = {
+        fid: float(json.loads(defn).get("funding_cost", 0.0))
+        for fid, kind, defn in conn.execute(text("SELECT id, kind, definition FROM funders"))
+        if kind == "platform"
+    }
+    rows = conn.execute(
+        text(
+            "SELECT p.funder_id, p.share, l.bal_principal FROM funding_plans p"
+            " JOIN loans l ON l.id = p.loan_id WHERE l.status = 'active'"
+        )
+    )
+    exposure: dict[str, float] = {}
+    for funder, share, principal in rows:
+        exposure[funder] = exposure.get(funder, 0.0) + float(share) * int(principal) / 100.0
+    cost = sum(exposure.get(fid, 0.0) * rate / 12.0 for fid, rate in costs.items())
+    return {k: round(v, 2) for k, v in sorted(exposure.items())}, cost
+
+
+def _ecl(engine: Engine, month_end: date) -> float:
+    try:
+        outcome = run_ecl(engine, month_end, ecl_inputs(), post=True)
+    except LendstackError:
+        return 0.0  # e.g. nothing on the book yet
+    return outcome.run.total_fen / 100.0
+
+
+REFERENCE_BORROWERS = 100_000
+"""The book size the default alert minimums (200-loan cohorts, 50 M1 loans) are set for."""
+
+
+def scaled_thresholds(borrowers: int) -> Thresholds:
+    """The default early-warning thresholds, with the minimum cohort sizes scaled to the
+    population (never below 20 loans a cohort, 10 M1 loans): a 2,000-borrower run has no
+    200-loan cohorts, and would otherwise never judge a spike. The levels are unchanged."""
+    t = default_thresholds()
+    scale = min(1.0, borrowers / REFERENCE_BORROWERS)
+    return replace(
+        t,
+        vintage=replace(
+            t.vintage, min_cohort_loans=max(20, round(t.vintage.min_cohort_loans * scale))
+        ),
+        fpd=replace(t.fpd, min_cohort_loans=max(20, round(t.fpd.min_cohort_loans * scale))),
+        roll_m1_m2=replace(t.roll_m1_m2, min_loans=max(10, round(t.roll_m1_m2.min_loans * scale))),
+    )
+
+
+def _alerts(
+    engine: Engine, month_end: date, approvals: dict[date, float], thresholds: Thresholds
+) -> list[str]:
+    try:
+        panel = read_panel(engine, month_end)
+    except LendstackError:
+        return []
+    found = evaluate(panel, month_end, thresholds, approvals=approvals)
+    if found:
+        SqlAlerts(engine).record(found)
+    return sorted({f"{a.metric.value}:{a.severity.value}" for a in found})
+
+
+def _with_funds(alerts: list[str], flagged: int) -> list[str]:
+    """The surveillance records its own alerts on ingest; the month lists them too."""
+    return sorted([*alerts, "use_of_funds:flagged"]) if flagged else alerts
+
+
+def measure_month(
+    engine: Engine,
+    month: int,
+    month_end: date,
+    decided: Sequence[dict[str, Any]],
+    booked: Sequence[dict[str, Any]],
+    earlier: Sequence[MonthMetrics],
+    thresholds: Thresholds,
+    funds_flags: int = 0,
+) -> MonthMetrics:
+    """Everything metrics.json records for the month that ended on `month_end`."""
+    first = month_end.replace(day=1)
+    approved = sum(1 for d in decided if d["outcome"] in GRANTED)
+    aprs = [float(b["apr_irr"]) for b in booked]
+    mix: dict[str, int] = {label: 0 for _, label in APR_BANDS}
+    for apr in aprs:
+        mix[_band(apr)] += 1
+    ecl = _ecl(engine, month_end)
+    with engine.connect() as conn:
+        book, gl = _book(conn), _gl(conn, first, month_end)
+        exposure, funding_cost = _exposure(conn)
+        balanced = not reconcile(conn)
+        charged = conn.execute(
+            # principal the close charged off this month (a loan sold later keeps its date)
+            text("SELECT COALESCE(SUM(charged_off_fen), 0) FROM loans"
+                 " WHERE charged_off_fen > 0 AND closed_on BETWEEN :a AND :b"),
+            {"a": first, "b": month_end},
+        ).scalar()  # fmt: skip
+    income = sum(gl.get(c, 0) for c in INCOME) / 100.0
+    partner = -gl.get("6411", 0) / 100.0
+    losses = -(gl.get("6701", 0) + gl.get("6702", 0) + gl.get("6705", 0)) / 100.0
+    approvals = {
+        date.fromisoformat(m.month_end): m.approval_rate for m in earlier if m.applications
+    }
+    if decided:
+        approvals[month_end] = _ratio(approved, len(decided))
+    return MonthMetrics(
+        month=month, month_end=month_end.isoformat(), applications=len(decided),
+        approved=approved, approval_rate=_ratio(approved, len(decided)), booked=len(booked),
+        originations_amount=round(sum(float(b["amount"]) for b in booked), 2),
+        mean_apr=round(sum(aprs) / len(aprs), 6) if aprs else None,
+        max_apr=round(max(aprs), 6) if aprs else None, apr_mix=mix,
+        active_loans=int(book["count"]), balance=book["balance"] / 100.0,
+        dpd30_rate=_ratio(book["dpd30"], book["balance"]),
+        dpd90_rate=_ratio(book["dpd90"], book["balance"]),
+        npl_ratio=_ratio(book["npl"], book["balance"]), charged_off=int(charged or 0) / 100.0,
+        ecl=ecl, income=round(income, 2), partner_share=round(partner, 2), losses=round(losses, 2),
+        funding_cost=round(funding_cost, 2),
+        net_income=round(income - partner - losses - funding_cost, 2),
+        alerts=_with_funds(_alerts(engine, month_end, approvals, thresholds), funds_flags),
+        partner_exposure=exposure,
+        ledger_balanced=balanced, funds_flags=funds_flags,
+    )  # fmt: skip

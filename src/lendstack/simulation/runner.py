@@ -1,0 +1,375 @@
+"""The month loop: the whole platform, under one scenario, one month at a time.
+
+Each month:
+1. **apply**: borrowers apply (`behaviour.applicants`: demand answers last month's approval
+   rate and price), on a day of the month drawn from the seed, showing this month's income;
+2. **decide**: the real decision engine decides them in batches (`underwriting.batch`:
+   rule pack, credit model, pricing, limits, co-lending plan, hash-chained log);
+3. **service**: day by day, granted offers dated that day are booked (`originate`, with their
+   funding plan re-checked), borrowers pay (`repayments`), and the real close of business
+   runs (accrual, billing, penalties, ageing, classification, charge-off, month-end panel);
+4. **month-end**: measures, ECL (posted), early-warning alerts (`metrics`); a clampdown
+   scenario may tighten the rules from next month.
+
+`MonthEndHook`s run after the measures: the NPL sale (`simulation.npl.NplSale`, each
+quarter-end) is one; collections would be another (see docs/simulation.md).
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections import Counter, defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import date, timedelta
+from functools import partial
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+from sqlalchemy import Engine, event
+
+from lendstack.core.dates import add_months, last_day_of_month
+from lendstack.core.errors import Conflict, ValidationError
+from lendstack.funding import NO_CAPACITY
+from lendstack.servicing import ProductCatalog, close_day
+from lendstack.simulation import behaviour
+from lendstack.simulation.funds import FundsFeed
+from lendstack.simulation.metrics import MonthMetrics, measure_month, scaled_thresholds
+from lendstack.simulation.platform import (
+    CapRule,
+    ServiceSpec,
+    build_service,
+    derived_pack,
+    run_settings,
+    worker_service,
+)
+from lendstack.simulation.repayments import Repayments
+from lendstack.simulation.scenario import PolicyOverride, Scenario
+from lendstack.storage.cob import SqlCloseStore
+from lendstack.storage.db import make_engine, migrate
+from lendstack.storage.decisions import prepare_entry
+from lendstack.storage.funding import SqlFunding
+from lendstack.storage.repositories import SqlUnitOfWork
+from lendstack.underwriting.batch import BatchJob, decide_rows
+from lendstack.underwriting.decision import GRANTED
+from lendstack.underwriting.origination import originate
+from lendstack.underwriting.population import Population, PopulationConfig, generate_population
+from lendstack.underwriting.rules import default_pack
+
+Progress = Callable[[str, int, int], None]
+"""progress(stage, done, total): stage is 'month N/M: <stage>'."""
+
+
+@dataclass(frozen=True, slots=True)
+class RunConfig:
+    borrowers: int = 2_000
+    months: int = 6
+    seed: int = 7
+    start: date = date(2025, 10, 1)
+    workers: int = 1
+    npl_sale: bool = True
+    """Sell the eligible bad loans at each quarter-end (`simulation.npl.NplSale`)."""
+
+    def __post_init__(self) -> None:
+        if not 10 <= self.borrowers <= 5_000_000:
+            raise ValidationError("must be 10..5,000,000", field="borrowers")
+        if not 1 <= self.months <= 120:
+            raise ValidationError("must be 1..120", field="months")
+        if self.start.day != 1:
+            raise ValidationError("must be the first day of a month", field="start")
+        if self.workers < 1:
+            raise ValidationError("must be at least 1", field="workers")
+
+
+class MonthEndHook(Protocol):
+    """Extension point for collections and NPL sale: runs after each month-end's measures."""
+
+    def __call__(self, engine: Engine, month_end: date, metrics: MonthMetrics) -> None: ...
+
+
+@dataclass
+class Tables:
+    """Row lists for the Parquet outputs (applications and decisions; the rest come from SQL)."""
+
+    applications: list[dict[str, Any]] = field(default_factory=list)
+    decisions: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class RunResult:
+    scenario: Scenario
+    config: RunConfig
+    out: Path
+    months: list[MonthMetrics]
+    tables: Tables
+    engine: Engine
+    population: Population
+    borrower_of: dict[int, int]
+    """loan id → borrower index in the population."""
+    unbooked: Counter[str]
+    """Granted offers that were not booked, by reason."""
+
+
+def _noop(stage: str, done: int, total: int) -> None:
+    return None
+
+
+@dataclass
+class _Run:
+    scenario: Scenario
+    cfg: RunConfig
+    out: Path
+    progress: Progress
+    hooks: Sequence[MonthEndHook]
+    engine: Engine = field(init=False)
+    spec: ServiceSpec = field(init=False)
+    tables: Tables = field(default_factory=Tables)
+    months: list[MonthMetrics] = field(default_factory=list)
+    clamped_from: int | None = None
+
+    def setup(self) -> None:
+        if self.out.exists():
+            shutil.rmtree(self.out)
+        self.out.mkdir(parents=True)
+        settings = run_settings(self.out)
+        self.engine = scratch_engine(settings.database_url)
+        migrate(self.engine)
+        SqlFunding(self.engine).import_builtin()
+        self.spec = ServiceSpec(settings, self.scenario.name, self._pack(()), self.scenario.policy)
+        self.catalog = ProductCatalog(settings.products_dir)
+        self._service()
+        cfg = self.cfg
+        self.population = generate_population(
+            PopulationConfig(seed=cfg.seed, n=cfg.borrowers, start=cfg.start, months=cfg.months)
+        )
+        self.rendered = list(self.population.applications())
+        cols = self.population.columns
+        streams = np.random.SeedSequence([cfg.seed, 8_008]).spawn(2)
+        risk = behaviour.BorrowerRisk(
+            self.population.outcomes.latent_pd,
+            self.population.outcomes.burden,
+            np.asarray(cols["city_tier"]),
+            behaviour.diverted(np.random.default_rng(streams[0]), self.population.speculation),
+        )
+        self.repay = Repayments(self.engine, self.scenario, risk, cfg.seed)
+        self.funds = FundsFeed(self.engine, cfg.seed)
+        self.thresholds = scaled_thresholds(cfg.borrowers)
+        self.active: dict[int, int] = {}  # loan id -> borrower, loans not yet closed
+        self.unbooked: Counter[str] = Counter()
+
+    def _pack(self, extra: tuple[CapRule, ...]) -> Path | None:
+        """The derived pack file for the scenario's caps (+ a clampdown), or None."""
+        caps = (
+            tuple(
+                CapRule(add_months(self.cfg.start, c.from_month - 1), c.apr_max, c.amount_max)
+                for c in self.scenario.caps
+            )
+            + extra
+        )
+        if not caps:
+            return None
+        path = self.out / f"rule-pack-{self.scenario.name}-{len(caps)}.toml"
+        path.write_text(derived_pack(default_pack(), self.scenario.name, caps), encoding="utf-8")
+        return path
+
+    def _service(self) -> None:
+        self.service = build_service(self.spec, self.engine)
+        factory = partial(worker_service, self.spec)
+        self.job = BatchJob(self.service, prepare_entry, factory, self.cfg.workers)
+
+    def run(self) -> None:
+        for month in range(1, self.cfg.months + 1):
+            self.month(month)
+
+    # -- one month ---------------------------------------------------------------------------
+
+    def month(self, month: int) -> None:
+        first = add_months(self.cfg.start, month - 1)
+        days = last_day_of_month(first.year, first.month)
+        label = f"month {month}/{self.cfg.months} {first:%Y-%m}"
+        apps = self._applications(month, first, days)
+        self.progress(f"{label}: deciding", 0, len(apps))
+        granted, decided = self._decide(month, apps, label)
+        by_day: dict[date, list[tuple[int, dict[str, Any]]]] = defaultdict(list)
+        for borrower, record in granted:
+            by_day[date.fromisoformat(record["application"]["application_date"])].append(
+                (borrower, record)
+            )
+        store, booked = SqlCloseStore(self.engine), []
+        for n in range(days):
+            day = first + timedelta(days=n)
+            self.progress(f"{label}: servicing {day}", n, days)
+            booked += [self._book(b, r) for b, r in by_day.get(day, [])]
+            self.repay.post_day(day, month)
+            close_day(store, day)
+        self.progress(f"{label}: month-end", days, days)
+        month_end = first + timedelta(days=days - 1)
+        flagged = self.funds.deliver()
+        metrics = measure_month(
+            self.engine, month, month_end, decided, [b for b in booked if b is not None],
+            self.months, self.thresholds, flagged,
+        )  # fmt: skip
+        self.months.append(metrics)
+        for hook in self.hooks:
+            hook(self.engine, month_end, metrics)
+        self._maybe_clamp(month, metrics)
+
+    def _applications(self, month: int, first: date, days: int) -> list[tuple[int, dict[str, Any]]]:
+        rng = np.random.default_rng([self.cfg.seed, 1_000 + month])
+        has_loan = np.zeros(self.cfg.borrowers, dtype=bool)
+        if self.active:
+            has_loan[list(set(self.active.values()))] = True
+        last = self.months[-1] if self.months else None
+        factor = behaviour.demand_factor(
+            self.scenario,
+            None if last is None or not last.applications else last.approval_rate,
+            None if last is None else last.mean_apr,
+        )
+        who = behaviour.applicants(rng, has_loan, self.scenario, factor)
+        offsets = rng.integers(0, days, len(who))
+        tiers = self.population.columns["city_tier"]
+        rows = []
+        for borrower, offset in sorted(
+            zip(who.tolist(), offsets.tolist(), strict=True), key=lambda x: (x[1], x[0])
+        ):
+            day = first + timedelta(days=offset)
+            income = self.scenario.income_factor(month, int(tiers[borrower]))
+            rows.append((borrower, _application(self.rendered[borrower], day, income)))
+        return rows
+
+    def _decide(
+        self, month: int, apps: list[tuple[int, dict[str, Any]]], label: str
+    ) -> tuple[list[tuple[int, dict[str, Any]]], list[dict[str, Any]]]:
+        granted, decided = [], []
+        for i, result in enumerate(decide_rows([row for _, row in apps], self.job)):
+            borrower, row = apps[result.number - 1]
+            line = result.line
+            entry = {
+                "month": month, "borrower": borrower, "decision_id": line.get("decision_id"),
+                "application_date": row["application_date"], "outcome": result.outcome,
+                "pd": line.get("pd"), "offer_amount": line.get("offer_amount"),
+                "apr_irr": line.get("apr_irr"), "reasons": ",".join(line.get("reasons", [])),
+            }  # fmt: skip
+            decided.append(entry)
+            self.tables.decisions.append(entry)
+            self.tables.applications.append(_app_row(month, borrower, row))
+            if result.outcome in GRANTED:
+                granted.append((borrower, dict(self.service.get(line["decision_id"]).record)))
+            if i % 200 == 0:
+                self.progress(f"{label}: deciding", i, len(apps))
+        return granted, decided
+
+    def _book(self, borrower: int, record: dict[str, Any]) -> dict[str, Any] | None:
+        """Book a granted decision with its funding plan; None if no partner can fund it now."""
+        try:
+            loan = originate(SqlUnitOfWork(self.engine), self.catalog, record, self.service.desk)  # type: ignore[arg-type]
+        except Conflict as exc:
+            if exc.message != NO_CAPACITY:
+                raise
+            self.unbooked["no funding capacity"] += 1
+            return None
+        except ValidationError as exc:
+            # An offer servicing refuses to book (e.g. a guarantee fee origination does not
+            # yet pass on): counted and reported, never silently dropped.
+            self.unbooked[f"refused by servicing: {exc.field}"] += 1
+            return None
+        self.repay.borrower_of[loan.id] = borrower
+        self.active[loan.id] = borrower
+        if self.repay.risk.diverted[borrower]:
+            self.funds.disbursed(loan.id, loan.contract.disbursement_date, loan.contract.principal)
+        offer = record["decision"]["offer"]
+        return {"loan_id": loan.id, "amount": offer["amount"], "apr_irr": offer["apr_irr"]}
+
+    def _maybe_clamp(self, month: int, metrics: MonthMetrics) -> None:
+        """The regulator's feedback: past the NPL threshold, tighten from next month."""
+        self._forget_closed()
+        clamp = self.scenario.clampdown
+        if (
+            clamp is None
+            or self.clamped_from is not None
+            or metrics.npl_ratio < clamp.npl_threshold
+        ):
+            return
+        self.clamped_from = month + 1
+        when = add_months(self.cfg.start, month)
+        extra = (
+            (CapRule(when, clamp.apr_max, clamp.amount_max),)
+            if (clamp.apr_max or clamp.amount_max)
+            else ()
+        )
+        policy = self.scenario.policy
+        if clamp.max_pd is not None:  # the lender's easy policy ends with the clampdown
+            policy = PolicyOverride(max_pd=clamp.max_pd)
+        self.spec = replace(self.spec, pack_path=self._pack(extra), policy=policy)
+        self._service()
+        metrics.events.append(
+            f"clampdown: NPL {metrics.npl_ratio:.2%} ≥ {clamp.npl_threshold:.2%}, tighter rules from month {month + 1}"
+        )
+
+    def _forget_closed(self) -> None:
+        from sqlalchemy import text
+
+        with self.engine.connect() as conn:
+            closed = (
+                conn.execute(text("SELECT id FROM loans WHERE status <> 'active'")).scalars().all()
+            )
+        for loan_id in closed:
+            self.active.pop(int(loan_id), None)
+
+
+def _no_fsync(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA synchronous=OFF")
+    cursor.close()
+
+
+def scratch_engine(url: str) -> Engine:
+    """The run's engine: the usual SQLite settings, but no fsync at each commit. A run's
+    database is output, rebuilt by rerunning; durability against power loss buys nothing
+    and costs most of a small run's time (one fsync per payment)."""
+    engine = make_engine(url)
+    event.listen(engine, "connect", _no_fsync)
+    return engine
+
+
+def _application(raw: dict[str, Any], day: date, income_factor: float) -> dict[str, Any]:
+    """The borrower's application dated `day`, showing this month's income."""
+    applicant = raw["applicant"]
+    if income_factor != 1.0:
+        yuan = float(applicant["monthly_income"]) * income_factor
+        applicant = {**applicant, "monthly_income": f"{round(yuan / 100) * 100:.2f}"}
+    return {**raw, "applicant": applicant, "application_date": day.isoformat()}
+
+
+def _app_row(month: int, borrower: int, row: dict[str, Any]) -> dict[str, Any]:
+    a, loan = row["applicant"], row["loan"]
+    return {
+        "month": month, "borrower": borrower, "application_date": row["application_date"],
+        "channel": row["channel"], "lender_type": row["lender_type"], "province": a["province"],
+        "city": a["city"], "monthly_income": a["monthly_income"], "employment": a["employment_type"],
+        "is_student": a["is_student"], "amount": loan["amount"], "term_months": loan["term_months"],
+        "purpose": loan["purpose"],
+    }  # fmt: skip
+
+
+def run_scenario(
+    scenario: Scenario,
+    config: RunConfig,
+    out: Path,
+    progress: Progress | None = None,
+    hooks: Sequence[MonthEndHook] = (),
+) -> RunResult:
+    """Run one scenario into `out` (emptied first); the caller writes the outputs."""
+    if config.npl_sale:
+        from lendstack.simulation.npl import NplSale
+
+        run_end = add_months(config.start, config.months) - timedelta(days=1)
+        hooks = (*hooks, NplSale(run_end))
+    run = _Run(scenario, config, out, progress or _noop, hooks)
+    run.setup()
+    run.run()
+    return RunResult(
+        scenario, config, out, run.months, run.tables, run.engine, run.population,
+        run.repay.borrower_of, run.unbooked,
+    )  # fmt: skip
