@@ -6,12 +6,11 @@ from datetime import date
 from typing import Any
 
 import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from lendstack.cli.context import app_context
 from lendstack.cli.params import parse_date
-from lendstack.cli.render import OutputFormat, console, err_console, print_json
+from lendstack.cli.render import OutputFormat, console, err_console, print_json, progress_bar
 from lendstack.core.errors import InvariantViolation
 from lendstack.servicing.cob import STEPS, CobStep, close_through, dates_through
 from lendstack.servicing.domain.delinquency import DEFAULT_BUCKETS, RiskClass
@@ -39,15 +38,7 @@ def init(ctx: typer.Context) -> None:
 def close_with_progress(store: SqlCloseStore, through: date, quiet: bool = False) -> int:
     """Close every business date up to `through`, with a progress bar over dates × steps."""
     days = dates_through(store, through)
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total} steps"),
-        TimeElapsedColumn(),
-        console=err_console,
-        disable=quiet,
-        transient=True,
-    ) as bar:
+    with progress_bar("{task.completed}/{task.total} steps", disable=quiet) as bar:
         task = bar.add_task("close of business", total=len(days) * len(STEPS))
 
         def tick(day: date, step: CobStep) -> None:
@@ -236,14 +227,10 @@ def portfolio_generate(
     engine = actx.ready_engine()
     day = parse_date(as_of, "as_of")
     products = {p.id: p for p in actx.catalog.all()}
-    with Progress(
-        TextColumn("[bold]generating"),
-        BarColumn(),
-        TextColumn("{task.completed:,}/{task.total:,} loans"),
-        TimeElapsedColumn(),
-        console=err_console,
+    with progress_bar(
+        "{task.completed:,}/{task.total:,} loans",
+        label="[bold]generating",
         disable=fmt is OutputFormat.JSON,
-        transient=True,
     ) as bar:
         task = bar.add_task("loans", total=count)
         totals = generate_into(

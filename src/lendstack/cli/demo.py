@@ -20,13 +20,12 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from sqlalchemy import Engine, text
 
 from lendstack.cli.books import print_delinquency, print_trial_balance
 from lendstack.cli.context import AppContext, app_context
 from lendstack.cli.params import parse_date
-from lendstack.cli.render import console, err_console
+from lendstack.cli.render import console, err_console, progress_bar
 from lendstack.core.errors import Conflict, NotFound
 from lendstack.core.money import ZERO
 from lendstack.funding import NO_CAPACITY
@@ -113,14 +112,7 @@ def demo(
         underwrite(actx, start + timedelta(days=1), applications, seed)
     engine, store = actx.engine, SqlCloseStore(actx.engine)
     payments = 0
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total} days"),
-        TimeElapsedColumn(),
-        console=err_console,
-        transient=True,
-    ) as bar:
+    with progress_bar("{task.completed}/{task.total} days") as bar:
         task = bar.add_task("servicing", total=days)
         for n in range(1, days + 1):
             day = start + timedelta(days=n)
@@ -182,14 +174,7 @@ def underwrite(actx: AppContext, day: date, count: int, seed: int) -> None:
     outcomes: Counter[str] = Counter()
     funding: Counter[str] = Counter()
     booked = 0
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total}"),
-        TimeElapsedColumn(),
-        console=err_console,
-        transient=True,
-    ) as bar:
+    with progress_bar() as bar:
         task = bar.add_task("underwriting", total=count)
         for raw in population.applications():
             recorded = service.decide(Application.model_validate({**raw, "application_date": day}))

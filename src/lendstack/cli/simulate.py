@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import Progress
 from rich.table import Table
 
 from lendstack.cli.params import parse_date
-from lendstack.cli.render import OutputFormat, console, err_console, print_json
+from lendstack.cli.render import OutputFormat, console, print_json, progress_bar
 
 
 def simulate(
@@ -84,14 +84,7 @@ def _paths(metrics: dict[str, Any], where: Path) -> dict[str, Any]:
 
 
 def _bar() -> Progress:
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total}"),
-        TimeElapsedColumn(),
-        console=err_console,
-        transient=True,
-    )
+    return progress_bar()
 
 
 def _reporter(bar: Progress, name: str, months: int) -> Any:

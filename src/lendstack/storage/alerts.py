@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, insert, select, update
+from sqlalchemy import Connection, Engine, case, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from lendstack.core.errors import ValidationError
@@ -188,9 +188,7 @@ def approval_rates(engine: Engine, through: date) -> dict[date, float]:
     month's first day, up to `through`. Review resolutions are not decisions and are left
     out. Counted per day in SQL (portable) and summed per month here; months without
     decisions are absent, so the alert skips them."""
-    granted = func.sum(
-        func.cast(decision_log.c.outcome.in_(GRANTED_OUTCOMES), decision_log.c.seq.type)
-    )
+    granted = func.sum(case((decision_log.c.outcome.in_(GRANTED_OUTCOMES), 1), else_=0))
     query = (
         select(decision_log.c.application_date, func.count(), granted)
         .where(decision_log.c.kind == "decision", decision_log.c.application_date <= through)

@@ -30,7 +30,7 @@ from lendstack.core.dates import add_months, last_day_of_month
 from lendstack.core.errors import ValidationError
 from lendstack.core.money import to_fen
 from lendstack.funding import Funder, FunderKind, Rule
-from lendstack.risk.panel import BUCKETS
+from lendstack.risk.panel import BUCKETS, validate_panel
 from lendstack.risk.regulator import (
     Concentration,
     EclSnapshot,
@@ -41,7 +41,6 @@ from lendstack.risk.regulator import (
 from lendstack.risk.regulator_apr import Contracts
 from lendstack.servicing.domain.ledger import Account
 from lendstack.storage.alerts import SqlAlerts
-from lendstack.storage.analytics import read_panel
 from lendstack.storage.calendar import CLOSED_STEP, as_date
 from lendstack.storage.funding import SqlFunding
 from lendstack.underwriting.funding_desk import funding_policy
@@ -186,8 +185,28 @@ def _history(engine: Engine, period: Period, months: int) -> dict[str, Any]:
     if months <= 0:
         return {"history": None, "history_note": "Left out on request (--history-months 0)."}
     since = add_months(period.month, 1 - months)
-    note = f"Over the {months} month-ends from {since:%Y-%m} (loans booked earlier roll, but are no cohort)."
-    return {"history": read_panel(engine, period.month_end, since), "history_note": note}
+    note = (
+        f"Over the {months} month-ends from {since:%Y-%m} (loans booked earlier roll, but are"
+        " no cohort)."
+    )
+    with engine.connect() as conn:
+        frame = _frame(conn, _HISTORY, {"since": since, "d": period.month_end}, _HISTORY_SCHEMA)
+    history = validate_panel(frame, check_values=True).collect()
+    return {"history": history, "history_note": note}
+
+
+_HISTORY = text(
+    "SELECT loan_id, month_end, origination_month, months_on_book, state, dpd, principal_fen,"
+    " risk_class, product_id, funder, province, channel, first_payment_default"
+    " FROM loan_month_ends WHERE month_end >= :since AND month_end <= :d"
+)
+_HISTORY_SCHEMA = {
+    "loan_id": pl.Int64, "month_end": pl.Date, "origination_month": pl.Date,
+    "months_on_book": pl.Int64, "state": pl.String, "dpd": pl.Int64, "principal_fen": pl.Int64,
+    "risk_class": pl.String, "product_id": pl.String, "funder": pl.String,
+    "province": pl.String, "channel": pl.String, "first_payment_default": pl.Boolean,
+}  # fmt: skip
+"""The panel's columns as the driver gives them (the two enums as text)."""
 
 
 _PRINCIPAL = Account.PRINCIPAL_RECEIVABLE.code
@@ -240,10 +259,14 @@ def _joined(parts: list[Any], dtype: Any) -> Any:
 _FETCH = 200_000
 
 
+_NUMPY: dict[Any, Any] = {pl.Int64: np.int64, pl.Date: "datetime64[D]", pl.Boolean: np.bool_}
+"""Column dtypes fetched as numpy arrays; the rest (text) as lists."""
+
+
 def _frame(
     conn: Connection, sql: TextClause, params: dict[str, Any], schema: dict[str, Any]
 ) -> pl.DataFrame:
-    dtypes = [np.int64 if t == pl.Int64 else None for t in schema.values()]
+    dtypes = [_NUMPY.get(t) for t in schema.values()]
     columns = read_columns(conn, sql, params, dtypes)
     return pl.DataFrame(
         [pl.Series(n, c, dtype=t) for (n, t), c in zip(schema.items(), columns, strict=True)]
