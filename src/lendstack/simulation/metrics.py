@@ -26,6 +26,7 @@ from typing import Any
 from sqlalchemy import Engine, text
 
 from lendstack.core.errors import LendstackError
+from lendstack.funding import Policy
 from lendstack.risk.alerts import Thresholds, default_thresholds, evaluate
 from lendstack.storage.alerts import SqlAlerts
 from lendstack.storage.analytics import read_panel
@@ -68,6 +69,8 @@ class MonthMetrics:
     alerts: list[str]
     partner_exposure: dict[str, float]
     ledger_balanced: bool
+    partner_limit_use: dict[str, float] = field(default_factory=dict)
+    """Each bank's exposure as a share of its 2.2 limit (25% of tier-1 net capital)."""
     npl_sold_loans: int = 0
     """Loans sold to an asset-management company at this month-end (the NPL hook)."""
     npl_sale_price: float = 0.0
@@ -113,6 +116,17 @@ def _gl(conn: Any, first: date, last: date) -> dict[str, int]:
         {"a": first, "b": last},
     )
     return {str(code): int(net or 0) for code, net in rows}
+
+
+def _limit_use(conn: Any, exposure: dict[str, float]) -> dict[str, float]:
+    """Each bank's exposure over its rule-2.2 limit (the policy's tier-1 ratio, 25%)."""
+    ratio = float(Policy().tier1_ratio)
+    use: dict[str, float] = {}
+    for fid, kind, defn in conn.execute(text("SELECT id, kind, definition FROM funders")):
+        capital = float(json.loads(defn).get("tier1_net_capital", 0) or 0)
+        if kind != "platform" and capital > 0:
+            use[fid] = round(exposure.get(fid, 0.0) / (ratio * capital), 8)
+    return dict(sorted(use.items()))
 
 
 def _exposure(conn: Any) -> tuple[dict[str, float], float]:
@@ -202,6 +216,7 @@ def measure_month(
     with engine.connect() as conn:
         book, gl = _book(conn), _gl(conn, first, month_end)
         exposure, funding_cost = _exposure(conn)
+        limit_use = _limit_use(conn, exposure)
         balanced = not reconcile(conn)
         charged = conn.execute(
             # principal the close charged off this month (a loan sold later keeps its date)
@@ -231,6 +246,6 @@ def measure_month(
         funding_cost=round(funding_cost, 2),
         net_income=round(income - partner - losses - funding_cost, 2),
         alerts=_with_funds(_alerts(engine, month_end, approvals, thresholds), funds_flags),
-        partner_exposure=exposure,
+        partner_exposure=exposure, partner_limit_use=limit_use,
         ledger_balanced=balanced, funds_flags=funds_flags,
     )  # fmt: skip

@@ -48,6 +48,14 @@ def _pnl(monthly: Sequence[Mapping[str, Any]]) -> dict[str, list[tuple[float, fl
     return {k.replace("_", " "): _series(monthly, k) for k in keys}
 
 
+def _limit_use(monthly: Sequence[Mapping[str, Any]]) -> dict[str, list[tuple[float, float]]]:
+    banks = sorted({f for m in monthly for f in m.get("partner_limit_use", {})})
+    return {
+        f: [(float(m["month"]), 100 * m.get("partner_limit_use", {}).get(f, 0.0)) for m in monthly]
+        for f in banks
+    }
+
+
 def _exposure(monthly: Sequence[Mapping[str, Any]]) -> dict[str, list[tuple[float, float]]]:
     funders = sorted({f for m in monthly for f in m["partner_exposure"]})
     return {
@@ -134,6 +142,11 @@ def run_report(metrics: Mapping[str, Any], loans: pl.DataFrame, path: Path) -> P
         page.heading("Partner exposure").chart(
             line_chart(exposure, "Active principal by funder", "month", "CNY million")
         )
+    if limits := _limit_use(monthly):
+        page.chart(
+            line_chart(limits, "Use of each bank's 25% tier-1 limit (rule 2.2)", "month",
+                       "% of the limit")
+        )  # fmt: skip
     page.heading("Alerts and events").table(
         _alert_rows(summary) or [{"month": "", "alert": "none"}], ["month", "alert"]
     )
