@@ -301,8 +301,19 @@ class SqlFunding:
     # --- exposure -----------------------------------------------------------------------
 
     def exposure_map(self, as_of: date | None = None) -> dict[str, Exposure]:
-        """Each stored funder's `Exposure` (what the allocator and `check_plan` take)."""
-        return {p.funder.id: p.exposure for p in self.exposures(as_of).partners}
+        """Each stored funder's `Exposure` (what the allocator and `check_plan` take): the
+        tallies alone, without the report's book total, for booking's per-loan re-check."""
+        with self.engine.connect() as conn:
+            ids = conn.execute(select(funders.c.id)).scalars().all()
+            tallies = _tallies(conn, as_of)
+        return {
+            i: Exposure(
+                balance=from_fen(tallies[i].balance),
+                today=from_fen(tallies[i].today),
+                total_allocated=from_fen(tallies[i].allocated),
+            )
+            for i in sorted(ids)
+        }
 
     def exposures(self, as_of: date | None = None, policy: Policy | None = None) -> ExposureReport:
         """Every stored funder's co-lent position over loans disbursed on or before `as_of`.

@@ -367,6 +367,9 @@ funder_flows = Table(
     Column("source", String(60), nullable=False),
     UniqueConstraint("source", "funder_id", "flow"),
     Index("ix_funder_flows_funder_id_business_date", "funder_id", "business_date"),
+    # The funders' allocations (disbursement flows) are summed at every booking's re-check:
+    # the index keeps that to the disbursement rows, not every payment's parts.
+    Index("ix_funder_flows_flow_funder_id", "flow", "funder_id"),
 )
 
 
