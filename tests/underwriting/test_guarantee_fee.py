@@ -177,7 +177,7 @@ def test_booking_keeps_the_quoted_fee_and_pays_it_to_the_guarantor(
         assert list(reconcile(conn)) == []
 
 
-def test_a_plan_reallocated_at_booking_with_another_fee_is_refused(engine: Engine) -> None:
+def test_booking_refuses_a_confirmed_plan_whose_fee_differs_from_the_quote(engine: Engine) -> None:
     service = service_over(engine, PLATFORM, bank("guarded", "0.02", "0.02"))
     decided = recorded_plan(service.decide(app_for()).record)
     assert decided is not None
