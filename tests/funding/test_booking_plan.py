@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 import os
-from collections.abc import Mapping
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import date
 from decimal import Decimal
@@ -21,7 +21,7 @@ from cli_runner import Run
 from example_app import application as app_for
 from lendstack.core.errors import Conflict, InvariantViolation
 from lendstack.funding import NO_CAPACITY, Quotas, builtin_partners, check_plan
-from lendstack.servicing import LoanRequest, ProductCatalog, book_loan
+from lendstack.servicing import LoanRequest, PlanTerms, ProductCatalog, book_loan
 from lendstack.settings import Settings
 from lendstack.storage.funding import SqlFunding
 from lendstack.storage.repositories import SqlUnitOfWork
@@ -102,17 +102,18 @@ class _FailsAfterThePlan(SqlUnitOfWork):
 
         @dataclass
         class Spy:
-            def record(self, loan_id: int, shares: Mapping[str, Decimal]) -> None:
-                inner.record(loan_id, shares)
-                with_plan = select(func.count()).where(funding_plans.c.loan_id == loan_id)
-                planned.append(int(outer.conn.execute(with_plan).scalar_one()))
+            def record_many(self, plans: Sequence[tuple[int, PlanTerms]]) -> None:
+                inner.record_many(plans)
+                for loan_id, _ in plans:
+                    with_plan = select(func.count()).where(funding_plans.c.loan_id == loan_id)
+                    planned.append(int(outer.conn.execute(with_plan).scalar_one()))
 
-        def fail(_entry: Any) -> int:
+        def fail(_entries: Any) -> list[int]:
             raise RuntimeError("the disk filled up")
 
         outer = self
         self.funding = Spy()  # type: ignore[assignment]
-        self.ledger.post = fail  # type: ignore[method-assign]
+        self.ledger.post_many = fail  # type: ignore[method-assign]
         return self
 
 

@@ -1,6 +1,9 @@
 """The issue's acceptance checks, each against the baseline run with the same seed.
 
-Slow (four 1,500-borrower × 11-month runs through the full engine), so marked `slow`.
+Slow (three 1,500-borrower × 11-month runs and two 8,000 × 12 through the full engine), so
+marked `slow`. Easy approvals against the baseline needs the larger book: with collections in
+the loop, a 1,500-borrower book holds a handful of bad loans either way, and its later NPL
+ratio can come out either side of the baseline's (docs/simulation.md).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from lendstack.simulation import RunConfig, load_scenario, simulate_run
 pytestmark = pytest.mark.slow
 
 CONFIG = RunConfig(borrowers=1_500, months=11, seed=7)
+LARGE = RunConfig(borrowers=8_000, months=12, seed=7)
 SPIKES = ("vintage_mob3", "fpd_rate", "fpd_vs_trailing", "roll_m1_m2", "npl_ratio")
 
 
@@ -24,8 +28,11 @@ SPIKES = ("vintage_mob3", "fpd_rate", "fpd_vs_trailing", "roll_m1_m2", "npl_rati
 def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[dict[str, Any], Path]]:
     base = tmp_path_factory.mktemp("acceptance")
     out = {}
-    for name in ("baseline", "easy-approvals", "tighter-caps", "gold-crash"):
+    for name in ("baseline", "tighter-caps", "gold-crash"):
         out[name] = (simulate_run(load_scenario(name), CONFIG, base / name), base / name)
+    for name in ("baseline", "easy-approvals"):
+        where = base / f"{name}-large"
+        out[f"{name}-large"] = (simulate_run(load_scenario(name), LARGE, where), where)
     return out
 
 
@@ -35,7 +42,7 @@ def _later(metrics: dict[str, Any], key: str, from_month: int) -> float:
 
 
 def test_easy_approvals_originate_more_and_default_more(runs: dict[str, Any]) -> None:
-    base, easy = runs["baseline"][0], runs["easy-approvals"][0]
+    base, easy = runs["baseline-large"][0], runs["easy-approvals-large"][0]
     assert easy["summary"]["originations_amount"] > base["summary"]["originations_amount"]
     assert easy["summary"]["approval_rate"] > base["summary"]["approval_rate"]
     assert _later(easy, "npl_ratio", 7) > _later(base, "npl_ratio", 7)

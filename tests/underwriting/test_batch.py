@@ -29,6 +29,7 @@ from lendstack.storage.decisions import SqlDecisionLog, prepare_entry
 from lendstack.underwriting.application import Application
 from lendstack.underwriting.batch import BatchJob, RowResult, decide_rows
 from lendstack.underwriting.batch_input import parse
+from lendstack.underwriting.decision import GRANTED
 from lendstack.underwriting.engine import BorrowerHistory
 from lendstack.underwriting.population import PopulationConfig, generate_population
 from lendstack.underwriting.rerun import backtest, replay
@@ -49,6 +50,9 @@ def test_memoised_and_batch_engine_paths_equal_a_fresh_engine_per_decision(popul
     assert [engine.decide(app, history).as_json() for app in apps] == reference
     assert [engine.decide(app, history).as_json() for app in apps] == reference  # memo hits
     X = np.vstack([engine.encode(app) for app in apps])
+    assert np.array_equal(engine.encode_many(apps), X, equal_nan=True)
+    scores = [engine.score_encoded(X[i]) for i in range(len(apps))]
+    assert engine.score_many(X) == scores  # exact floats: the PDs are recorded and compared
     staged = [engine.stage(app, history, engine.score_encoded(X[i])) for i, app in enumerate(apps)]
     assert [d.as_json() for d in engine.finish_many(staged, X)] == reference
     assert {d["outcome"] for d in reference} >= {"APPROVE", "DECLINE", "COUNTER_OFFER"}
@@ -152,6 +156,10 @@ def test_batch_equals_sequential_decisions_with_repeat_borrowers(
     assert [r.number for r in results] == list(range(1, len(rows) + 1))
     log = SqlDecisionLog(engines[1])
     assert _comparable(_stored(log, results)) == _comparable(expected)
+    for r in results:  # a granted row hands back its record exactly as it reads back
+        stored = service.get(r.line["decision_id"]).record if r.outcome in GRANTED else None
+        assert r.record == stored
+    assert sum(r.record is not None for r in results) > 50
     outcomes = [r.outcome for r in results]
     assert outcomes.count("INVALID") == 2
     assert sum("P01" in r.line.get("reasons", ()) for r in results) >= 20  # duplicates seen

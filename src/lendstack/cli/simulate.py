@@ -31,6 +31,9 @@ def simulate(
     start: str = typer.Option("2025-10-01", "--start", help="First day of the first month."),
     out: Path | None = typer.Option(None, "--out", help="Run directory (default runs/<scenario>)."),
     workers: int = typer.Option(1, "--workers", help="Decision worker processes."),
+    retrain: bool = typer.Option(
+        False, "--retrain", help="Retrain the credit model monthly on matured loans (slower)."
+    ),
     fmt: OutputFormat = typer.Option(OutputFormat.TABLE, "--format", help="table or json"),
 ) -> None:
     """Run the platform month by month under scenarios; write metrics, tables and a report."""
@@ -44,7 +47,9 @@ def simulate(
         from lendstack.core.errors import ValidationError
 
         raise ValidationError("each scenario may be given once", field="scenario")
-    config = RunConfig(borrowers, months, seed, parse_date(start, "start"), workers)
+    config = RunConfig(
+        borrowers, months, seed, parse_date(start, "start"), workers, retrain=retrain
+    )
     multi = len(scenarios) > 1
     base = out or Path("runs") / ("compare" if multi else scenarios[0].name)
     results = []

@@ -60,7 +60,9 @@ def to_fen(value: Decimal) -> int:
 
 
 def from_fen(fen: int) -> Decimal:
-    return (Decimal(fen) / 100).quantize(FEN)
+    """Integer fen to yuan with exactly two places (`scaleb` only moves the exponent: exact,
+    and faster than a division and a quantize on the hot read paths)."""
+    return Decimal(int(fen)).scaleb(-2)
 
 
 def parse_amount(text: str | Decimal | int, field: str, *, allow_zero: bool = False) -> Decimal:

@@ -18,19 +18,24 @@ from lendstack.servicing.domain.schedule import (
 )
 from lendstack.servicing.ports import LoanProfile, PlanTerms, StoredPayment, UnitOfWork
 from lendstack.servicing.services import (
+    Booking,
     LoanRequest,
     Payment,
     book_loan,
+    book_loans,
     get_loan,
     quote,
     quote_payoff,
+    quote_payoffs,
     reverse_payment,
     take_payment,
+    take_payments,
 )
 
 __all__ = [
     "STEPS",
     "Account",
+    "Booking",
     "CloseStore",
     "CobStep",
     "EventType",
@@ -54,12 +59,15 @@ __all__ = [
     "StoredPayment",
     "UnitOfWork",
     "book_loan",
+    "book_loans",
     "close_day",
     "close_through",
     "generate",
     "get_loan",
     "quote",
     "quote_payoff",
+    "quote_payoffs",
     "reverse_payment",
     "take_payment",
+    "take_payments",
 ]

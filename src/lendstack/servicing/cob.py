@@ -74,8 +74,9 @@ def _check_date(store: CloseStore, day: date) -> bool:
             f"{day} skips business dates; the next to close is {expected} (use --through)",
             field="date",
         )
-    first = store.first_activity()
-    if expected is None and first is not None and day > first:
+    # Only a book never closed needs its first date (a read of the whole loan table).
+    first = store.first_activity() if expected is None else None
+    if first is not None and day > first:
         raise Conflict(
             f"{day} skips business dates; the book starts on {first} (use --through)", field="date"
         )

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from decimal import Decimal
 
-from lendstack.core.errors import Conflict, ValidationError
+from lendstack.core.errors import Conflict, InvariantViolation, NotFound, ValidationError
 from lendstack.servicing.domain.booking import (
     contract_for,
     disbursement_entry,
@@ -108,6 +108,19 @@ def ensure_open(calendar: Calendar, on: date, field: str = "date") -> None:
 FundingShares = Callable[[], PlanTerms]
 """Gives a new loan's funding plan (shares sum to 1); may raise to refuse it."""
 
+REFUSALS = (ValidationError, Conflict, NotFound)
+"""What refuses one booking of a batch without failing the others (never a bug's error)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Booking:
+    """One loan to disburse (`book_loan`'s arguments)."""
+
+    request: LoanRequest
+    reference: str | None = None
+    fund: FundingShares | None = None
+    profile: LoanProfile | None = None
+
 
 def book_loan(
     uow: UnitOfWork,
@@ -125,27 +138,88 @@ def book_loan(
     the loan's analytics dimensions are written in the same transaction too, with the plan's
     lead funder filled in.
     """
-    schedule = quote(catalog, request)
-    contract = contract_for(catalog.get(request.product_id), schedule)
+    booked = book_loans(uow, catalog, [Booking(request, reference, fund, profile)])[0]
+    if isinstance(booked, Exception):
+        raise booked
+    return booked
+
+
+def book_loans(
+    uow: UnitOfWork, catalog: ProductCatalog, bookings: Sequence[Booking]
+) -> list[LoanState | ValidationError | Conflict | NotFound]:
+    """Disburse many loans in one transaction, each exactly as `book_loan` would, and return
+    each one's loan, or the error that refused it.
+
+    A refused booking (bad terms, a closed date, a reference used for other terms, a plan
+    its `fund` refuses) writes nothing and does not stop the others. The `fund` calls run in
+    the batch's order, before anything is written: a caller funding several loans from the
+    same partners must let each call see the plans it already gave. Everything else is
+    written with a few multi-row statements for the whole batch.
+    """
+    results: list[LoanState | ValidationError | Conflict | NotFound | None] = []
+    opened: list[tuple[int, LoanState, Schedule, Booking, PlanTerms | None]] = []
+    first: dict[str, int] = {}  # reference -> the booking of this batch that books it
+    repeats: dict[int, int] = {}
+    open_dates: set[date] = set()
     with uow:
-        if reference is not None and (existing := uow.loans.by_reference(reference)):
-            if existing.contract != contract:
-                raise Conflict(
-                    f"reference {reference!r} was used for another loan", field="reference"
-                )
-            return existing
-        ensure_open(uow.calendar, request.start)
-        plan = None if fund is None else fund()
-        loan = open_loan(contract, schedule)
-        loan = with_id(loan, uow.loans.add(loan, reference))
-        if plan is not None:
-            uow.funding.record(loan.id, plan)
-        if profile is not None:
-            lead = profile.lead_funder_id or (lead_funder(plan.shares) if plan else None)
-            uow.profiles.record(loan.id, replace(profile, lead_funder_id=lead))
-        uow.ledger.post(disbursement_entry(loan, schedule, request.start))
+        known = uow.loans.by_references([b.reference for b in bookings if b.reference])
+        for n, booking in enumerate(bookings):
+            results.append(None)
+            if booking.reference is not None and booking.reference in first:
+                repeats[n] = first[booking.reference]
+                continue
+            try:
+                schedule = quote(catalog, booking.request)
+                contract = contract_for(catalog.get(booking.request.product_id), schedule)
+                if (existing := _booked(known, booking.reference, contract)) is not None:
+                    results[n] = existing
+                    continue
+                if booking.request.start not in open_dates:
+                    ensure_open(uow.calendar, booking.request.start)
+                    open_dates.add(booking.request.start)
+                plan = None if booking.fund is None else booking.fund()
+            except REFUSALS as exc:
+                results[n] = exc
+                continue
+            if booking.reference is not None:
+                first[booking.reference] = n
+            opened.append((n, open_loan(contract, schedule), schedule, booking, plan))
+        ids = uow.loans.add_many([(loan, b.reference) for _, loan, _, b, _ in opened])
+        stored = [
+            (n, with_id(loan, i), s, b, p)
+            for (n, loan, s, b, p), i in zip(opened, ids, strict=True)
+        ]
+        uow.funding.record_many([(loan.id, plan) for _, loan, _, _, plan in stored if plan])
+        uow.profiles.record_many(
+            [(loan.id, _with_lead(b.profile, plan)) for _, loan, _, b, plan in stored if b.profile]
+        )
+        uow.ledger.post_many(
+            [disbursement_entry(loan, s, b.request.start) for _, loan, s, b, _ in stored]
+        )
         uow.commit()
-    return loan
+    for n, loan, *_ in stored:
+        results[n] = loan
+    for n, of in repeats.items():  # a reference repeated in the batch books one loan
+        results[n] = results[of]
+    done = [r for r in results if r is not None]
+    if len(done) != len(bookings):
+        raise InvariantViolation("a booking of the batch was left without a result")
+    return done
+
+
+def _booked(
+    known: Mapping[str, LoanState], reference: str | None, contract: object
+) -> LoanState | None:
+    """The loan a reference already booked; for other terms, a conflict."""
+    existing = None if reference is None else known.get(reference)
+    if existing is not None and existing.contract != contract:
+        raise Conflict(f"reference {reference!r} was used for another loan", field="reference")
+    return existing
+
+
+def _with_lead(profile: LoanProfile, plan: PlanTerms | None) -> LoanProfile:
+    lead = profile.lead_funder_id or (lead_funder(plan.shares) if plan else None)
+    return replace(profile, lead_funder_id=lead)
 
 
 def get_loan(uow: UnitOfWork, loan_id: int) -> LoanState:
@@ -161,6 +235,21 @@ def quote_payoff(uow: UnitOfWork, loan_id: int, on: date) -> PayoffQuote:
         return payoff_quote(uow.loans.get(loan_id), on)
 
 
+def quote_payoffs(uow: UnitOfWork, loan_ids: Sequence[int], on: date) -> dict[int, PayoffQuote]:
+    """`quote_payoff` for many loans in one read; a loan no longer active (nothing to pay
+    off) is left out."""
+    with uow:
+        last = uow.calendar.last_closed()
+        if last is not None and on <= last:
+            raise ValidationError(f"{on} is already closed (last close {last})", field="date")
+        loans = uow.loans.get_many(loan_ids)
+        return {
+            loan_id: payoff_quote(loan, on)
+            for loan_id, loan in loans.items()
+            if loan.status is LoanStatus.ACTIVE
+        }
+
+
 def _outcome(loan: LoanState, payment: Payment, reference: str) -> PaymentOutcome:
     if payment.on < loan.contract.disbursement_date:
         raise ValidationError(
@@ -172,10 +261,10 @@ def _outcome(loan: LoanState, payment: Payment, reference: str) -> PaymentOutcom
     return prepay(loan, payment.amount, payment.on, payment.prepay, reference)
 
 
-def _record(
-    uow: UnitOfWork, payment: Payment, loan: LoanState, outcome: PaymentOutcome, entry_id: int
+def _stored(
+    payment: Payment, loan: LoanState, outcome: PaymentOutcome, entry_id: int
 ) -> StoredPayment:
-    stored = StoredPayment(
+    return StoredPayment(
         id=0,
         loan_id=loan.id,
         kind="prepayment" if payment.prepay else outcome.entry.event.value,
@@ -192,6 +281,12 @@ def _record(
         accrued_interest=outcome.accrued_interest,
         accrued_fee=outcome.accrued_fee,
     )
+
+
+def _record(
+    uow: UnitOfWork, payment: Payment, loan: LoanState, outcome: PaymentOutcome, entry_id: int
+) -> StoredPayment:
+    stored = _stored(payment, loan, outcome, entry_id)
     return replace(stored, id=uow.payments.add(stored))
 
 
@@ -204,21 +299,63 @@ def _post_payment(uow: UnitOfWork, payment: Payment, entry_date: date) -> Stored
     return _record(uow, payment, loan, outcome, entry_id)
 
 
+def _replayed(payment: Payment, existing: StoredPayment | None) -> StoredPayment | None:
+    """The first result of a repeated idempotency key; a changed body conflicts."""
+    if existing is not None and existing.request_hash != payment.fingerprint():
+        raise Conflict(
+            "this idempotency key was already used for a different payment",
+            field="idempotency_key",
+        )
+    return existing
+
+
 def take_payment(uow: UnitOfWork, payment: Payment) -> StoredPayment:
     """Post a payment once: a repeated key returns the first result, a changed body conflicts."""
     with uow:
-        existing = uow.payments.by_key(payment.idempotency_key)
+        existing = _replayed(payment, uow.payments.by_key(payment.idempotency_key))
         if existing is not None:
-            if existing.request_hash != payment.fingerprint():
-                raise Conflict(
-                    "this idempotency key was already used for a different payment",
-                    field="idempotency_key",
-                )
             return existing
         ensure_open(uow.calendar, payment.on)
         stored = _post_payment(uow, payment, payment.on)
         uow.commit()
     return stored
+
+
+def take_payments(uow: UnitOfWork, batch: Sequence[Payment]) -> tuple[StoredPayment, ...]:
+    """Post many payments in one transaction, exactly as `take_payment` one after another.
+
+    A day's payments from a collection file or the simulator: the loans are read and written,
+    and the entries and payments inserted, in a few statements for the whole batch instead of
+    a few per payment; a loan paid twice sees its first payment. All or nothing: a payment
+    that fails rolls the whole batch back, and the error's field says which one it was.
+    Returns each payment's stored result, in the batch's order.
+    """
+    with uow:
+        known = uow.payments.by_keys([p.idempotency_key for p in batch])
+        for on in sorted({p.on for p in batch}):
+            ensure_open(uow.calendar, on)
+        loans = uow.loans.get_many([p.loan_id for p in batch], for_update=True)
+        new: list[tuple[Payment, LoanState, PaymentOutcome]] = []
+        for n, payment in enumerate(batch):
+            try:
+                if _replayed(payment, known.get(payment.idempotency_key)) is not None:
+                    continue
+                loan = loans[payment.loan_id]
+                outcome = _outcome(loan, payment, f"payment:{payment.idempotency_key}")
+            except (Conflict, ValidationError) as exc:
+                raise type(exc)(exc.message, field=f"payments[{n}].{exc.field}") from exc
+            loans[payment.loan_id] = outcome.loan
+            known[payment.idempotency_key] = _stored(payment, loan, outcome, 0)
+            new.append((payment, loan, outcome))
+        entry_ids = uow.ledger.post_many([replace(o.entry, business_date=p.on) for p, _, o in new])
+        uow.loans.save_many([o.loan for _, _, o in new])
+        stored = [_stored(p, loan, o, e) for (p, loan, o), e in zip(new, entry_ids, strict=True)]
+        ids = uow.payments.add_many(stored)
+        uow.commit()
+    known.update(
+        (s.idempotency_key or "", replace(s, id=i)) for s, i in zip(stored, ids, strict=True)
+    )
+    return tuple(known[p.idempotency_key] for p in batch)
 
 
 def _undo(uow: UnitOfWork, loan: LoanState, stored: StoredPayment, on: date) -> LoanState:

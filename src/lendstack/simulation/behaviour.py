@@ -15,7 +15,10 @@ miss_scale 1 a borrower reaches 90 DPD within a year with about their latent PD)
 the borrower put the loan money into gold or FX (drawn once, with probability equal to their
 speculation propensity). At a due date a borrower, with one uniform draw u:
 - u < p_miss: stops paying; at each 30-day mark of arrears cures (pays everything) with
-  probability `cure_rate` (halved after 90 days, none after 180);
+  probability `cure_rate` (halved after 90 days, none after 180), times the scenario's
+  `collections.contact_lift` if collections reached the borrower within the last 31 days; a
+  borrower who promised to pay also pays everything on the promise's date with probability
+  `collections.promise_keep` (`cures`, `Contact`);
 - next `late_share`: pays 2–21 days late;
 - next `prepay_rate`: pays the whole loan off;
 - otherwise pays the day after the due date.
@@ -28,7 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 import numpy as np
@@ -90,6 +93,22 @@ class BorrowerRisk:
     burden: np.ndarray
     tier: np.ndarray
     diverted: np.ndarray
+    contacts: dict[int, Contact] = field(default_factory=dict)
+    """loan id → collections' latest contact that reached the borrower (written by the
+    collections hook at each month-end, read by the cure draws)."""
+
+
+CONTACT_EFFECT_DAYS = 31
+"""A contact lifts the cure draws at the 30-day marks of arrears this many days after it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Contact:
+    """Collections reached a borrower in arrears on epoch day `day` (an answered call or a
+    delivered message); `promise_day` is the due date of the promise to pay they made, if any."""
+
+    day: int
+    promise_day: int | None = None
 
 
 def miss_probability(risk: BorrowerRisk, borrower: int, scenario: Scenario, month: int) -> float:
@@ -136,9 +155,41 @@ def due_choice(
     return DueChoice(Action.PAY, 1)
 
 
-def cures(seed: int, loan_id: int, due_day: int, days_late: int, scenario: Scenario) -> bool:
-    """At a 30-day mark of arrears: does the borrower pay everything owed?"""
+def cures(
+    seed: int,
+    loan_id: int,
+    due_day: int,
+    days_late: int,
+    scenario: Scenario,
+    risk: BorrowerRisk | None = None,
+) -> bool:
+    """`cure_draw` with the loan's latest collections contact (in `risk.contacts`), if any."""
+    contact = None if risk is None else risk.contacts.get(int(loan_id))
+    return cure_draw(seed, loan_id, due_day, days_late, scenario, contact)
+
+
+def cure_draw(
+    seed: int,
+    loan_id: int,
+    due_day: int,
+    days_late: int,
+    scenario: Scenario,
+    contact: Contact | None = None,
+) -> bool:
+    """Does the borrower in arrears (since epoch day `due_day`) pay everything owed today?
+
+    At a 30-day mark: with probability `cure_rate` (halved after 90 days, none after 180),
+    times `collections.contact_lift` when collections reached them within the last
+    `CONTACT_EFFECT_DAYS`. On the due date of a promise to pay: with `promise_keep`. The
+    contacted and uncontacted draws share one uniform, so a contact never stops a cure."""
+    today = due_day + days_late
+    if contact is not None and contact.promise_day == today and days_late <= 180:
+        keep = scenario.collections.promise_keep
+        if uniform(seed, loan_id, due_day, today, "promise") < keep:
+            return True
     if days_late % 30 != 0 or days_late > 180:
         return False
     rate = scenario.behaviour.cure_rate * (0.5 if days_late > 90 else 1.0)
+    if contact is not None and 0 <= today - contact.day <= CONTACT_EFFECT_DAYS:
+        rate = min(rate * scenario.collections.contact_lift, 1.0)
     return uniform(seed, loan_id, due_day, days_late, "cure") < rate

@@ -77,6 +77,16 @@ class MonthMetrics:
     funds_flags: int = 0
     """Loans the use-of-funds surveillance flagged this month (their alerts are in risk_alerts)."""
     events: list[str] = field(default_factory=list)
+    contacts: int = 0
+    """Collection contact attempts logged (allowed) at this month-end (the collections hook)."""
+    promises: int = 0
+    """Promises to pay recorded at this month-end."""
+    cured: int = 0
+    """Loans in default whose borrower paid everything owed during the month (cures)."""
+    collections: dict[str, int] = field(default_factory=dict)
+    """The collections hook's detail: queue, plan, refusals, loans reached, promises resolved."""
+    model: dict[str, Any] = field(default_factory=dict)
+    """The retraining hook's record (`--retrain`): AUCs, score PSI, the model in use."""
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)

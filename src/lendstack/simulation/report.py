@@ -64,6 +64,37 @@ def _exposure(monthly: Sequence[Mapping[str, Any]]) -> dict[str, list[tuple[floa
     }
 
 
+def _collections(monthly: Sequence[Mapping[str, Any]]) -> dict[str, list[tuple[float, float]]]:
+    """Contact attempts, promises to pay and cures per month (the collections hook)."""
+    return {
+        label: [(float(m["month"]), float(m.get(key, 0) or 0)) for m in monthly]
+        for key, label in (("contacts", "contact attempts"), ("promises", "promises to pay"),
+                           ("cured", "loans cured"))
+    }  # fmt: skip
+
+
+def _model_paths(
+    monthly: Sequence[Mapping[str, Any]],
+) -> tuple[dict[str, list[tuple[float, float]]], dict[str, list[tuple[float, float]]]]:
+    """(held-out AUC of the retrained, champion and latent models; score PSI) by month."""
+    aucs: dict[str, list[tuple[float, float]]] = {}
+    for key, label in (("new_auc", "retrained model"), ("champion_auc", "champion"),
+                       ("latent_auc", "latent PD (ceiling)")):  # fmt: skip
+        points = [
+            (float(m["month"]), float(m["model"][key]))
+            for m in monthly
+            if m.get("model", {}).get(key) is not None
+        ]
+        if points:
+            aucs[label] = points
+    psi = [
+        (float(m["month"]), float(m["model"]["score_psi"]))
+        for m in monthly
+        if m.get("model", {}).get("score_psi") is not None
+    ]
+    return aucs, ({"score PSI vs last month": psi} if psi else {})
+
+
 def _alert_rows(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
     rows = [{"month": a["month"], "alert": a["alert"]} for a in summary["alerts"]]
     rows += [{"month": e["month"], "alert": e["event"]} for e in summary["events"]]
@@ -138,6 +169,16 @@ def run_report(metrics: Mapping[str, Any], loans: pl.DataFrame, path: Path) -> P
         f"NPL sales: {summary.get('npl_sold_loans', 0):,} loans sold for "
         f"{summary.get('npl_sale_proceeds', 0.0):,.2f} CNY (quarter-ends; losses include the loss on sale)."
     )
+    page.heading("Collections").chart(
+        line_chart(_collections(monthly), "Collections at each month-end", "month", "count")
+    )
+    aucs, psi = _model_paths(monthly)
+    if aucs or psi:
+        page.heading("Model retraining and drift")
+    if aucs:
+        page.chart(line_chart(aucs, "AUC on held-out matured loans", "month", "AUC"))
+    if psi:
+        page.chart(line_chart(psi, "PSI of the score distribution, month over month", "month"))
     if exposure := _exposure(monthly):
         page.heading("Partner exposure").chart(
             line_chart(exposure, "Active principal by funder", "month", "CNY million")

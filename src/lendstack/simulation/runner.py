@@ -5,9 +5,10 @@ Each month:
    rate and price), on a day of the month drawn from the seed, showing this month's income;
 2. **decide**: the real decision engine decides them in batches (`underwriting.batch`:
    rule pack, credit model, pricing, limits, co-lending plan, hash-chained log);
-3. **service**: day by day, granted offers dated that day are booked (`originate`, with their
-   funding plan re-checked), borrowers pay (`repayments`), and the real close of business
-   runs (accrual, billing, penalties, ageing, classification, charge-off, month-end panel);
+3. **service**: day by day, granted offers dated that day are booked as one batch
+   (`originate_many`, each funding plan re-checked), borrowers pay (`repayments`, one batch),
+   and the real close of business runs (accrual, billing, penalties, ageing,
+   classification, charge-off, month-end panel);
 4. **month-end**: measures, ECL (posted), early-warning alerts (`metrics`); a clampdown
    scenario may tighten the rules from next month.
 
@@ -32,7 +33,7 @@ from sqlalchemy import Engine, event
 from lendstack.core.dates import add_months, last_day_of_month
 from lendstack.core.errors import Conflict, ValidationError
 from lendstack.funding import NO_CAPACITY
-from lendstack.servicing import ProductCatalog, close_day
+from lendstack.servicing import LoanState, ProductCatalog, close_day
 from lendstack.simulation import behaviour
 from lendstack.simulation.funds import FundsFeed
 from lendstack.simulation.metrics import MonthMetrics, measure_month, scaled_thresholds
@@ -53,7 +54,7 @@ from lendstack.storage.funding import SqlFunding
 from lendstack.storage.repositories import SqlUnitOfWork
 from lendstack.underwriting.batch import BatchJob, decide_rows
 from lendstack.underwriting.decision import GRANTED
-from lendstack.underwriting.origination import originate
+from lendstack.underwriting.origination import originate_many
 from lendstack.underwriting.population import Population, PopulationConfig, generate_population
 from lendstack.underwriting.rules import default_pack
 
@@ -70,6 +71,8 @@ class RunConfig:
     workers: int = 1
     npl_sale: bool = True
     """Sell the eligible bad loans at each quarter-end (`simulation.npl.NplSale`)."""
+    retrain: bool = False
+    """Retrain the credit model on matured loans at each month-end (`simulation.retrain`)."""
 
     def __post_init__(self) -> None:
         if not 10 <= self.borrowers <= 5_000_000:
@@ -200,14 +203,14 @@ class _Run:
         for n in range(days):
             day = first + timedelta(days=n)
             self.progress(f"{label}: servicing {day}", n, days)
-            booked += [self._book(b, r) for b, r in by_day.get(day, [])]
+            booked += self._book(by_day.get(day, []))
             self.repay.post_day(day, month)
             close_day(store, day)
         self.progress(f"{label}: month-end", days, days)
         month_end = first + timedelta(days=days - 1)
         flagged = self.funds.deliver()
         metrics = measure_month(
-            self.engine, month, month_end, decided, [b for b in booked if b is not None],
+            self.engine, month, month_end, decided, booked,
             self.months, self.thresholds, flagged,
         )  # fmt: skip
         self.months.append(metrics)
@@ -255,25 +258,36 @@ class _Run:
             self.tables.decisions.append(entry)
             self.tables.applications.append(_app_row(month, borrower, row))
             if result.outcome in GRANTED:
-                granted.append((borrower, dict(self.service.get(line["decision_id"]).record)))
+                stored = result.record or self.service.get(line["decision_id"]).record
+                granted.append((borrower, dict(stored)))
             if i % 200 == 0:
                 self.progress(f"{label}: deciding", i, len(apps))
         return granted, decided
 
-    def _book(self, borrower: int, record: dict[str, Any]) -> dict[str, Any] | None:
-        """Book a granted decision with its funding plan; None if no partner can fund it now."""
-        try:
-            loan = originate(SqlUnitOfWork(self.engine), self.catalog, record, self.service.desk)  # type: ignore[arg-type]
-        except Conflict as exc:
-            if exc.message != NO_CAPACITY:
-                raise
-            self.unbooked["no funding capacity"] += 1
-            return None
-        except ValidationError as exc:
-            # An offer servicing refuses to book (e.g. a guarantee fee origination does not
-            # yet pass on): counted and reported, never silently dropped.
-            self.unbooked[f"refused by servicing: {exc.field}"] += 1
-            return None
+    def _book(self, granted: list[tuple[int, dict[str, Any]]]) -> list[dict[str, Any]]:
+        """Book a day's granted decisions with their funding plans, in one transaction; an
+        offer no partner can fund now, or that servicing refuses, is counted, never dropped
+        silently."""
+        if not granted:
+            return []
+        records = [record for _, record in granted]
+        with self.service.desk.batch() as desk:  # type: ignore[union-attr]
+            results = originate_many(SqlUnitOfWork(self.engine), self.catalog, records, desk)  # type: ignore[arg-type]
+        booked = []
+        for (borrower, record), loan in zip(granted, results, strict=True):
+            if isinstance(loan, Conflict) and loan.message == NO_CAPACITY:
+                self.unbooked["no funding capacity"] += 1
+            elif isinstance(loan, ValidationError):
+                # An offer servicing refuses to book (e.g. a guarantee fee origination does
+                # not yet pass on).
+                self.unbooked[f"refused by servicing: {loan.field}"] += 1
+            elif isinstance(loan, Exception):
+                raise loan
+            else:
+                booked.append(self._booked(borrower, record, loan))
+        return booked
+
+    def _booked(self, borrower: int, record: dict[str, Any], loan: LoanState) -> dict[str, Any]:
         self.repay.borrower_of[loan.id] = borrower
         self.active[loan.id] = borrower
         if self.repay.risk.diverted[borrower]:
@@ -368,6 +382,13 @@ def run_scenario(
         hooks = (*hooks, NplSale(run_end))
     run = _Run(scenario, config, out, progress or _noop, hooks)
     run.setup()
+    from lendstack.simulation.collections_loop import CollectionsLoop
+
+    run.hooks = (*run.hooks, CollectionsLoop(run.repay, config.seed))
+    if config.retrain:
+        from lendstack.simulation.retrain import Retrainer
+
+        run.hooks = (*run.hooks, Retrainer(run))
     run.run()
     return RunResult(
         scenario, config, out, run.months, run.tables, run.engine, run.population,

@@ -14,6 +14,7 @@ and out-of-range values are refused with a `ValidationError` whose field names t
     [[income_shocks]] from_month, change, tiers                   (−0.15 = incomes fall 15%)
     [[gold]]        month, change                                 (the gold price moves)
     [clampdown]     npl_threshold, apr_max, amount_max, max_pd   (the regulator's feedback loop)
+    [collections]   enabled, contact_lift, answer_rate, promise_rate, promise_keep, promise_days
 
 Months count from 1 (the run's first month). Pure: no I/O beyond reading the file's text.
 """
@@ -77,6 +78,29 @@ class Behaviour:
 
 
 @dataclass(frozen=True, slots=True)
+class Collections:
+    """Collections in the loop (`simulation.collections_loop`): the real queue, plan and contact
+    log at each month-end, and how borrowers answer them. The rates are stated assumptions."""
+
+    enabled: bool = True
+    """On: every scenario is collected under the collection rules; the shipped
+    `no-collections` scenario turns it off, to show what collections buy (docs/simulation.md)."""
+    contact_lift: float = 2.0
+    """Cure probability at a 30-day mark × this when collections reached the borrower in the
+    last 31 days (an answered call or a delivered SMS / push)."""
+    answer_rate: float = 0.35
+    """P(a debtor answers one collection call attempt)."""
+    delivery_rate: float = 0.97
+    """P(an SMS or app push is delivered)."""
+    promise_rate: float = 0.4
+    """P(a debtor who answers a call promises to pay what is overdue)."""
+    promise_keep: float = 0.5
+    """P(a promise is kept: the borrower pays everything owed on the promise's date)."""
+    promise_days: int = 7
+    """Days from the contact to the promise's date."""
+
+
+@dataclass(frozen=True, slots=True)
 class Caps:
     """A regulatory tightening: rules added to the rule pack from the start of a month."""
 
@@ -124,6 +148,7 @@ class Scenario:
     gold: tuple[GoldMove, ...] = ()
     clampdown: Clampdown | None = None
     source: str = "<builtin>"
+    collections: Collections = field(default_factory=Collections)
 
     def income_factor(self, month: int, tier: int) -> float:
         """Income multiplier in `month` for a borrower in city `tier` (shocks compound)."""
@@ -145,7 +170,7 @@ class Scenario:
 # --- parsing --------------------------------------------------------------------------------
 
 _TOP = {"name", "description", "demand", "policy", "behaviour", "caps", "income_shocks", "gold",
-        "clampdown"}  # fmt: skip
+        "clampdown", "collections"}  # fmt: skip
 
 
 def _unknown(table: Mapping[str, Any], allowed: set[str], prefix: str) -> None:
@@ -312,6 +337,22 @@ def _clampdown(data: Mapping[str, Any]) -> Clampdown | None:
     return clamp
 
 
+def _collections(data: Mapping[str, Any]) -> Collections:
+    t, w = _table(data, "collections"), "collections."
+    _unknown(t, set(Collections.__dataclass_fields__), w)
+    enabled = t.get("enabled", True)
+    if not isinstance(enabled, bool):
+        raise ValidationError(f"must be true or false, not {enabled!r}", field=f"{w}enabled")
+    return Collections(enabled, **_given(
+        contact_lift=_float(t, "contact_lift", w, 1.0, 10.0),
+        answer_rate=_float(t, "answer_rate", w, 0.0, 1.0),
+        delivery_rate=_float(t, "delivery_rate", w, 0.0, 1.0),
+        promise_rate=_float(t, "promise_rate", w, 0.0, 1.0),
+        promise_keep=_float(t, "promise_keep", w, 0.0, 1.0),
+        promise_days=_int(t, "promise_days", w, 1, 28),
+    ))  # fmt: skip
+
+
 def parse_scenario(text: str, source: str = "<text>") -> Scenario:
     """Validate a scenario's TOML text completely; errors name the field and the source."""
     try:
@@ -326,6 +367,7 @@ def parse_scenario(text: str, source: str = "<text>") -> Scenario:
         return Scenario(
             name.strip(), description, _demand(data), _policy(data), _behaviour(data),
             _caps(data), _shocks(data), _gold(data), _clampdown(data), source,
+            _collections(data),
         )  # fmt: skip
     except tomllib.TOMLDecodeError as exc:
         raise ValidationError(f"{source}: not valid TOML: {exc}", field="scenario") from None

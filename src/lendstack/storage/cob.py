@@ -71,6 +71,12 @@ ACCRUAL_TARGET = (
     + " END)"
 )
 ACCRUING = f"{ACTIVE} AND period_due IS NOT NULL AND period_start < :d"
+HAS_INTEREST = "(period_interest <> 0 OR period_accrued <> 0)"
+"""Loans the accrual can change: with no period interest the target is 0 in every mode."""
+IN_ID_ORDER = "id > 0"
+"""True of every loan. The range on id steers the planner (SQLite has no statistics) to the
+index `ix_loans_status_id`: a statement over most active loans then visits them in id order,
+each lookup a step to the next row, instead of at random in another index's order."""
 
 _NEXT = (
     "(SELECT i.{col} FROM installments i WHERE i.loan_id = loans.id"
@@ -100,6 +106,23 @@ def _by_accrual(conn: Connection, sql: str, day: int) -> dict[bool, tuple[int, .
         bool(row[0]): tuple(int(v or 0) for v in row[1:])
         for row in conn.execute(text(sql), {"d": day})
     }
+
+
+def _split_by_accrual(
+    conn: Connection, sums: tuple[str, ...], where: str, day: int
+) -> dict[bool, tuple[int, ...]]:
+    """`_by_accrual` without GROUP BY: each sum taken twice, for accruing and non-accrual loans.
+
+    A GROUP BY non_accrual invites the planner (SQLite has no statistics) to walk the
+    (status, non_accrual) index for its order, i.e. every active loan, even when `where` picks
+    a few through another index; with one row out there is no order to want.
+    """
+    accruing = [f"SUM(CASE WHEN non_accrual THEN 0 ELSE {x} END)" for x in sums]
+    parked = [f"SUM(CASE WHEN non_accrual THEN {x} ELSE 0 END)" for x in sums]
+    arms = accruing + parked
+    row = conn.execute(text(f"SELECT {', '.join(arms)} FROM loans WHERE {where}"), {"d": day}).one()
+    values = [int(v or 0) for v in row]
+    return {False: tuple(values[: len(sums)]), True: tuple(values[len(sums) :])}
 
 
 def _post(conn: Connection, event: EventType, day: date, step: CobStep, legs: list[Any]) -> None:
@@ -132,23 +155,32 @@ def _post_income(
 
 
 def accrue(conn: Connection, day: date) -> int:
+    """Bring every accruing loan's period interest to the day; returns the loans accruing.
+
+    A period with no interest (an interest-free product) accrues 0 on every day: its target
+    is 0 in every rounding mode, so once its accrued is 0 the UPDATE leaves it alone instead
+    of rewriting it each day. The count reported is still every accruing loan (the SELECT's).
+    """
     d = to_day(day)
+    # GROUP BY non_accrual walks the (status, non_accrual) index, i.e. loans in id order,
+    # which reads the table about twice as fast as the period_due order.
     sums = _by_accrual(
         conn,
-        f"SELECT non_accrual, SUM({ACCRUAL_TARGET} - period_accrued) FROM loans"
+        f"SELECT non_accrual, SUM({ACCRUAL_TARGET} - period_accrued), COUNT(*) FROM loans"
         f" WHERE {ACCRUING} GROUP BY non_accrual",
         d,
     )
-    result = conn.execute(
+    conn.execute(
         text(
             f"UPDATE loans SET bal_interest = bal_interest + {ACCRUAL_TARGET} - period_accrued,"
-            f" period_accrued = {ACCRUAL_TARGET} WHERE {ACCRUING}"
+            f" period_accrued = {ACCRUAL_TARGET}"
+            f" WHERE {ACCRUING} AND {HAS_INTEREST} AND {IN_ID_ORDER}"
         ),
         {"d": d},
     )
     accounts = (Account.INTEREST_RECEIVABLE, Account.INTEREST_INCOME)
     _post_income(conn, day, CobStep.ACCRUAL, EventType.COB_ACCRUAL, sums, accounts)
-    return int(result.rowcount)
+    return sum(v[1] for v in sums.values())
 
 
 def bill(conn: Connection, day: date) -> int:
@@ -156,11 +188,7 @@ def bill(conn: Connection, day: date) -> int:
     d = to_day(day)
     fee = _NEXT.format(col="fee_fen", offset="")
     total = _NEXT.format(col="principal_fen + i.interest_fen + i.fee_fen", offset="")
-    sums = _by_accrual(
-        conn,
-        f"SELECT non_accrual, SUM(COALESCE({fee}, 0)) FROM loans WHERE {BILLING} GROUP BY non_accrual",
-        d,
-    )
+    sums = _split_by_accrual(conn, (f"COALESCE({fee}, 0)",), BILLING, d)
     conn.execute(
         text(
             "UPDATE installments SET billed = TRUE WHERE due_day = :d AND active = TRUE"
@@ -225,13 +253,19 @@ def apply_credits(conn: Connection, day: date) -> int:
 
 
 def penalise(conn: Connection, day: date) -> int:
+    """Penalty interest on overdue principal, for late loans.
+
+    The day's penalty is read off the balances, the late loans' penalty after the UPDATE less
+    before it (the UPDATE changes neither who is late nor non_accrual), so each loan's overdue
+    principal is summed from its installments once, not once for the entry and again for it.
+    """
     d = to_day(day)
-    sums = _by_accrual(
-        conn, f"SELECT non_accrual, SUM({PENALTY}) FROM loans WHERE {LATE} GROUP BY non_accrual", d
-    )
+    before = _split_by_accrual(conn, ("bal_penalty",), LATE, d)
     result = conn.execute(
         text(f"UPDATE loans SET bal_penalty = bal_penalty + {PENALTY} WHERE {LATE}"), {"d": d}
     )
+    after = _split_by_accrual(conn, ("bal_penalty",), LATE, d)
+    sums = {k: (after[k][0] - before[k][0],) for k in after}
     accounts = (Account.PENALTY_RECEIVABLE, Account.PENALTY_INCOME)
     _post_income(conn, day, CobStep.PENALTY, EventType.COB_PENALTY, sums, accounts)
     return int(result.rowcount)
@@ -326,10 +360,25 @@ def _suspense_legs(sums: tuple[int, ...], entering: bool) -> list[Any]:
     ]
 
 
+def _past_lowest(conn: Connection, threshold: str) -> str:
+    """`dpd > 0` narrowed to the lowest `threshold` among the delinquent loans.
+
+    `dpd > 0 AND dpd >= threshold` alone has the (status, dpd) index walk every delinquent
+    loan, once per statement; the bound, read in one walk, starts each walk at the lowest
+    threshold instead. The rows visited are the same, in the same order (so rows inserted
+    from them get the same ids), and no delinquent loan short of its threshold is left out.
+    """
+    lowest = conn.execute(
+        text(f"SELECT MIN({threshold}) FROM loans WHERE {ACTIVE} AND dpd > 0")
+    ).scalar()
+    return "FALSE" if lowest is None else f"dpd >= {max(int(lowest), 1)}"
+
+
 def stop_accrual(conn: Connection, day: date) -> int:
     """From the non-accrual DPD, income already booked but unpaid goes to suspense; a loan that
     is fully current again returns to accrual and its suspense is released."""
-    enter = f"{ACTIVE} AND dpd > 0 AND dpd >= non_accrual_dpd AND non_accrual = FALSE"
+    past = _past_lowest(conn, "non_accrual_dpd")
+    enter = f"{ACTIVE} AND {past} AND dpd >= non_accrual_dpd AND non_accrual = FALSE"
     leave = f"{ACTIVE} AND non_accrual = TRUE AND dpd = 0"
     legs: list[Any] = []
     moved = 0
@@ -354,7 +403,7 @@ def stop_accrual(conn: Connection, day: date) -> int:
 
 def charge_off(conn: Connection, day: date) -> int:
     """Loans at the product's charge-off DPD leave the book; income in suspense is cleared."""
-    where = f"{ACTIVE} AND dpd > 0 AND dpd >= charge_off_dpd"
+    where = f"{ACTIVE} AND {_past_lowest(conn, 'charge_off_dpd')} AND dpd >= charge_off_dpd"
     sums = _by_accrual(
         conn,
         f"SELECT non_accrual, SUM(bal_principal), SUM(bal_interest), SUM(bal_fee), SUM(bal_penalty)"
@@ -432,7 +481,7 @@ def snapshot(conn: Connection, day: date) -> int:
             " principal_fen, interest_fen, fee_fen, penalty_fen)"
             " SELECT :day, product_id, bucket, risk_class, COUNT(*), SUM(bal_principal),"
             " SUM(bal_interest), SUM(bal_fee), SUM(bal_penalty)"
-            f" FROM loans WHERE {ACTIVE} GROUP BY product_id, bucket, risk_class"
+            f" FROM loans WHERE {ACTIVE} AND {IN_ID_ORDER} GROUP BY product_id, bucket, risk_class"
         ),
         {"day": day},
     )
@@ -440,10 +489,14 @@ def snapshot(conn: Connection, day: date) -> int:
 
 
 def fund(conn: Connection, day: date) -> int:
-    """The funder sub-ledgers' close: charge-offs and guarantee payouts split, then the GL."""
+    """The funder sub-ledgers' close: charge-offs and guarantee payouts split, then the GL,
+    then each funder's exposure at the close (what booking re-checks plans against)."""
+    from lendstack.storage.funding import close_exposures
+
     flows, entry = close_funding(conn, day)
     if entry is not None:
         SqlLedger(conn).post(entry)
+    close_exposures(conn, day)
     return flows
 
 

@@ -191,6 +191,30 @@ class RecordedContact:
     rule_pack: str
 
 
+def contact_row(
+    attempt: Attempt, outcome: Outcome, verdict: Verdict, pack: RulePack, recorded_at: datetime
+) -> dict[str, object]:
+    """The contact log's row for a checked attempt (`record_contact`, and the simulator's
+    batch of a month's attempts)."""
+    local = local_time(attempt.at, pack)
+    return {
+        "loan_id": attempt.loan_id,
+        "contacted_at": local.astimezone(UTC),
+        "local_day": local.date(),
+        "local_time": local.strftime("%H:%M"),
+        "channel": attempt.channel.value,
+        "party": attempt.party.value,
+        "number": attempt.number,
+        "outcome": outcome.value,
+        "consent": attempt.consent,
+        "message": attempt.message,
+        "allowed": verdict.allowed,
+        "reasons": json.dumps([r.as_json() for r in verdict.refusals], ensure_ascii=False),
+        "rule_pack": pack.label,
+        "recorded_at": recorded_at,
+    }
+
+
 def record_contact(
     engine: Engine, attempt: Attempt, outcome: Outcome, pack: RulePack
 ) -> RecordedContact:
@@ -199,22 +223,7 @@ def record_contact(
     with engine.begin() as conn:
         open_loan(conn, attempt.loan_id)
         verdict = check(attempt, history(conn, attempt, local.date(), pack), pack)
-        row = {
-            "loan_id": attempt.loan_id,
-            "contacted_at": local.astimezone(UTC),
-            "local_day": local.date(),
-            "local_time": local.strftime("%H:%M"),
-            "channel": attempt.channel.value,
-            "party": attempt.party.value,
-            "number": attempt.number,
-            "outcome": outcome.value,
-            "consent": attempt.consent,
-            "message": attempt.message,
-            "allowed": verdict.allowed,
-            "reasons": json.dumps([r.as_json() for r in verdict.refusals], ensure_ascii=False),
-            "rule_pack": pack.label,
-            "recorded_at": now(),
-        }
+        row = contact_row(attempt, outcome, verdict, pack, now())
         new_id = conn.execute(insert(collection_contacts), row).inserted_primary_key
     assert new_id is not None
     return RecordedContact(int(new_id[0]), verdict, outcome, local, pack.label)

@@ -149,9 +149,26 @@ def advance_head(conn: Connection, before: HeadAnchor | None, entry: LogEntry) -
 
 
 def hashed_columns(row: dict[str, Any]) -> dict[str, Any]:
-    """The query columns as the hashed record holds them: their JSON forms."""
-    columns: dict[str, Any] = json.loads(canonical_json({k: row[k] for k in HASHED_COLUMNS}))
-    return columns
+    """The query columns as the hashed record holds them: their JSON forms.
+
+    The plain types a decision row holds are converted directly, as `canonical_json` then
+    `json.loads` would (text, integers, None, dates and instants as ISO text); anything else
+    takes that round trip itself, so the result is the same either way.
+    """
+    out: dict[str, Any] = {}
+    for k in HASHED_COLUMNS:
+        value = row[k]
+        kind = type(value)
+        if value is None or kind is str or kind is int:
+            out[k] = value
+        elif kind is date or kind is datetime:
+            out[k] = value.isoformat()
+        else:
+            columns: dict[str, Any] = json.loads(
+                canonical_json({k: row[k] for k in HASHED_COLUMNS})
+            )
+            return columns
+    return out
 
 
 HASHED_COLUMNS = (

@@ -5,25 +5,33 @@ with the pure parser on every read, so a row can never hold a funder the parser 
 and the validation rules stay in `lendstack.funding` alone. Exposure is read set-based from the
 funder sub-ledgers (`funder_positions`, kept exact by every cash flow's split), so a loan's
 funder parts add up to its balance to the fen.
+
+Booking re-checks a plan in O(funders), not O(book): the close's funding step writes each
+funder's balance and allocations to `funder_exposures` (`close_exposures`), and between closes
+the flows since then are added from the funder/date index. Only increases are added (payments
+lower a balance), so the figure never understates a limit and is exact right after a close.
+The exposure report keeps its exact scan.
 """
 
 from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Connection, Engine, insert, select, text, update
+from sqlalchemy import Connection, Engine, bindparam, insert, select, text, update
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 
 from lendstack.core.errors import Conflict, NotFound, ValidationError
 from lendstack.core.money import from_fen, quantize_fen
 from lendstack.funding import (
+    NO_CAPACITY,
     Exposure,
     Funder,
     Policy,
@@ -32,11 +40,12 @@ from lendstack.funding import (
     check_shares,
     headrooms,
     parse_partner,
+    split,
 )
-from lendstack.funding.subledger import Flow
+from lendstack.funding.subledger import POSITION_SIGN, Flow
 from lendstack.servicing.domain import DEFAULT_BUCKETS
-from lendstack.storage.calendar import last_closed
-from lendstack.storage.schema import funders, funding_plans, loans
+from lendstack.storage.calendar import LAST_CLOSED, as_date, last_closed
+from lendstack.storage.schema import funder_exposures, funders, funding_plans, loans
 from lendstack.storage.subledger import SubLedger
 
 OPEN_STATUSES = ("approved", "active")
@@ -164,9 +173,16 @@ def _now() -> datetime:
 
 
 def _record(row: Row[Any]) -> FunderRecord:
-    data = json.loads(row.definition)
-    funder = parse_partner(data, f"stored funder {row.id!r}")
-    return FunderRecord(funder, row.version, row.created_at, row.updated_at)
+    return FunderRecord(
+        _parsed(row.id, row.definition), row.version, row.created_at, row.updated_at
+    )
+
+
+@lru_cache(maxsize=1024)
+def _parsed(funder_id: str, definition: str) -> Funder:
+    """A stored definition rebuilt by the pure parser; cached, as every booking reads its
+    funders and a definition's text fixes the (frozen) funder it parses to."""
+    return parse_partner(json.loads(definition), f"stored funder {funder_id!r}")
 
 
 class SqlFunding:
@@ -193,6 +209,9 @@ class SqlFunding:
                 if conn.execute(select(funders.c.id).where(funders.c.id == funder.id)).first():
                     raise Conflict(f"partner {funder.id!r} already exists", field="id")
                 conn.execute(insert(funders), values)
+                # Nothing lent yet: as of the last close, so booking reads only flows since.
+                closed = {"funder_id": funder.id, "closed_on": last_closed(conn)}
+                conn.execute(insert(funder_exposures), closed)
         except IntegrityError as exc:  # a concurrent add won the race
             raise Conflict(f"partner {funder.id!r} already exists", field="id") from exc
         return FunderRecord(funder, 1, now, now)
@@ -261,15 +280,46 @@ class SqlFunding:
         booking's). Everything is checked before the one insert: shares are Decimal, >= 0,
         multiples of the policy's quantum and sum to exactly 1; funders and the loan exist;
         the loan has no plan yet (a plan is fixed once booked).
+
+        The plan's funder rows are locked (PostgreSQL: `FOR NO KEY UPDATE`, in id order) and
+        their limits re-checked under the lock, so two bookings cannot both take the last of a
+        quota: the second waits for the first and sees its parts. Quotas are always checked;
+        the ratio rules (2.2, 2.3) too when `policy` is given (they depend on the rule pack).
+        A breach is a `Conflict` on `funding` and writes nothing.
         """
         if isinstance(target, Engine):
             with target.begin() as conn:
                 self.record_plan(conn, loan_id, shares, policy, guarantee_fee_rates)
             return
-        rows = _plan_rows(loan_id, shares, policy or Policy(), guarantee_fee_rates or {})
-        _check_plan_targets(target, loan_id, shares)
-        target.execute(insert(funding_plans), rows)
-        SubLedger(target).open(loan_id, shares)
+        self.record_plans(target, [(loan_id, shares, guarantee_fee_rates or {})], policy)
+
+    def record_plans(
+        self,
+        conn: Connection,
+        plans: Sequence[tuple[int, Mapping[str, Decimal], Mapping[str, Decimal]]],
+        policy: Policy | None = None,
+    ) -> None:
+        """`record_plan` for many loans (loan id, shares, guarantee fee rates) on one
+        connection, all or nothing, with a few statements for the whole batch: the loans, the
+        funders (locked once), their flows since the close, the plan rows; then each loan's
+        sub-ledger. Each plan is checked as if the ones before it were already written.
+        """
+        if not plans:
+            return
+        rows = [
+            row
+            for loan_id, shares, rates in plans
+            for row in _plan_rows(loan_id, shares, policy or Policy(), rates)
+        ]
+        targets = _check_plan_targets(conn, plans)
+        _check_limits(conn, targets, policy)
+        conn.execute(insert(funding_plans), rows)
+        SubLedger(conn).open_many(
+            [
+                (loan_id, t.principal_fen, t.day, shares)
+                for (loan_id, shares, _), t in zip(plans, targets.plans, strict=True)
+            ]
+        )
 
     def buyback(self, loan_id: int, funder_id: str, on: date) -> Decimal:
         """The platform buys a bank's whole stake in a loan on the open business date.
@@ -301,9 +351,18 @@ class SqlFunding:
     # --- exposure -----------------------------------------------------------------------
 
     def exposure_map(self, as_of: date | None = None) -> dict[str, Exposure]:
-        """Each stored funder's `Exposure` (what the allocator and `check_plan` take): the
-        tallies alone, without the report's book total, for booking's per-loan re-check."""
+        """Each stored funder's `Exposure` (what the allocator and `check_plan` take), for the
+        desk and booking's per-loan re-check.
+
+        On the open business date or later (or with no close yet) it is the last close's
+        exposure plus the increases since (`fast_exposures`): O(funders), never less than the
+        book's exact figure, equal to it right after a close. A date already closed is read
+        exactly from the book, as the report does.
+        """
         with self.engine.connect() as conn:
+            fast = fast_exposures(conn, as_of)
+            if fast is not None:
+                return fast
             ids = conn.execute(select(funders.c.id)).scalars().all()
             tallies = _tallies(conn, as_of)
         return {
@@ -380,25 +439,244 @@ def _check_guarantee_fees(shares: Mapping[str, Decimal], rates: Mapping[str, Dec
             )
 
 
-def _check_plan_targets(conn: Connection, loan_id: int, shares: Mapping[str, Decimal]) -> None:
-    loan = conn.execute(select(loans.c.disbursement_date).where(loans.c.id == loan_id)).first()
-    if loan is None:
-        raise NotFound(f"no loan {loan_id}", field="loan_id")
-    closed = last_closed(conn)
-    if closed is not None and loan.disbursement_date <= closed:
-        # Its earlier cash flows were never split: a plan can only start with the loan.
-        raise Conflict(
-            f"loan {loan_id} was disbursed on {loan.disbursement_date}, before the last close "
-            f"({closed}); a funding plan is recorded with the booking",
-            field="loan_id",
+_PLAN_TARGETS = select(
+    loans.c.id,
+    loans.c.principal_fen,
+    loans.c.disbursement_date,
+    LAST_CLOSED.scalar_subquery().label("closed"),
+    select(funding_plans.c.loan_id)
+    .where(funding_plans.c.loan_id == loans.c.id)
+    .exists()
+    .label("planned"),
+).where(loans.c.id.in_(bindparam("ids", expanding=True)))
+"""The loans, the last close and whether each loan has a plan, in one statement."""
+
+_PLAN_FUNDERS = (
+    select(
+        funders.c.id,
+        funders.c.definition,
+        funder_exposures.c.closed_on,
+        funder_exposures.c.balance_fen,
+        funder_exposures.c.allocated_fen,
+    )
+    .outerjoin(funder_exposures, funder_exposures.c.funder_id == funders.c.id)
+    .where(funders.c.id.in_(bindparam("ids", expanding=True)))
+    .order_by(funders.c.id)
+    .with_for_update(of=funders, key_share=True)
+)
+"""The plan's funders with their close rows, the funders locked in id order (no deadlock
+between bookings). NO KEY UPDATE, so the flows and positions that reference a funder are
+not kept waiting by the lock."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Target:
+    """A plan to record: its loan's principal and date, and its shares."""
+
+    principal_fen: int
+    day: date
+    shares: Mapping[str, Decimal]
+
+
+@dataclass(frozen=True, slots=True)
+class _Targets:
+    """The batch's plans in order, and their funders (locked) with their close rows."""
+
+    plans: tuple[_Target, ...]
+    funders: dict[str, Funder]
+    at_close: dict[str, _AtClose]
+
+
+def _check_plan_targets(
+    conn: Connection, plans: Sequence[tuple[int, Mapping[str, Decimal], Any]]
+) -> _Targets:
+    """The plans' loans and (locked) funders, once each plan may be recorded: its loan
+    exists, was disbursed after the last close and has no plan yet (nor an earlier one in
+    the batch); its funders exist. The first failure, in batch order, is raised."""
+    ids = sorted({loan_id for loan_id, _, _ in plans})
+    found = {r.id: r for r in conn.execute(_PLAN_TARGETS, {"ids": ids})}
+    wanted = sorted({f for _, shares, _ in plans for f in shares})
+    rows = conn.execute(_PLAN_FUNDERS, {"ids": wanted}).all() if wanted else []
+    stored = {r.id: _parsed(r.id, r.definition) for r in rows}
+    targets, seen = [], set()
+    for loan_id, shares, _ in plans:
+        loan = found.get(loan_id)
+        if loan is None:
+            raise NotFound(f"no loan {loan_id}", field="loan_id")
+        day, closed = date.fromisoformat(str(loan.disbursement_date)), as_date(loan.closed)
+        if closed is not None and day <= closed:
+            # Its earlier cash flows were never split: a plan can only start with the loan.
+            raise Conflict(
+                f"loan {loan_id} was disbursed on {day}, before the last close "
+                f"({closed}); a funding plan is recorded with the booking",
+                field="loan_id",
+            )
+        for funder_id in sorted(shares):
+            if funder_id not in stored:
+                raise NotFound(f"no partner {funder_id!r}", field="funder")
+        if loan.planned or loan_id in seen:
+            raise Conflict(f"loan {loan_id} already has a funding plan", field="loan_id")
+        seen.add(loan_id)
+        targets.append(_Target(int(loan.principal_fen), day, shares))
+    return _Targets(tuple(targets), stored, {r.id: _at_close(r) for r in rows})
+
+
+_QUOTAS = frozenset({Rule.DAILY_QUOTA, Rule.TOTAL_QUOTA})
+
+
+def _check_limits(conn: Connection, targets: _Targets, policy: Policy | None) -> None:
+    """Each funder's part against its headroom, from exposures read under the plans' lock
+    plus the parts of the batch's earlier plans (on or before the plan's date)."""
+    read = {d: _since_close(conn, targets.at_close, d) for d in {t.day for t in targets.plans}}
+    rules = _QUOTAS if policy is None else frozenset(Rule)
+    earlier: list[tuple[date, dict[str, Decimal]]] = []
+    for target in targets.plans:
+        parts = split(from_fen(target.principal_fen), target.shares)
+        for funder_id in sorted(target.shares):
+            if target.shares[funder_id] <= 0:
+                continue
+            exposure = read[target.day][funder_id]
+            for day, before in earlier:
+                if day <= target.day and funder_id in before:
+                    exposure = _plus(exposure, before[funder_id], day == target.day)
+            room = headrooms(targets.funders[funder_id], exposure, policy or Policy())
+            for rule, left in room.items():
+                if rule in rules and parts[funder_id] > left:
+                    raise Conflict(f"{NO_CAPACITY} ({funder_id}: {rule.value})", field="funding")
+        earlier.append((target.day, parts))
+
+
+def _plus(exposure: Exposure, amount: Decimal, same_day: bool) -> Exposure:
+    return Exposure(
+        balance=exposure.balance + amount,
+        today=exposure.today + amount if same_day else exposure.today,
+        total_allocated=exposure.total_allocated + amount,
+    )
+
+
+_EPOCH = date(1970, 1, 1)
+"""Before any business date: the start of the flows of a funder never closed."""
+
+
+@dataclass(frozen=True, slots=True)
+class _AtClose:
+    """A funder's `funder_exposures` row (zeros from the epoch if it has none yet)."""
+
+    closed_on: date
+    balance_fen: int
+    allocated_fen: int
+
+
+def _at_close(row: Any) -> _AtClose:
+    closed = as_date(row.closed_on) or _EPOCH
+    return _AtClose(closed, int(row.balance_fen or 0), int(row.allocated_fen or 0))
+
+
+_AT_CLOSE = (
+    select(
+        funders.c.id,
+        funder_exposures.c.closed_on,
+        funder_exposures.c.balance_fen,
+        funder_exposures.c.allocated_fen,
+        LAST_CLOSED.scalar_subquery().label("last_closed"),
+    )
+    .outerjoin(funder_exposures, funder_exposures.c.funder_id == funders.c.id)
+    .order_by(funders.c.id)
+)
+"""Every funder's close row, and the last close (a date already closed is read exactly)."""
+
+
+def _moved_sql(alias: str) -> str:
+    arms = " ".join(f"WHEN '{f.value}' THEN {s}" for f, s in POSITION_SIGN.items())
+    return f"((CASE {alias}.flow {arms} ELSE 0 END) * {alias}.amount_fen)"
+
+
+_MOVED = _moved_sql("x")
+_SINCE = (
+    "SELECT x.funder_id, x.business_date,"
+    f" SUM(CASE WHEN {_MOVED} > 0 THEN {_MOVED} ELSE 0 END),"
+    " SUM(CASE WHEN x.flow = 'disbursement' THEN x.amount_fen ELSE 0 END)"
+    " FROM funder_flows x WHERE x.funder_id IN :ids AND x.business_date > :after{until}"
+    " GROUP BY x.funder_id, x.business_date"
+)
+"""Per funder and day since the earliest close row: the positions' increases (decreases are
+left for the close) and the allocations. A constant date range, so both engines plan it on
+the funder/date index and read only the days since the close."""
+
+
+def _since_close(
+    conn: Connection, at_close: Mapping[str, _AtClose], as_of: date | None
+) -> dict[str, Exposure]:
+    """`at_close` plus each funder's flows after its own close, up to `as_of` (None: all,
+    nothing counted as today)."""
+    if not at_close:
+        return {}
+    query = text(_SINCE.format(until="" if as_of is None else " AND x.business_date <= :today"))
+    params = {"ids": sorted(at_close), "after": min(r.closed_on for r in at_close.values()),
+              "today": as_of}  # fmt: skip
+    sums = {f: [r.balance_fen, r.allocated_fen, 0] for f, r in at_close.items()}
+    rows = conn.execute(query.bindparams(bindparam("ids", expanding=True)), params)
+    for funder_id, day, increase, granted in rows:
+        on = as_date(day) or _EPOCH
+        if on > at_close[funder_id].closed_on:
+            tally = sums[funder_id]
+            tally[0] += int(increase)
+            tally[1] += int(granted)
+            tally[2] += int(granted) if on == as_of else 0
+    return {
+        funder_id: Exposure(
+            balance=from_fen(balance), today=from_fen(today), total_allocated=from_fen(allocated)
         )
-    known = set(conn.execute(select(funders.c.id).where(funders.c.id.in_(list(shares)))).scalars())
-    for funder_id in sorted(shares):
-        if funder_id not in known:
-            raise NotFound(f"no partner {funder_id!r}", field="funder")
-    planned = select(funding_plans.c.funder_id).where(funding_plans.c.loan_id == loan_id)
-    if conn.execute(planned).first() is not None:
-        raise Conflict(f"loan {loan_id} already has a funding plan", field="loan_id")
+        for funder_id, (balance, allocated, today) in sums.items()
+    }
+
+
+def fast_exposures(conn: Connection, as_of: date | None) -> dict[str, Exposure] | None:
+    """Each stored funder's exposure on an open date `as_of` (None: now, nothing counted as
+    today); None if `as_of` is already closed (read it exactly from the book).
+
+    balance = the close's balance + every increase of a position since (disbursements,
+    capitalised amounts, reversed principal, stakes acquired), so it never understates the
+    book; allocations are exact. Two statements: O(funders) rows, then the funders' flows
+    since their close (a day's flows, not the book).
+    """
+    rows = conn.execute(_AT_CLOSE).all()
+    closed = as_date(rows[0].last_closed) if rows else None
+    if closed is not None and as_of is not None and as_of <= closed:
+        return None
+    return _since_close(conn, {r.id: _at_close(r) for r in rows}, as_of)
+
+
+def close_exposures(conn: Connection, day: date) -> int:
+    """The close's exposure rows: every funder's exact balance and allocations at `day`.
+
+    Two set-based statements (a row for each funder new since, then one update): one scan of
+    the planned book's positions and the day's disbursements, instead of a scan per booking.
+    Returns the funders written.
+    """
+    conn.execute(
+        text(
+            "INSERT INTO funder_exposures (funder_id) SELECT id FROM funders"
+            " WHERE id NOT IN (SELECT funder_id FROM funder_exposures)"
+        )
+    )
+    result = conn.execute(
+        text(
+            "UPDATE funder_exposures SET closed_on = :day,"
+            " balance_fen = COALESCE((SELECT SUM(p.principal_fen) FROM funder_positions p"
+            " JOIN loans l ON l.id = p.loan_id WHERE p.funder_id = funder_exposures.funder_id"
+            f" AND p.principal_fen > 0 AND {_OPEN}), 0),"
+            # Allocations only grow: add the disbursements since the row's own close, so the
+            # step reads a day of flows, not the whole history (re-running a date adds none).
+            " allocated_fen = COALESCE(allocated_fen, 0) + COALESCE((SELECT SUM(x.amount_fen)"
+            " FROM funder_flows x WHERE x.flow = 'disbursement'"
+            " AND x.funder_id = funder_exposures.funder_id AND x.business_date <= :day"
+            " AND (funder_exposures.closed_on IS NULL OR x.business_date > funder_exposures.closed_on)"
+            "), 0)"
+        ),
+        {"day": day},
+    )
+    return int(result.rowcount)
 
 
 _OPEN = "l.status IN ('approved', 'active')"
@@ -495,5 +773,7 @@ __all__ = [
     "FunderRecord",
     "SqlFunding",
     "canonical_json",
+    "close_exposures",
     "definition",
+    "fast_exposures",
 ]

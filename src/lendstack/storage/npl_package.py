@@ -18,14 +18,15 @@ from typing import Any, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
-from sqlalchemy import Connection, Engine, insert, inspect, select
+from sqlalchemy import Connection, Engine, inspect, select
 
 from lendstack.collections.npl_eligibility import Criteria, screen
 from lendstack.collections.npl_recovery import months_between
 from lendstack.collections.npl_tape import claims
 from lendstack.core.errors import Conflict, ValidationError
+from lendstack.storage.batches import inserted_ids
 from lendstack.storage.npl import NPL_DPD, StoredPortfolio, facts_date, fetch_raw, get_portfolio
-from lendstack.storage.repositories import _new_id, now
+from lendstack.storage.repositories import now
 from lendstack.storage.schema import npl_portfolios
 
 CONTACT_TABLE = "collection_contacts"
@@ -148,7 +149,7 @@ def _store(conn: Connection, name: str, day: date, criteria: Criteria, c: dict[s
                                               ("fee_fen", "f"), ("penalty_fen", "pen"))}  # fmt: skip
     head = {"name": name, "business_date": day, "status": "open", "loans": len(c["id"]),
             "criteria_json": criteria.canonical(), "created_at": now(), **totals}  # fmt: skip
-    pid = _new_id(conn.execute(insert(npl_portfolios), head))
+    pid = inserted_ids(conn, npl_portfolios, [head])[0]
     columns = ("portfolio_id", "loan_id", "status", "principal_fen", "interest_fen", "fee_fen",
                "penalty_fen", "months_since_default")  # fmt: skip
     data = zip(c["id"].tolist(), c["status"].tolist(), c["p"].tolist(), c["i"].tolist(),

@@ -40,9 +40,10 @@ from lendstack.collections.npl_sale import (
 from lendstack.core.errors import Conflict, ValidationError
 from lendstack.core.money import from_fen, to_fen
 from lendstack.funding.subledger import Flow
+from lendstack.storage.batches import inserted_ids
 from lendstack.storage.calendar import last_closed
 from lendstack.storage.npl import StoredPortfolio, get_portfolio
-from lendstack.storage.repositories import SqlLedger, _new_id, now
+from lendstack.storage.repositories import SqlLedger, now
 from lendstack.storage.schema import (
     funder_flows,
     npl_portfolios,
@@ -245,7 +246,7 @@ def _record_sale(
         "loss_fen": totals.loss, "proceeds_json": json.dumps(proceeds, sort_keys=True),
         "entry_id": entry_id, "created_at": now(),
     }  # fmt: skip
-    return _new_id(conn.execute(insert(npl_sales), row))
+    return inserted_ids(conn, npl_sales, [row])[0]
 
 
 def _funder_flows(

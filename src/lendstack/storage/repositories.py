@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import replace
 from datetime import UTC, date, datetime
 from types import TracebackType
@@ -19,6 +19,7 @@ from lendstack.servicing.domain.loan import LoanState
 from lendstack.servicing.domain.payments import Applied, InstallmentPart
 from lendstack.servicing.ports import LoanProfile, PlanTerms, StoredPayment
 from lendstack.storage import mapping
+from lendstack.storage.batches import chunks, inserted_ids
 from lendstack.storage.calendar import last_closed
 from lendstack.storage.funding import SqlFunding
 from lendstack.storage.loan_settlements import SqlLoanSettlements
@@ -56,29 +57,38 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
-def _new_id(result: Any) -> int:
-    key = result.inserted_primary_key
-    if key is None:
-        raise InvariantViolation("the database returned no id for an insert")
-    return int(key[0])
-
-
 class SqlLoans:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
         self._loaded: dict[int, LoanState] = {}
 
     def add(self, loan: LoanState, reference: str | None) -> int:
-        values = {
-            **mapping.contract_columns(loan.contract),
-            **mapping.state_columns(loan),
-            "reference": reference,
-            "currency": "CNY",
-            "created_at": now(),
-        }
-        loan_id = _new_id(self.conn.execute(insert(loans), values))
-        self._insert_installments(replace(loan, id=loan_id))
-        return loan_id
+        return self.add_many([(loan, reference)])[0]
+
+    def add_many(self, batch: Sequence[tuple[LoanState, str | None]]) -> list[int]:
+        """Insert new loans and their installments; their ids, in order."""
+        created = now()
+        rows = [
+            {
+                **mapping.contract_columns(loan.contract),
+                **mapping.state_columns(loan),
+                "reference": reference,
+                "currency": "CNY",
+                "created_at": created,
+            }
+            for loan, reference in batch
+        ]
+        ids: list[int] = []
+        for chunk in chunks(rows):
+            ids += inserted_ids(self.conn, loans, chunk)
+        items = [
+            mapping.installment_columns(loan_id, loan.schedule_version, i)
+            for (loan, _), loan_id in zip(batch, ids, strict=True)
+            for i in loan.installments
+        ]
+        if items:
+            self.conn.execute(insert(installments), items)
+        return ids
 
     def _insert_installments(self, loan: LoanState) -> None:
         rows = [
@@ -101,9 +111,47 @@ class SqlLoans:
         self._loaded[loan_id] = state
         return state
 
+    def get_many(
+        self, loan_ids: Collection[int], *, for_update: bool = False
+    ) -> dict[int, LoanState]:
+        """Many loans in two statements per chunk (rows, then their current installments)."""
+        found: dict[int, LoanState] = {}
+        for ids in chunks(sorted(set(loan_ids))):
+            query = select(loans).where(loans.c.id.in_(ids)).order_by(loans.c.id)
+            rows = self.conn.execute(query.with_for_update() if for_update else query).all()
+            items: dict[int, list[Any]] = {row.id: [] for row in rows}
+            current = installments.join(
+                loans,
+                (loans.c.id == installments.c.loan_id)
+                & (loans.c.schedule_version == installments.c.version),
+            )
+            for item in self.conn.execute(
+                select(installments)
+                .select_from(current)
+                .where(installments.c.loan_id.in_(ids))
+                .order_by(installments.c.loan_id, installments.c.number)
+            ):
+                items[item.loan_id].append(mapping.installment_from(item))
+            for row in rows:
+                found[row.id] = mapping.loan_from(row, tuple(items[row.id]))
+        missing = set(loan_ids) - set(found)
+        if missing:
+            raise NotFound(f"no loan {min(missing)}", field="loan_id")
+        self._loaded.update(found)
+        return found
+
     def by_reference(self, reference: str) -> LoanState | None:
-        found = self.conn.execute(select(loans.c.id).where(loans.c.reference == reference)).first()
-        return None if found is None else self.get(found.id)
+        return self.by_references([reference]).get(reference)
+
+    def by_references(self, references: Collection[str]) -> dict[str, LoanState]:
+        """The loans booked under any of `references`, by reference."""
+        ids: dict[int, str] = {}
+        for chunk in chunks(sorted(set(references))):
+            query = select(loans.c.id, loans.c.reference).where(loans.c.reference.in_(chunk))
+            ids.update((row.id, row.reference) for row in self.conn.execute(query))
+        if not ids:
+            return {}
+        return {ids[loan_id]: loan for loan_id, loan in self.get_many(list(ids)).items()}
 
     def save(self, loan: LoanState) -> None:
         before = self._loaded.get(loan.id) or self.get(loan.id)
@@ -114,6 +162,30 @@ class SqlLoans:
             self._update_changed(loan, before)
         self._loaded[loan.id] = loan
 
+    def save_many(self, states: Sequence[LoanState]) -> None:
+        """Save loan states in order, as `save` one after another would; a loan may appear
+        more than once. Loans on their loaded schedule are written with one multi-row update
+        per table; a loan whose schedule was re-issued (a prepayment) takes `save` per state,
+        so each superseded version keeps the state it had when it was replaced."""
+        by_loan: dict[int, list[LoanState]] = {}
+        for state in states:
+            by_loan.setdefault(state.id, []).append(state)
+        rows, items = [], []
+        for loan_id, seq in by_loan.items():
+            before = self._loaded.get(loan_id) or self.get(loan_id)
+            if any(s.schedule_version != before.schedule_version for s in seq):
+                for state in seq:
+                    self.save(state)
+                continue
+            loan = seq[-1]
+            rows.append({"lid": loan.id, **mapping.state_columns(loan)})
+            items += self._changed_items(loan, before)
+            self._loaded[loan.id] = loan
+        if rows:
+            self.conn.execute(_SAVE_LOAN, rows)
+        if items:
+            self.conn.execute(_SAVE_ITEM, items)
+
     def _supersede(self, loan: LoanState) -> None:
         self.conn.execute(
             update(installments)
@@ -123,13 +195,20 @@ class SqlLoans:
         self._insert_installments(loan)
 
     def _update_changed(self, loan: LoanState, before: LoanState) -> None:
+        for row in self._changed_items(loan, before):
+            self.conn.execute(_SAVE_ITEM, row)
+
+    @staticmethod
+    def _changed_items(loan: LoanState, before: LoanState) -> list[dict[str, Any]]:
         old = {i.number: i for i in before.installments}
+        rows = []
         for item in loan.installments:
             if old.get(item.number) == item:
                 continue
             values = mapping.installment_columns(loan.id, loan.schedule_version, item)
             key = {"lid": loan.id, "ver": loan.schedule_version, "num": item.number}
-            self.conn.execute(_SAVE_ITEM, {**key, **_without_key(values)})
+            rows.append({**key, **_without_key(values)})
+        return rows
 
     def restore_schedule(self, loan: LoanState, version: int) -> LoanState:
         """Drop schedule versions after `version` and make it current again."""
@@ -205,22 +284,21 @@ class SqlPayments:
         query = select(payments).where(payments.c.loan_id == loan_id).order_by(payments.c.id)
         return [self._load(r) for r in self.conn.execute(query)]
 
+    def by_keys(self, keys: Collection[str]) -> dict[str, StoredPayment]:
+        found: dict[str, StoredPayment] = {}
+        for chunk in chunks(sorted(set(keys))):
+            rows = self.conn.execute(select(payments).where(payments.c.idempotency_key.in_(chunk)))
+            found.update((row.idempotency_key, self._load(row)) for row in rows)
+        return found
+
     def add(self, payment: StoredPayment) -> int:
-        values = {
-            "loan_id": payment.loan_id,
-            "kind": payment.kind,
-            "value_date": payment.value_date,
-            "amount_fen": to_fen(payment.amount),
-            "idempotency_key": payment.idempotency_key,
-            "request_hash": payment.request_hash,
-            "status": payment.status,
-            "mode": payment.mode,
-            "applied": _applied_json(payment),
-            "entry_id": payment.entry_id,
-            "schedule_version_before": payment.schedule_version_before,
-            "created_at": now(),
-        }
-        pid = _new_id(self.conn.execute(insert(payments), values))
+        return self.add_many([payment])[0]
+
+    def add_many(self, batch: Sequence[StoredPayment]) -> list[int]:
+        """Store payments, their installment parts and their funder splits; ids in order."""
+        ids: list[int] = []
+        for chunk in chunks(batch):
+            ids += self._insert(chunk)
         parts = [
             {
                 "payment_id": pid,
@@ -229,13 +307,39 @@ class SqlPayments:
                 "interest_fen": to_fen(p.interest),
                 "fee_fen": to_fen(p.fee),
             }
+            for pid, payment in zip(ids, batch, strict=True)
             for p in payment.parts
         ]
         if parts:
             self.conn.execute(insert(payment_parts), parts)
-        applied = {k: to_fen(v) for k, v in payment.applied.as_dict().items()}
-        SubLedger(self.conn).on_payment(pid, payment.loan_id, applied, payment.entry_id)
-        return pid
+        SubLedger(self.conn).on_payments(
+            [
+                (pid, p.loan_id, {k: to_fen(v) for k, v in p.applied.as_dict().items()}, p.entry_id)
+                for pid, p in zip(ids, batch, strict=True)
+            ]
+        )
+        return ids
+
+    def _insert(self, batch: Sequence[StoredPayment]) -> list[int]:
+        created = now()
+        rows = [
+            {
+                "loan_id": payment.loan_id,
+                "kind": payment.kind,
+                "value_date": payment.value_date,
+                "amount_fen": to_fen(payment.amount),
+                "idempotency_key": payment.idempotency_key,
+                "request_hash": payment.request_hash,
+                "status": payment.status,
+                "mode": payment.mode,
+                "applied": _applied_json(payment),
+                "entry_id": payment.entry_id,
+                "schedule_version_before": payment.schedule_version_before,
+                "created_at": created,
+            }
+            for payment in batch
+        ]
+        return inserted_ids(self.conn, payments, rows)
 
     def later_than(self, payment: StoredPayment) -> Sequence[StoredPayment]:
         query = (
@@ -280,17 +384,32 @@ class SqlLedger:
         self.conn = conn
 
     def post(self, entry: JournalEntry) -> int:
-        header = {
-            "event": entry.event.value,
-            "business_date": entry.business_date,
-            "reference": entry.reference,
-            "reverses": entry.reverses,
-            "created_at": now(),
-        }
-        result = self.conn.execute(insert(journal_entries), header)
-        entry_id = _new_id(result)
-        self.conn.execute(insert(journal_lines), line_rows(entry_id, entry.postings))
-        return entry_id
+        return self.post_many([entry])[0]
+
+    def post_many(self, entries: Sequence[JournalEntry]) -> list[int]:
+        """Post entries with one multi-row insert per table; their ids, in order."""
+        ids: list[int] = []
+        created = now()
+        for chunk in chunks(entries):
+            headers = [
+                {
+                    "event": entry.event.value,
+                    "business_date": entry.business_date,
+                    "reference": entry.reference,
+                    "reverses": entry.reverses,
+                    "created_at": created,
+                }
+                for entry in chunk
+            ]
+            ids += inserted_ids(self.conn, journal_entries, headers)
+        lines = [
+            row
+            for entry_id, entry in zip(ids, entries, strict=True)
+            for row in line_rows(entry_id, entry.postings)
+        ]
+        if lines:
+            self.conn.execute(insert(journal_lines), lines)
+        return ids
 
     def get(self, entry_id: int) -> JournalEntry:
         head = self.conn.execute(
@@ -334,6 +453,10 @@ class SqlFundingPlans:
             self.conn, loan_id, plan.shares, guarantee_fee_rates=plan.guarantee_fee_rates
         )
 
+    def record_many(self, plans: Sequence[tuple[int, PlanTerms]]) -> None:
+        rows = [(loan_id, p.shares, p.guarantee_fee_rates) for loan_id, p in plans]
+        SqlFunding(self.engine).record_plans(self.conn, rows)
+
 
 class SqlLoanProfiles:
     """The profiles port of a unit of work: one row per loan, on the booking's connection."""
@@ -342,16 +465,23 @@ class SqlLoanProfiles:
         self.conn = conn
 
     def record(self, loan_id: int, profile: LoanProfile) -> None:
-        values = {
-            "loan_id": loan_id,
-            "decision_id": profile.decision_id,
-            "channel": profile.channel,
-            "province": profile.province,
-            "purpose": profile.purpose,
-            "pd_origination": profile.pd_origination,
-            "lead_funder_id": profile.lead_funder_id,
-        }
-        self.conn.execute(insert(loan_profiles), values)
+        self.record_many([(loan_id, profile)])
+
+    def record_many(self, profiles: Sequence[tuple[int, LoanProfile]]) -> None:
+        rows = [
+            {
+                "loan_id": loan_id,
+                "decision_id": profile.decision_id,
+                "channel": profile.channel,
+                "province": profile.province,
+                "purpose": profile.purpose,
+                "pd_origination": profile.pd_origination,
+                "lead_funder_id": profile.lead_funder_id,
+            }
+            for loan_id, profile in profiles
+        ]
+        if rows:
+            self.conn.execute(insert(loan_profiles), rows)
 
 
 class SqlUnitOfWork:

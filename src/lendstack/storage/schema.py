@@ -100,8 +100,14 @@ loans = Table(
     Index("ix_loans_status_oldest_due", "status", "oldest_due"),
     Index("ix_loans_status_dpd_bucket", "status", "dpd", "bucket"),
     Index("ix_loans_status_non_accrual", "status", "non_accrual"),
+    # The accrual and the snapshot walk the active loans in id order; the write-off step reads
+    # only the charged-off loans due (0018_cob_speed).
+    Index("ix_loans_status_id", "status", "id"),
+    Index("ix_loans_status_write_off", "status", "write_off_days", "closed_on"),
+    Index("ix_loans_disbursement_date", "disbursement_date"),
     Index(
         "ix_loans_holding_credit",
+        "status",
         "id",
         sqlite_where=text("bal_credit > 0"),
         postgresql_where=text("bal_credit > 0"),
@@ -370,6 +376,18 @@ funder_flows = Table(
     # The funders' allocations (disbursement flows) are summed at every booking's re-check:
     # the index keeps that to the disbursement rows, not every payment's parts.
     Index("ix_funder_flows_flow_funder_id", "flow", "funder_id"),
+)
+
+funder_exposures = Table(
+    "funder_exposures",
+    metadata,
+    # Each funder's exposure at its last close, written set-based by the close's funding step:
+    # booking re-checks a plan from these rows plus the flows since `closed_on` (O(funders),
+    # not O(book)). A funder without a row (no close yet) counts every flow it has.
+    Column("funder_id", String(64), ForeignKey("funders.id"), primary_key=True),
+    Column("closed_on", Date, nullable=True),
+    _fen("balance_fen"),  # co-lent principal of open loans at the close
+    _fen("allocated_fen"),  # every disbursement part up to the close (total quota)
 )
 
 

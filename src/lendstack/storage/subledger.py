@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, text, update
+from sqlalchemy import Connection, bindparam, insert, select, text, update
 
 from lendstack.core.errors import Conflict, NotFound
 from lendstack.core.money import from_fen, to_fen
@@ -50,6 +50,7 @@ from lendstack.servicing.domain.ledger import (
     entry_or_none,
     leg,
 )
+from lendstack.storage.batches import chunks
 from lendstack.storage.calendar import last_closed
 from lendstack.storage.schema import (
     funder_flows,
@@ -100,6 +101,7 @@ class SubLedger:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
         self._facts: dict[str, _FunderFacts] = {}
+        self._platform: str | None = None
 
     # --- reading ----------------------------------------------------------------------
 
@@ -131,12 +133,16 @@ class SubLedger:
         }
 
     def platform_id(self) -> str:
-        found = self.conn.execute(
-            select(funders.c.id).where(funders.c.kind == "platform").order_by(funders.c.id)
-        ).first()
-        if found is None:
-            raise Conflict("no platform funder is stored to take the share over", field="funder")
-        return str(found.id)
+        if self._platform is None:
+            found = self.conn.execute(
+                select(funders.c.id).where(funders.c.kind == "platform").order_by(funders.c.id)
+            ).first()
+            if found is None:
+                raise Conflict(
+                    "no platform funder is stored to take the share over", field="funder"
+                )
+            self._platform = str(found.id)
+        return self._platform
 
     # --- writing ----------------------------------------------------------------------
 
@@ -145,31 +151,59 @@ class SubLedger:
         loan = self.conn.execute(
             select(loans.c.principal_fen, loans.c.disbursement_date).where(loans.c.id == loan_id)
         ).one()
-        units = {f: share_units(s) for f, s in shares.items()}
-        parts = open_parts(loan.principal_fen, units)
-        held = dict.fromkeys(units, 0)
-        for part in parts:
-            held[part.funder_id] += part.fen
-        self.conn.execute(
-            insert(funder_positions),
-            [
+        self.open_many([(loan_id, loan.principal_fen, loan.disbursement_date, shares)])
+
+    def open_many(self, opened: Sequence[tuple[int, int, date, Mapping[str, Decimal]]]) -> None:
+        """`open` for many loans (id, principal in fen, disbursement date, shares), with one
+        insert of positions and one of flows for them all."""
+        positions: list[dict[str, Any]] = []
+        flows: list[dict[str, Any]] = []
+        for loan_id, principal_fen, day, shares in opened:
+            units = {f: share_units(s) for f, s in shares.items()}
+            parts = open_parts(principal_fen, units)
+            held = dict.fromkeys(units, 0)
+            for part in parts:
+                held[part.funder_id] += part.fen
+            positions += [
                 {"loan_id": loan_id, "funder_id": f, "principal_fen": held[f], "share_units": u}
                 for f, u in sorted(units.items())
-            ],
-        )
-        self._store(loan_id, loan.disbursement_date, f"disbursement:{loan_id}", parts)
+            ]
+            flows += _flow_rows(loan_id, day, f"disbursement:{loan_id}", parts)
+        if positions:
+            self.conn.execute(insert(funder_positions), positions)
+        if flows:
+            self.conn.execute(insert(funder_flows), flows)
 
     def on_payment(
         self, payment_id: int, loan_id: int, applied: Mapping[str, int], entry_id: int
     ) -> None:
         """Split a stored payment between the loan's funders (a no-op if it has none)."""
-        holdings = self.holdings(loan_id)
-        if not holdings:
+        self.on_payments([(payment_id, loan_id, applied, entry_id)])
+
+    def on_payments(self, batch: Sequence[StoredSplit]) -> None:
+        """Split stored payments between their loans' funders, in order (a loan may have
+        several), reading and writing the positions once for the whole batch."""
+        holdings = self._holdings_of(sorted({loan_id for _, loan_id, _, _ in batch}))
+        funded = [b for b in batch if b[1] in holdings]
+        if not funded:
             return
-        guarantee = self._guarantee_fee(loan_id, applied.get("fee", 0))
-        parts = payment_parts(applied, holdings, self._loan_rate(loan_id), guarantee)
-        self._apply(loan_id, holdings, parts)
-        self._store(loan_id, self._entry_date(entry_id), f"payment:{payment_id}", parts)
+        before = {loan_id: dict(held) for loan_id, held in holdings.items()}
+        terms = self._split_terms(list(holdings))
+        dates = self._entry_dates([entry_id for *_, entry_id in funded])
+        flows: list[dict[str, Any]] = []
+        for payment_id, loan_id, applied, entry_id in funded:
+            rate, guarantee_rate, fee_rate = terms[loan_id]
+            guarantee = None
+            if guarantee_rate and applied.get("fee", 0) > 0:
+                guarantee = guarantee_fee_part(
+                    self.platform_id(), applied["fee"], fee_rate, guarantee_rate
+                )
+            parts = payment_parts(applied, holdings[loan_id], rate, guarantee)
+            holdings[loan_id] = apply_parts(holdings[loan_id], parts)
+            flows += _flow_rows(loan_id, dates[entry_id], f"payment:{payment_id}", parts)
+        self._update_positions(before, holdings)
+        if flows:
+            self.conn.execute(insert(funder_flows), flows)
 
     def on_reversal(self, payment_id: int, loan_id: int, entry_id: int) -> None:
         """Undo a payment's split, fen for fen, dated on the reversal's business date."""
@@ -225,6 +259,77 @@ class SubLedger:
 
     # --- internals --------------------------------------------------------------------
 
+    def _holdings_of(self, loan_ids: Sequence[int]) -> dict[int, dict[str, Holding]]:
+        """`holdings` of many loans at once (co-funded loans only)."""
+        found: dict[int, dict[str, Holding]] = {}
+        for chunk in chunks(loan_ids):
+            rows = self.conn.execute(
+                select(
+                    funder_positions.c.loan_id,
+                    funder_positions.c.funder_id,
+                    funder_positions.c.principal_fen,
+                    funder_positions.c.share_units,
+                    loans.c.annual_rate,
+                )
+                .join(loans, loans.c.id == funder_positions.c.loan_id)
+                .where(funder_positions.c.loan_id.in_(chunk))
+            )
+            for r in rows:
+                held = Holding(
+                    r.principal_fen, r.share_units, self._yield(r.funder_id, Decimal(r.annual_rate))
+                )
+                found.setdefault(r.loan_id, {})[r.funder_id] = held
+        return found
+
+    def _split_terms(self, loan_ids: Sequence[int]) -> dict[int, tuple[Decimal, Decimal, Decimal]]:
+        """(contract rate, per-period guarantee fee rate, fee rate) of each loan."""
+        terms: dict[int, tuple[Decimal, Decimal, Decimal]] = {}
+        for chunk in chunks(loan_ids):
+            annual: dict[int, Decimal] = defaultdict(Decimal)
+            for r in self.conn.execute(
+                select(
+                    funding_plans.c.loan_id,
+                    funding_plans.c.share,
+                    funding_plans.c.guarantee_fee_rate,
+                ).where(funding_plans.c.loan_id.in_(chunk))
+            ):
+                annual[r.loan_id] += Decimal(r.share) * Decimal(r.guarantee_fee_rate)
+            for r in self.conn.execute(
+                select(loans.c.id, loans.c.annual_rate, loans.c.fee_rate).where(
+                    loans.c.id.in_(chunk)
+                )
+            ):
+                per_period = guarantee_fee_per_period(annual[r.id]) if annual[r.id] else Decimal(0)
+                terms[r.id] = (Decimal(r.annual_rate), per_period, Decimal(r.fee_rate))
+        return terms
+
+    def _entry_dates(self, entry_ids: Sequence[int]) -> dict[int, date]:
+        dates: dict[int, date] = {}
+        for chunk in chunks(sorted(set(entry_ids))):
+            for r in self.conn.execute(
+                select(journal_entries.c.id, journal_entries.c.business_date).where(
+                    journal_entries.c.id.in_(chunk)
+                )
+            ):
+                value = r.business_date
+                dates[r.id] = value if isinstance(value, date) else date.fromisoformat(str(value))
+        return dates
+
+    def _update_positions(
+        self,
+        before: Mapping[int, Mapping[str, Holding]],
+        after: Mapping[int, Mapping[str, Holding]],
+    ) -> None:
+        """Write the positions that moved (payments move only existing holders')."""
+        rows = [
+            {"lid": loan_id, "fid": funder_id, "principal_fen": held.position}
+            for loan_id, holdings in after.items()
+            for funder_id, held in sorted(holdings.items())
+            if held.position != before[loan_id][funder_id].position
+        ]
+        if rows:
+            self.conn.execute(_SAVE_POSITION, rows)
+
     def _yield(self, funder_id: str, loan_rate: Decimal) -> Decimal:
         facts = self.facts(funder_id)
         return loan_rate if facts.is_platform else facts.yield_rate
@@ -234,23 +339,6 @@ class SubLedger:
         if rate is None:
             raise NotFound(f"no loan {loan_id}", field="loan_id")
         return Decimal(rate)
-
-    def _guarantee_fee(self, loan_id: int, fee_fen: int) -> Part | None:
-        """The platform's part, as guarantor, of a fee collected on a loan priced with its
-        co-lenders' guarantee fees (`funding_plans.guarantee_fee_rate`); None without one."""
-        if fee_fen <= 0:
-            return None
-        rows = self.conn.execute(
-            select(funding_plans.c.share, funding_plans.c.guarantee_fee_rate).where(
-                funding_plans.c.loan_id == loan_id
-            )
-        ).all()
-        annual = sum((Decimal(r.share) * Decimal(r.guarantee_fee_rate) for r in rows), Decimal(0))
-        if not annual:
-            return None
-        fee_rate = self.conn.execute(select(loans.c.fee_rate).where(loans.c.id == loan_id)).scalar()
-        per_period = guarantee_fee_per_period(annual)
-        return guarantee_fee_part(self.platform_id(), fee_fen, Decimal(fee_rate), per_period)
 
     def _entry_date(self, entry_id: int) -> date:
         value = self.conn.execute(
@@ -292,19 +380,36 @@ class SubLedger:
                 )
 
     def _store(self, loan_id: int, day: date, source: str, parts: Iterable[Part]) -> None:
-        rows = [
-            {
-                "business_date": day,
-                "loan_id": loan_id,
-                "funder_id": p.funder_id,
-                "flow": p.flow.value,
-                "amount_fen": p.fen,
-                "source": source,
-            }
-            for p in parts
-        ]
+        rows = _flow_rows(loan_id, day, source, parts)
         if rows:
             self.conn.execute(insert(funder_flows), rows)
+
+
+StoredSplit = tuple[int, int, Mapping[str, int], int]
+"""(payment id, loan id, applied components in fen, journal entry id) of a stored payment."""
+
+_SAVE_POSITION = (
+    update(funder_positions)
+    .where(
+        funder_positions.c.loan_id == bindparam("lid"),
+        funder_positions.c.funder_id == bindparam("fid"),
+    )
+    .values(principal_fen=bindparam("principal_fen"))
+)
+
+
+def _flow_rows(loan_id: int, day: date, source: str, parts: Iterable[Part]) -> list[dict[str, Any]]:
+    return [
+        {
+            "business_date": day,
+            "loan_id": loan_id,
+            "funder_id": p.funder_id,
+            "flow": p.flow.value,
+            "amount_fen": p.fen,
+            "source": source,
+        }
+        for p in parts
+    ]
 
 
 # --- close of business ----------------------------------------------------------------

@@ -1,8 +1,9 @@
 """Deciding a file of applications at scale: chunks decided in parallel, recorded in order.
 
-The work per chunk is: parse, build the feature matrix, score each row, stage every decision
-(outcome and offer), explain all non-approvals in one TreeSHAP matrix call, then build the
-records and their canonical log text. That runs in worker processes, each holding its own
+The work per chunk is: parse, build the feature matrix, score it in one model pass (bit for
+bit the single-row scores), stage every decision (outcome and offer), explain all
+non-approvals in one TreeSHAP matrix call, then build the records and their canonical log
+text. That runs in worker processes, each holding its own
 `Underwriting` service built once. The parent only chains: it appends each chunk's entries
 with one `append_many` transaction, in input order, so the log is linear and deterministic.
 
@@ -14,7 +15,7 @@ A borrower's later application must see the earlier ones (exposure, duplicate ch
 as sequential `Underwriting.decide` calls would:
 - inside a chunk, the worker passes each decision forward as `Booked` history;
 - before the batch, the log is asked once per chunk which borrowers it already knows, and
-  only those get the exact per-borrower history queries;
+  reads those borrowers' exposure and decisions in one go (`borrower_histories`);
 - across chunks, a borrower already seen in an earlier chunk is *deferred*: the parent
   decides that row itself with `Underwriting.decide`, after everything before it has been
   appended, so the log answers its history exactly. Repeats are rare, so this costs little,
@@ -23,16 +24,16 @@ as sequential `Underwriting.decide` calls would:
 
 from __future__ import annotations
 
+import json
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import partial
 from itertools import islice
 from multiprocessing import get_context
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -49,7 +50,15 @@ from lendstack.underwriting.views import summary
 CHUNK = 2_000
 """Rows per chunk: large enough to amortise a transaction and a TreeSHAP call."""
 
-Prepare = Callable[..., Any]
+
+class Entry(Protocol):
+    """What `decide_rows` reads of a prepared log entry: the record text to be chained."""
+
+    @property
+    def record_json(self) -> str: ...
+
+
+Prepare = Callable[..., Entry]
 """The log's pure `prepare_entry(**columns, review=...)`: record text built in the worker."""
 Factory = Callable[[], tuple[Underwriting, Prepare]]
 """Builds a worker's service and the log's `prepare_entry`; must be picklable (spawn)."""
@@ -62,12 +71,20 @@ class RowResult:
     number: int
     line: dict[str, Any]
     outcome: str
+    record_json: str | None = None
+    """A granted decision's stored record text; None for every other outcome."""
+
+    @property
+    def record(self) -> dict[str, Any] | None:
+        """A granted decision's record exactly as `Underwriting.get` reads it back, without
+        the read (a caller booking the loan needs it); parsed only when asked for."""
+        return None if self.record_json is None else dict(json.loads(self.record_json))
 
 
 @dataclass(frozen=True, slots=True)
 class _Decided:
     number: int
-    entry: Any
+    entry: Entry
     """The log's prepared entry (chained by the parent)."""
     line: dict[str, Any]
     outcome: str
@@ -121,7 +138,7 @@ class ChunkDecider:
             return []
         engine, vault = self.service.engine, self.service.vault
         borrowers = [vault.borrower_key(app.applicant.resident_id) for app in apps]
-        X = np.vstack([engine.encode(app) for app in apps])
+        X = engine.encode_many(apps)
         staged = self._stage(apps, borrowers, X)
         finished = engine.finish_many([s.staged for s in staged], X)
         out = []
@@ -151,20 +168,29 @@ class ChunkDecider:
         """Stage every row in order, passing each borrower's decisions forward as history."""
         service, engine = self.service, self.service.engine
         known = service.log.known_borrowers(borrowers)
+        logged = service.log.borrower_histories(known)
+        started = time.perf_counter_ns()
+        scores = engine.score_many(X)
+        # Each row's share of the one model pass counts in its `engine_us`.
+        scoring_ns = (time.perf_counter_ns() - started) // max(len(apps), 1)
         book: dict[str, list[Booked]] = {}
         out = []
         for i, (app, borrower) in enumerate(zip(apps, borrowers, strict=True)):
             started = time.perf_counter_ns()
             history = service.history(
-                app, borrower, in_log=borrower in known, earlier=book.get(borrower, ())
+                app,
+                borrower,
+                in_log=borrower in known,
+                earlier=book.get(borrower, ()),
+                logged=logged.get(borrower),
             )
-            staged = engine.stage(app, history, partial(engine.score_encoded, X[i]))
+            staged = engine.stage(app, history, scores[i])
             decision_id = new_decision_id()
             plan = service.funding_plan(
                 app, history, staged.outcome, staged.offer, staged.draft.score, decision_id
             )
             book.setdefault(borrower, []).append(_booked(decision_id, app, staged, plan))
-            spent = time.perf_counter_ns() - started
+            spent = time.perf_counter_ns() - started + scoring_ns
             out.append(_StagedRow(staged, history, decision_id, spent, plan))
         return out
 
@@ -353,7 +379,8 @@ def _flush(service: Underwriting, run: list[_Decided]) -> Iterator[RowResult]:
     service.store_pack()
     service.log.append_many([d.entry for d in run])
     for d in run:
-        yield RowResult(d.number, d.line, d.outcome)
+        text = d.entry.record_json if d.outcome in GRANTED else None
+        yield RowResult(d.number, d.line, d.outcome, text)
 
 
 def _exact(service: Underwriting, item: _Deferred) -> RowResult:
@@ -362,7 +389,9 @@ def _exact(service: Underwriting, item: _Deferred) -> RowResult:
         return _reject(service, _Invalid(item.number, item.row.get("channel"), parsed))
     recorded = service.decide(parsed)
     line = {"row": item.number, **summary(recorded.decision_id, dict(recorded.record))}
-    return RowResult(item.number, line, recorded.outcome)
+    stored = service.log.get(recorded.decision_id) if recorded.outcome in GRANTED else None
+    text = None if stored is None else stored.record_json
+    return RowResult(item.number, line, recorded.outcome, text)
 
 
 def _reject(service: Underwriting, item: _Invalid) -> RowResult:

@@ -7,10 +7,13 @@ plan turns the decision into a DECLINE with reason P11, "no funding capacity wit
 limits". Replay cannot recompute funding (it depended on the book at that moment), so it
 re-applies the recorded plan to the fresh decision (`guarantee.with_recorded_funding`).
 
-Exposures come from the book (`SqlFunding.exposure_map`), which costs a scan of every planned
-loan, so the desk caches them per business date for a few seconds and adds its own
+Exposures come from the book (`SqlFunding.exposure_map`: the last close's exposure per funder
+plus the flows since, O(funders), never below the exact book). The desk still caches them per
+business date for a few seconds, to keep decisions off the database, and adds its own
 reservations made since the fetch: two decisions in a row see each other. Booking re-checks
-the plan against exact, freshly read exposures (`confirm`).
+the plan against freshly read exposures (`confirm`), and the plan's write re-checks the
+quotas once more under a row lock per funder (`SqlFunding.record_plan`), so concurrent
+bookings cannot both take the last of a quota.
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import date
 from decimal import Decimal
@@ -153,7 +157,7 @@ ExposureSource = Callable[[date], Mapping[str, Exposure]]
 
 
 class FundingDesk:
-    """Online co-lending plans over cached exposures, and exact checks at booking.
+    """Online co-lending plans over cached exposures, and fresh checks at booking.
 
     `funders` and `exposures` read the book; `policy` gives the rule pack's policy for a
     date; `clock` is monotonic seconds (injectable for tests). Funders are re-read with each
@@ -196,13 +200,28 @@ class FundingDesk:
         with self._lock:
             self._reservations = [r for r in self._reservations if r.loan_id != loan_id]
 
-    # -- booking and manual plans (exact exposures) ------------------------------------------
+    # -- booking and manual plans (fresh exposures) ------------------------------------------
 
     def confirm(self, request: LoanRequest, plan: FundingPlan) -> FundingPlan:
-        """The plan to book: `plan` if it still keeps every rule against exact exposures, else
-        a fresh online plan; `Conflict` "no funding capacity within partner limits" if none."""
+        """The plan to book: `plan` if it still keeps every rule against freshly read
+        exposures, else a fresh online plan; `Conflict` "no funding capacity within partner
+        limits" if none. Fresh exposures never understate the book (exact after a close)."""
         funders = {f.id: f for f in self._read_funders()}
-        exposures = _known(self._read_exposures(request.day), funders)
+        return self._confirm(request, plan, funders, self._read_exposures(request.day))
+
+    @contextmanager
+    def batch(self) -> Iterator[BookingBatch]:
+        """`confirm` for the bookings of one transaction (`origination.originate_many`)."""
+        yield BookingBatch(self)
+
+    def _confirm(
+        self,
+        request: LoanRequest,
+        plan: FundingPlan,
+        funders: Mapping[str, Funder],
+        read: Mapping[str, Exposure],
+    ) -> FundingPlan:
+        exposures = _known(read, funders)
         policy = self._policy(request.day)
         if _keeps_rules(request, plan, funders, exposures, policy):
             return plan
@@ -215,7 +234,7 @@ class FundingDesk:
         return fresh
 
     def check(self, request: LoanRequest, shares: Mapping[str, Decimal]) -> Policy:
-        """A manual plan against exact exposures: `NotFound` for an unknown partner, else a
+        """A manual plan against fresh exposures: `NotFound` for an unknown partner, else a
         `ValidationError` naming the first breach. Returns the policy it was checked under."""
         funders = {f.id: f for f in self._read_funders()}
         exposures = _known(self._read_exposures(request.day), funders)
@@ -269,6 +288,37 @@ class FundingDesk:
         self._last_seq = next(self._seq)
         parts = tuple((s.funder_id, s.amount) for s in plan.shares)
         self._reservations.append(_Reservation(self._last_seq, request.day, request.loan_id, parts))
+
+
+class BookingBatch:
+    """The desk's `confirm` for several bookings written in one transaction.
+
+    The plans it confirms are not in the book until the batch commits, so each `confirm`
+    sees the exposures read once at the batch's first booking of a date, plus the plans
+    confirmed before it in the batch: one read per batch instead of one per loan, and no
+    two loans of the batch can both take the last of a quota. The plan's write re-checks the
+    quotas under the funders' row locks (`SqlFunding.record_plan`), which guards against
+    other transactions.
+    """
+
+    def __init__(self, desk: FundingDesk) -> None:
+        self.desk = desk
+        self._funders: dict[str, Funder] | None = None
+        self._exposures: dict[date, dict[str, Exposure]] = {}
+
+    def confirm(self, request: LoanRequest, plan: FundingPlan) -> FundingPlan:
+        if self._funders is None:
+            self._funders = {f.id: f for f in self.desk._read_funders()}
+        day = request.day
+        if day not in self._exposures:
+            self._exposures[day] = dict(self.desk._read_exposures(day))
+        confirmed = self.desk._confirm(request, plan, self._funders, self._exposures[day])
+        for share in confirmed.shares:
+            for when, exposures in self._exposures.items():
+                if when >= day:
+                    before = exposures.get(share.funder_id, Exposure())
+                    exposures[share.funder_id] = _plus(before, share.amount, when == day)
+        return confirmed
 
 
 def _keeps_rules(

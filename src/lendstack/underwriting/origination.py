@@ -18,23 +18,24 @@ and the plan's lead funder) in the booking's transaction: the dimensions the por
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import date
 from decimal import Decimal
 from typing import Any, Protocol
 
-from lendstack.core.errors import Conflict, InvariantViolation
+from lendstack.core.errors import Conflict, InvariantViolation, NotFound, ValidationError
 from lendstack.funding import FundingPlan
 from lendstack.funding import LoanRequest as FundingRequest
 from lendstack.servicing import (
+    Booking,
     LoanProfile,
     LoanRequest,
     LoanState,
     PlanTerms,
     ProductCatalog,
     UnitOfWork,
-    book_loan,
+    book_loans,
 )
 from lendstack.underwriting.decision import GRANTED
 from lendstack.underwriting.funding_desk import record_request, recorded_plan
@@ -91,11 +92,32 @@ def originate(
     """Book the loan a decision offered, with its funding plan if it has one; idempotent on
     the decision id (a booked decision returns its loan and is not funded again). The loan's
     profile (`loan_profile`) is written in the same transaction."""
+    booked = originate_many(uow, catalog, [record], desk)[0]
+    if isinstance(booked, Exception):
+        raise booked
+    return booked
+
+
+def originate_many(
+    uow: UnitOfWork,
+    catalog: ProductCatalog,
+    records: Sequence[Mapping[str, Any]],
+    desk: PlanCheck | None = None,
+) -> list[LoanState | ValidationError | Conflict | NotFound]:
+    """`originate` for a day's granted decisions in one transaction (`book_loans`): each
+    one's loan, or what refused it (nothing is written for a refused one). `desk.confirm`
+    is called in the records' order, before anything is written, so it must see the plans it
+    confirmed earlier in the batch (`FundingDesk.batch` does)."""
+    return book_loans(uow, catalog, [_booking(record, desk) for record in records])
+
+
+def _booking(record: Mapping[str, Any], desk: PlanCheck | None) -> Booking:
     request = loan_request(record)
     plan = recorded_plan(record)
     reference, profile = str(record["decision_id"]), loan_profile(record)
     if plan is None:
-        return book_loan(uow, catalog, request, reference=reference, profile=profile)
+        return Booking(request, reference, None, profile)
+    decided = plan
 
     def terms() -> PlanTerms:
         if desk is None:
@@ -105,11 +127,11 @@ def originate(
             )
         # A loan quoted without a guarantee fee is never re-allocated to a guaranteed bank.
         request = replace(
-            record_request(record), guarantee_fee_allowed=bool(plan.guarantee_fee_rate)
+            record_request(record), guarantee_fee_allowed=bool(decided.guarantee_fee_rate)
         )
-        return plan_terms(desk.confirm(request, plan), plan)
+        return plan_terms(desk.confirm(request, decided), decided)
 
-    return book_loan(uow, catalog, request, reference=reference, fund=terms, profile=profile)
+    return Booking(request, reference, terms, profile)
 
 
 def plan_terms(booked: FundingPlan, decided: FundingPlan) -> PlanTerms:

@@ -56,6 +56,9 @@ class DecisionLog(Protocol):
     ) -> tuple[int, str | None]: ...
     def store_pack_text(self, sha256: str, pack_id: str, version: str, text: str) -> None: ...
     def known_borrowers(self, borrower_keys: Iterable[str]) -> set[str]: ...
+    def borrower_histories(
+        self, borrower_keys: Iterable[str]
+    ) -> dict[str, tuple[int, tuple[tuple[date, str], ...]]]: ...
     def append_many(self, entries: Sequence[Any]) -> Any: ...
     def count_rejected(
         self, source: str, channel: str | None, fields: list[str], at: datetime
@@ -214,19 +217,27 @@ class Underwriting:
         *,
         in_log: bool = True,
         earlier: Sequence[Booked] = (),
+        logged: tuple[int, Sequence[tuple[date, str]]] | None = None,
     ) -> BorrowerHistory:
         """The borrower's history: the log's entries (skipped when `in_log` is false, i.e. the
         borrower has none) followed by `earlier`, a batch's decisions not yet appended.
 
-        Equal, by construction, to what the log would answer had `earlier` been appended.
+        `logged` is the borrower's entry of `DecisionLog.borrower_histories`, read for a whole
+        chunk at once; given, the log is not asked again. Equal, by construction, to what the
+        log would answer had `earlier` been appended.
         """
         window = self.engine.policy.duplicate_days
         since, until = app.application_date - timedelta(days=window), app.application_date
-        exposure, logged = (
-            self.log.borrower_history(borrower, since, until) if in_log else (0, None)
-        )
+        first: str | None = None
+        if not in_log:
+            exposure = 0
+        elif logged is None:
+            exposure, first = self.log.borrower_history(borrower, since, until)
+        else:
+            exposure = logged[0]
+            first = next((d for day, d in logged[1] if since <= day <= until), None)
         exposure += sum(b.offer_amount_fen or 0 for b in earlier)
-        found = [logged] if logged is not None else []
+        found = [first] if first is not None else []
         found += [b.decision_id for b in earlier if since <= b.application_date <= until]
         duplicate_of = found[0] if found and window else None
         flags: tuple[str, ...] = ()

@@ -1,0 +1,193 @@
+"""`take_payments` posts a batch exactly as `take_payment` one after another would.
+
+The same loans (some co-funded) are booked and closed on two databases; a random batch of
+payments (short, exact, overpaid, prepayments in both modes, a loan paid more than once,
+repeated idempotency keys) is posted one by one on the first and as one batch on the second.
+Then the books must be identical: loans, installments of every schedule version, payments,
+journal, funder positions and flows. If any payment of the sequence is refused, the batch
+must refuse with the same error, name the payment, and write nothing.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from dbstate import dump, fingerprint
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import Engine, text
+
+from lendstack.core.errors import Conflict, LendstackError, NotFound, ValidationError
+from lendstack.servicing import LoanRequest, Payment, ProductCatalog, book_loan
+from lendstack.servicing.cob import close_through
+from lendstack.servicing.domain.schedule import PrepaymentMode
+from lendstack.servicing.services import take_payment, take_payments
+from lendstack.storage.cob import SqlCloseStore
+from lendstack.storage.db import make_engine, migrate
+from lendstack.storage.funding import SqlFunding
+from lendstack.storage.reports import reconcile
+from lendstack.storage.repositories import SqlUnitOfWork
+
+BOOKED = date(2026, 3, 2)
+CLOSED = BOOKED + timedelta(days=40)  # the first installment is billed and a little overdue
+OPEN = CLOSED + timedelta(days=1)
+BANK = "harbour-joint-stock"
+LOANS = (  # product, amount, term, rate, co-funded
+    ("cash-loan-installment", "10000.01", 12, "0.18", True),
+    ("guaranteed-installment", "6000.00", 6, "0.036", True),
+    ("consumer-loan-equal-principal", "3000.00", 6, "0.06", False),
+    ("huabei-installment", "2400.00", 3, "0", False),
+)
+FUNDER_SQL = {
+    "positions": "SELECT loan_id, funder_id, principal_fen, share_units FROM funder_positions"
+    " ORDER BY loan_id, funder_id",
+    "flows": "SELECT business_date, loan_id, funder_id, flow, amount_fen, source FROM funder_flows"
+    " ORDER BY loan_id, source, funder_id, flow",
+}
+
+
+def books(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
+    with engine.connect() as conn:
+        funders = {k: [tuple(r) for r in conn.execute(text(q))] for k, q in FUNDER_SQL.items()}
+    return {**fingerprint(engine), **funders}
+
+
+def prepare(engine: Engine, catalog: ProductCatalog) -> list[int]:
+    funding = SqlFunding(engine)
+    funding.import_builtin()
+    ids = []
+    for product, amount, term, rate, cofunded in LOANS:
+        request = LoanRequest(product, Decimal(amount), term, Decimal(rate), BOOKED)
+        loan_id = book_loan(SqlUnitOfWork(engine), catalog, request).id
+        if cofunded:
+            funding.record_plan(engine, loan_id, {"platform": Decimal("0.3"), BANK: Decimal("0.7")})
+        ids.append(loan_id)
+    close_through(SqlCloseStore(engine), CLOSED)
+    return ids
+
+
+@contextmanager
+def two_books(catalog: ProductCatalog) -> Iterator[tuple[Engine, Engine, list[int]]]:
+    with tempfile.TemporaryDirectory() as tmp:
+        engines = [make_engine(f"sqlite:///{Path(tmp) / f'{n}.db'}") for n in "ab"]
+        for engine in engines:
+            migrate(engine)
+        ids = prepare(engines[0], catalog)
+        assert prepare(engines[1], catalog) == ids
+        try:
+            yield engines[0], engines[1], ids
+        finally:
+            for engine in engines:
+                engine.dispose()
+
+
+MODES = (None, None, None, PrepaymentMode.SHORTEN_TERM, PrepaymentMode.LOWER_INSTALLMENT)
+payment_specs = st.lists(
+    st.tuples(
+        st.integers(0, len(LOANS) - 1),  # which loan
+        st.integers(1, 1_200_000),  # fen
+        st.sampled_from(MODES),
+        st.booleans(),  # reuse the previous payment's key
+    ),
+    min_size=1,
+    max_size=10,
+)
+
+
+def payments_for(ids: list[int], specs: list[tuple[int, int, Any, bool]]) -> list[Payment]:
+    made: list[Payment] = []
+    for n, (loan, fen, mode, reuse) in enumerate(specs):
+        if reuse and made:
+            made.append(made[-1])  # the same request again: must have no second effect
+            continue
+        amount = Decimal(fen) / 100
+        made.append(Payment(ids[loan], amount, OPEN, f"batch-{n}", mode))
+    return made
+
+
+def sequential(engine: Engine, batch: list[Payment]) -> LendstackError | None:
+    for payment in batch:
+        try:
+            take_payment(SqlUnitOfWork(engine), payment)
+        except (ValidationError, Conflict, NotFound) as exc:
+            return exc
+    return None
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(specs=payment_specs)
+def test_a_batch_books_exactly_what_one_by_one_books(
+    catalog: ProductCatalog, specs: list[tuple[int, int, Any, bool]]
+) -> None:
+    with two_books(catalog) as (one_by_one, batched, ids):
+        batch = payments_for(ids, specs)
+        refused = sequential(one_by_one, batch)
+        if refused is not None:
+            before = dump(batched)
+            with pytest.raises(type(refused)) as caught:
+                take_payments(SqlUnitOfWork(batched), batch)
+            assert (caught.value.field or "").startswith("payments[")
+            assert dump(batched) == before
+            return
+        stored = take_payments(SqlUnitOfWork(batched), batch)
+        assert [s.idempotency_key for s in stored] == [p.idempotency_key for p in batch]
+        assert books(batched) == books(one_by_one)
+        with batched.connect() as conn:
+            assert reconcile(conn) == []
+
+
+def test_a_repeated_batch_has_no_second_effect(
+    engine: Engine, second_engine: Engine, catalog: ProductCatalog
+) -> None:
+    ids = prepare(engine, catalog)
+    batch = [
+        Payment(ids[0], Decimal("900.00"), OPEN, "r-1"),
+        Payment(ids[2], Decimal("1"), OPEN, "r-2"),
+    ]
+    first = take_payments(SqlUnitOfWork(engine), batch)
+    after = dump(engine)
+    again = take_payments(SqlUnitOfWork(engine), batch)
+    assert again == first
+    assert dump(engine) == after
+    assert all(p.id > 0 for p in first)
+
+
+def test_a_changed_body_under_a_used_key_refuses_the_whole_batch(
+    engine: Engine, catalog: ProductCatalog
+) -> None:
+    ids = prepare(engine, catalog)
+    take_payments(SqlUnitOfWork(engine), [Payment(ids[0], Decimal("100"), OPEN, "used")])
+    before = dump(engine)
+    batch = [
+        Payment(ids[1], Decimal("50"), OPEN, "fresh"),
+        Payment(ids[0], Decimal("101"), OPEN, "used"),
+    ]
+    with pytest.raises(Conflict) as caught:
+        take_payments(SqlUnitOfWork(engine), batch)
+    assert caught.value.field == "payments[1].idempotency_key"
+    assert dump(engine) == before
+
+
+def test_a_closed_date_or_an_unknown_loan_refuses_the_batch(
+    engine: Engine, catalog: ProductCatalog
+) -> None:
+    ids = prepare(engine, catalog)
+    before = dump(engine)
+    with pytest.raises(Conflict):
+        take_payments(SqlUnitOfWork(engine), [Payment(ids[0], Decimal("1"), CLOSED, "old")])
+    with pytest.raises(NotFound) as caught:
+        take_payments(
+            SqlUnitOfWork(engine),
+            [Payment(ids[0], Decimal("1"), OPEN, "ok"), Payment(10_000, Decimal("1"), OPEN, "x")],
+        )
+    assert caught.value.field == "loan_id"
+    assert dump(engine) == before
