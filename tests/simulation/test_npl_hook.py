@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 
 import polars as pl
@@ -29,3 +30,12 @@ def test_quarter_end_sale_takes_bad_loans_off_the_book(tmp_path: Path) -> None:
     proceeds = summary["npl_sale_proceeds"]
     claims = loans.filter(pl.col("status") == "sold")["principal_fen"].sum() / 100
     assert 0 < proceeds < claims  # bad debt sells at a fraction of its principal
+
+
+def test_a_run_past_the_pilots_end_still_sells_at_its_last_quarter_end(tmp_path: Path) -> None:
+    """The last quarter's sale is booked on the open date after the run's end, which for a run
+    ending on the pilot's last day (2026-12-31) lies outside the pilot's own window."""
+    config = RunConfig(borrowers=300, months=3, start=date(2026, 10, 1))
+    metrics = simulate_run(parse_scenario(BAD_MARKET), config, tmp_path / "late")
+    assert len(metrics["monthly"]) == 3
+    assert metrics["summary"]["ledger_balanced"] is True

@@ -45,7 +45,9 @@ class NplSale:
             return
         day = month_end + timedelta(days=1)  # the open business date
         name = f"sim-npl-{month_end:%Y-%m}"
-        criteria = pilot(max(PILOT_END, self.run_end))
+        # The pilot's window is taken to cover the run, through the open date after its last
+        # month-end, when the last quarter's sale is booked.
+        criteria = pilot(max(PILOT_END, self.run_end + timedelta(days=1)))
         try:
             with engine.begin() as conn:
                 create_portfolio(conn, name, day, criteria)
