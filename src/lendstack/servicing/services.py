@@ -21,7 +21,7 @@ from lendstack.servicing.domain.booking import (
 )
 from lendstack.servicing.domain.ledger import EventType, JournalEntry
 from lendstack.servicing.domain.lifecycle import LoanStatus
-from lendstack.servicing.domain.loan import LoanState, resume_period
+from lendstack.servicing.domain.loan import LoanContract, LoanState, resume_period
 from lendstack.servicing.domain.payments import (
     PaymentOutcome,
     apply_credit,
@@ -208,7 +208,7 @@ def book_loans(
 
 
 def _booked(
-    known: Mapping[str, LoanState], reference: str | None, contract: object
+    known: Mapping[str, LoanState], reference: str | None, contract: LoanContract
 ) -> LoanState | None:
     """The loan a reference already booked; for other terms, a conflict."""
     existing = None if reference is None else known.get(reference)
@@ -227,11 +227,15 @@ def get_loan(uow: UnitOfWork, loan_id: int) -> LoanState:
         return uow.loans.get(loan_id)
 
 
+def _ensure_quotable(calendar: Calendar, on: date) -> None:
+    last = calendar.last_closed()
+    if last is not None and on <= last:
+        raise ValidationError(f"{on} is already closed (last close {last})", field="date")
+
+
 def quote_payoff(uow: UnitOfWork, loan_id: int, on: date) -> PayoffQuote:
     with uow:
-        last = uow.calendar.last_closed()
-        if last is not None and on <= last:
-            raise ValidationError(f"{on} is already closed (last close {last})", field="date")
+        _ensure_quotable(uow.calendar, on)
         return payoff_quote(uow.loans.get(loan_id), on)
 
 
@@ -239,9 +243,7 @@ def quote_payoffs(uow: UnitOfWork, loan_ids: Sequence[int], on: date) -> dict[in
     """`quote_payoff` for many loans in one read; a loan no longer active (nothing to pay
     off) is left out."""
     with uow:
-        last = uow.calendar.last_closed()
-        if last is not None and on <= last:
-            raise ValidationError(f"{on} is already closed (last close {last})", field="date")
+        _ensure_quotable(uow.calendar, on)
         loans = uow.loans.get_many(loan_ids)
         return {
             loan_id: payoff_quote(loan, on)

@@ -117,20 +117,7 @@ class SubLedger:
 
     def holdings(self, loan_id: int) -> dict[str, Holding]:
         """The loan's funder holdings (empty if it is not co-funded)."""
-        rows = self.conn.execute(
-            select(
-                funder_positions.c.funder_id,
-                funder_positions.c.principal_fen,
-                funder_positions.c.share_units,
-            ).where(funder_positions.c.loan_id == loan_id)
-        ).all()
-        if not rows:
-            return {}
-        rate = self._loan_rate(loan_id)
-        return {
-            r.funder_id: Holding(r.principal_fen, r.share_units, self._yield(r.funder_id, rate))
-            for r in rows
-        }
+        return self._holdings_of([loan_id]).get(loan_id, {})
 
     def platform_id(self) -> str:
         if self._platform is None:
@@ -173,12 +160,6 @@ class SubLedger:
             self.conn.execute(insert(funder_positions), positions)
         if flows:
             self.conn.execute(insert(funder_flows), flows)
-
-    def on_payment(
-        self, payment_id: int, loan_id: int, applied: Mapping[str, int], entry_id: int
-    ) -> None:
-        """Split a stored payment between the loan's funders (a no-op if it has none)."""
-        self.on_payments([(payment_id, loan_id, applied, entry_id)])
 
     def on_payments(self, batch: Sequence[StoredSplit]) -> None:
         """Split stored payments between their loans' funders, in order (a loan may have
@@ -333,12 +314,6 @@ class SubLedger:
     def _yield(self, funder_id: str, loan_rate: Decimal) -> Decimal:
         facts = self.facts(funder_id)
         return loan_rate if facts.is_platform else facts.yield_rate
-
-    def _loan_rate(self, loan_id: int) -> Decimal:
-        rate = self.conn.execute(select(loans.c.annual_rate).where(loans.c.id == loan_id)).scalar()
-        if rate is None:
-            raise NotFound(f"no loan {loan_id}", field="loan_id")
-        return Decimal(rate)
 
     def _entry_date(self, entry_id: int) -> date:
         value = self.conn.execute(
