@@ -358,3 +358,23 @@ def test_the_read_never_understates_and_is_exact_after_each_close(
             if op[0] == "close":
                 assert read == truth
         engine.dispose()
+
+
+def test_a_batch_breaking_a_quota_with_its_own_plans_writes_none(
+    engine: Engine, catalog: ProductCatalog
+) -> None:
+    """Within one batch the third 7,000 part takes the bank past its 15,000 a day because of
+    the two before it: the batch is refused whole."""
+    repo = SqlFunding(engine)
+    repo.add(platform())
+    repo.add(funder("tight-bank", daily=Decimal("15000.00")))
+    shares = {"platform": Decimal("0.3"), "tight-bank": Decimal("0.7")}
+    request = LoanRequest("cash-loan-installment", Decimal("10000.00"), 12, Decimal("0.18"), DAY)
+    loans = [book_loan(SqlUnitOfWork(engine), catalog, request).id for _ in "abc"]
+    with pytest.raises(Conflict) as caught, engine.begin() as conn:
+        repo.record_plans(conn, [(loan, shares, {}) for loan in loans])
+    assert "tight-bank" in str(caught.value)
+    assert all(repo.plan(loan) == {} for loan in loans)
+    with engine.begin() as conn:  # the first two alone fit
+        repo.record_plans(conn, [(loan, shares, {}) for loan in loans[:2]])
+    assert disbursed(engine)["tight-bank"] == Decimal("14000.00")

@@ -20,6 +20,8 @@ from lendstack.servicing import LoanState, Payment, ProductCatalog, take_payment
 from lendstack.settings import Settings
 from lendstack.storage.repositories import SqlUnitOfWork
 from lendstack.storage.risk_book import (
+    BookInputs,
+    DecisionPds,
     default_capital,
     load_book,
     month_ends,
@@ -147,3 +149,48 @@ def test_the_pd_at_origination_comes_from_the_decision(
     assert inputs.from_decisions == 1
     pd = recorded.record["decision"]["score"]["pd"]
     assert inputs.book.pd_origination.tolist() == [pytest.approx(pd), 0.03]
+
+
+def same_book(kept: BookInputs, fresh: BookInputs) -> None:
+    for name in ("loan_id", "ead_fen", "pd_origination", "pd_now", "dpd", "defaulted"):
+        assert np.array_equal(getattr(kept.book, name), getattr(fresh.book, name)), name
+    assert kept.from_decisions == fresh.from_decisions
+    assert np.array_equal(kept.pd_12m, fresh.pd_12m)
+
+
+def test_kept_origination_pds_read_each_decision_once_and_give_the_same_book(
+    engine: Engine, catalog: ProductCatalog
+) -> None:
+    # The simulator measures the same growing book each month-end: PDs it has read are kept.
+    settings = Settings(pii_key=base64.b64encode(os.urandom(32)).decode())
+    service = underwriting_service(settings, engine)
+    first = originate(SqlUnitOfWork(engine), catalog, service.decide(application()).record)
+    start = first.contract.disbursement_date
+    manual = book(engine, catalog, start=start)
+    day = start + timedelta(days=2)
+    close(engine, day)
+    known = DecisionPds()
+    with engine.connect() as conn:
+        same_book(
+            load_book(conn, day, default_config(), pds=known),
+            load_book(conn, day, default_config()),
+        )
+    assert set(known.by_loan) == {first.id, manual.id}
+    assert known.by_loan[manual.id] is None  # booked without a decision: the product's PD
+    close(engine, start + timedelta(days=9))
+    after = (start + timedelta(days=10)).isoformat()  # past the duplicate-application window
+    recorded = service.decide(application(application_date=after))
+    later = originate(SqlUnitOfWork(engine), catalog, recorded.record)
+    day = later.contract.disbursement_date + timedelta(days=2)
+    close(engine, day)
+    # a kept PD is used as kept: the decision log is not read again for that loan
+    known.by_loan[first.id] = 0.5
+    with engine.connect() as conn:
+        kept = load_book(conn, day, default_config(), pds=known)
+    assert kept.book.pd_origination[kept.book.loan_id.tolist().index(first.id)] == 0.5
+    del known.by_loan[first.id]  # read again, from its id up: the loans after it are skipped
+    with engine.connect() as conn:
+        kept = load_book(conn, day, default_config(), pds=known)
+        same_book(kept, load_book(conn, day, default_config()))
+    assert known.by_loan[later.id] == pytest.approx(recorded.record["decision"]["score"]["pd"])
+    assert kept.from_decisions == 2

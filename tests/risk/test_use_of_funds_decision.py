@@ -13,12 +13,23 @@ from typing import Any
 
 from sqlalchemy import Engine, delete
 
+from example_app import payload
 from lendstack.risk.surveillance import MerchantCategory, Transaction, default_pack
 from lendstack.servicing import ProductCatalog
 from lendstack.storage import schema
+from lendstack.storage.decisions import prepare_entry
 from lendstack.storage.use_of_funds import SqlUseOfFunds
+from lendstack.underwriting.batch import BatchJob, decide_rows
 from lendstack.underwriting.rerun import replay
-from risk.monitoring_book import DAY, Applicant, book, decide, pii_settings, service_for
+from risk.monitoring_book import (
+    DAY,
+    Applicant,
+    book,
+    decide,
+    pii_settings,
+    resident_id,
+    service_for,
+)
 
 PERSON = Applicant(True, date(1990, 1, 1), False)
 OTHER = Applicant(False, date(1988, 5, 5), False)
@@ -83,3 +94,35 @@ def test_a_flag_raised_after_the_application_date_does_not_count(
     assert "P12" not in _codes(early.record)
     late = decide(service, 1, PERSON, DAY + timedelta(days=81))
     assert "P12" in _codes(late.record)
+
+
+def test_batch_deciding_reads_the_flags_once_and_dates_them_like_one_decision(
+    engine: Engine, catalog: ProductCatalog
+) -> None:
+    """The batch path reads a chunk's flags in one query (`misuse_flags_many`) and keeps
+    each row's flags dated on or before its application: the same P12 as `decide`."""
+    service = service_for(pii_settings(), engine)
+    loan_id = book(engine, catalog, decide(service, 1, PERSON))
+    _flag(engine, loan_id, days=80)
+    rows = [
+        _row(1, PERSON, DAY + timedelta(days=30)),  # before the misuse
+        _row(2, OTHER, LATER),
+        _row(1, PERSON, DAY + timedelta(days=81)),  # after it
+    ]
+    job = BatchJob(service, prepare_entry, lambda: (service, prepare_entry))
+    results = list(decide_rows(rows, job))
+    flags = [(r.line.get("reasons") or []) for r in results]
+    assert "P12" not in flags[0]
+    assert "P12" not in flags[1]
+    assert "P12" in flags[2]
+    record = service.get(results[2].line["decision_id"]).record
+    assert record["history"]["funds_misuse"] == [f"loan-{loan_id}"]
+
+
+def _row(index: int, a: Applicant, on: date) -> dict[str, Any]:
+    changes: dict[str, Any] = {
+        "applicant.resident_id": resident_id(index, a),
+        "applicant.province": a.province,
+        "application_date": on.isoformat(),
+    }
+    return payload(**changes)

@@ -337,7 +337,7 @@ def take_payments(uow: UnitOfWork, batch: Sequence[Payment]) -> tuple[StoredPaym
         for on in sorted({p.on for p in batch}):
             ensure_open(uow.calendar, on)
         loans = uow.loans.get_many([p.loan_id for p in batch], for_update=True)
-        new: list[tuple[Payment, LoanState, PaymentOutcome]] = []
+        new: list[tuple[Payment, PaymentOutcome, StoredPayment]] = []
         for n, payment in enumerate(batch):
             try:
                 if _replayed(payment, known.get(payment.idempotency_key)) is not None:
@@ -347,17 +347,22 @@ def take_payments(uow: UnitOfWork, batch: Sequence[Payment]) -> tuple[StoredPaym
             except (Conflict, ValidationError) as exc:
                 raise type(exc)(exc.message, field=f"payments[{n}].{exc.field}") from exc
             loans[payment.loan_id] = outcome.loan
-            known[payment.idempotency_key] = _stored(payment, loan, outcome, 0)
-            new.append((payment, loan, outcome))
-        entry_ids = uow.ledger.post_many([replace(o.entry, business_date=p.on) for p, _, o in new])
-        uow.loans.save_many([o.loan for _, _, o in new])
-        stored = [_stored(p, loan, o, e) for (p, loan, o), e in zip(new, entry_ids, strict=True)]
+            known[payment.idempotency_key] = unposted = _stored(payment, loan, outcome, 0)
+            new.append((payment, outcome, unposted))
+        entry_ids = uow.ledger.post_many([_dated(o.entry, p.on) for p, o, _ in new])
+        uow.loans.save_many([o.loan for _, o, _ in new])
+        stored = [replace(s, entry_id=e) for (*_, s), e in zip(new, entry_ids, strict=True)]
         ids = uow.payments.add_many(stored)
         uow.commit()
     known.update(
         (s.idempotency_key or "", replace(s, id=i)) for s, i in zip(stored, ids, strict=True)
     )
     return tuple(known[p.idempotency_key] for p in batch)
+
+
+def _dated(entry: JournalEntry, on: date) -> JournalEntry:
+    """The entry on business date `on` (a payment's entry usually is already)."""
+    return entry if entry.business_date == on else replace(entry, business_date=on)
 
 
 def _undo(uow: UnitOfWork, loan: LoanState, stored: StoredPayment, on: date) -> LoanState:

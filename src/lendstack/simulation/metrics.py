@@ -13,6 +13,11 @@ pointed at the run's database agree with metrics.json. Ratios are by principal b
 
 ECL is measured and posted with `lendstack risk ecl`'s own code at each month-end; early
 warnings are evaluated with `lendstack risk alerts`' thresholds and stored in risk_alerts.
+
+A run's month-ends keep what does not change between them (`MonthEndReads`): the loans'
+origination PDs (each decision record is parsed once, not every month) and the loan-month
+panel (each month reads only its own rows), so the month-end costs what the book holds now,
+not everything the run has written so far.
 """
 
 from __future__ import annotations
@@ -20,18 +25,21 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
+import polars as pl
 from sqlalchemy import Engine, text
 
-from lendstack.core.errors import LendstackError
+from lendstack.core.errors import LendstackError, NotFound
 from lendstack.funding import Policy
 from lendstack.risk.alerts import Thresholds, default_thresholds, evaluate
+from lendstack.risk.panel import State
 from lendstack.storage.alerts import SqlAlerts
 from lendstack.storage.analytics import read_panel
 from lendstack.storage.ecl_runs import ecl_inputs, run_ecl
 from lendstack.storage.reports import reconcile
+from lendstack.storage.risk_book import DecisionPds
 from lendstack.underwriting.decision import GRANTED
 
 INCOME = ("6011", "6021", "6031", "6051")
@@ -90,6 +98,42 @@ class MonthMetrics:
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass
+class MonthEndReads:
+    """What a run's month-ends read again and again, kept from one to the next (one run,
+    one database)."""
+
+    pds: DecisionPds = field(default_factory=DecisionPds)
+    """The loans' origination PDs from their decisions (`load_book`)."""
+    panel: pl.DataFrame | None = None
+    """The loan-month panel through `panel_through`, as `read_panel` returns it."""
+    panel_through: date | None = None
+
+    def read_panel(self, engine: Engine, month_end: date) -> pl.DataFrame:
+        """`read_panel(engine, month_end)`, reading only the rows after the last call's.
+
+        Rows of earlier month-ends are only ever rewritten when a reversed payoff is restated
+        (`storage.month_end`): its `PO` row becomes an on-book row and the loan is back on the
+        panel this month. So when a loan with a `PO` row already read has a new row, the whole
+        panel is read again; otherwise the kept rows are still the database's."""
+        kept, through = self.panel, self.panel_through
+        if kept is None or through is None or month_end <= through:
+            return self._keep(read_panel(engine, month_end), month_end)
+        try:
+            new = read_panel(engine, month_end, since=through + timedelta(days=1))
+        except NotFound:  # no row at this month-end: the panel is what was read
+            return self._keep(kept, month_end)
+        paid_off = kept.filter(pl.col("state") == State.PAID_OFF.value).get_column("loan_id")
+        if new.get_column("loan_id").is_in(paid_off.implode()).any():
+            return self._keep(read_panel(engine, month_end), month_end)
+        panel = pl.concat([kept, new]).sort("loan_id", "month_end").rechunk()
+        return self._keep(panel, month_end)
+
+    def _keep(self, panel: pl.DataFrame, through: date) -> pl.DataFrame:
+        self.panel, self.panel_through = panel, through
+        return panel
 
 
 def _ratio(num: float, den: float) -> float:
@@ -159,9 +203,11 @@ def _exposure(conn: Any) -> tuple[dict[str, float], float]:
     return {k: round(v, 2) for k, v in sorted(exposure.items())}, cost
 
 
-def _ecl(engine: Engine, month_end: date) -> float:
+def _ecl(engine: Engine, month_end: date, reads: MonthEndReads | None) -> float:
     try:
-        outcome = run_ecl(engine, month_end, ecl_inputs(), post=True)
+        outcome = run_ecl(
+            engine, month_end, ecl_inputs(), post=True, pds=None if reads is None else reads.pds
+        )
     except LendstackError:
         return 0.0  # e.g. nothing on the book yet
     return outcome.run.total_fen / 100.0
@@ -188,10 +234,16 @@ def scaled_thresholds(borrowers: int) -> Thresholds:
 
 
 def _alerts(
-    engine: Engine, month_end: date, approvals: dict[date, float], thresholds: Thresholds
+    engine: Engine,
+    month_end: date,
+    approvals: dict[date, float],
+    thresholds: Thresholds,
+    reads: MonthEndReads | None,
 ) -> list[str]:
     try:
-        panel = read_panel(engine, month_end)
+        panel = (
+            read_panel(engine, month_end) if reads is None else reads.read_panel(engine, month_end)
+        )
     except LendstackError:
         return []
     found = evaluate(panel, month_end, thresholds, approvals=approvals)
@@ -214,15 +266,17 @@ def measure_month(
     earlier: Sequence[MonthMetrics],
     thresholds: Thresholds,
     funds_flags: int = 0,
+    reads: MonthEndReads | None = None,
 ) -> MonthMetrics:
-    """Everything metrics.json records for the month that ended on `month_end`."""
+    """Everything metrics.json records for the month that ended on `month_end`; `reads`
+    carries what a run's earlier month-ends read (the same figures, read for less)."""
     first = month_end.replace(day=1)
     approved = sum(1 for d in decided if d["outcome"] in GRANTED)
     aprs = [float(b["apr_irr"]) for b in booked]
     mix: dict[str, int] = {label: 0 for _, label in APR_BANDS}
     for apr in aprs:
         mix[_band(apr)] += 1
-    ecl = _ecl(engine, month_end)
+    ecl = _ecl(engine, month_end, reads)
     with engine.connect() as conn:
         book, gl = _book(conn), _gl(conn, first, month_end)
         exposure, funding_cost = _exposure(conn)
@@ -255,7 +309,9 @@ def measure_month(
         ecl=ecl, income=round(income, 2), partner_share=round(partner, 2), losses=round(losses, 2),
         funding_cost=round(funding_cost, 2),
         net_income=round(income - partner - losses - funding_cost, 2),
-        alerts=_with_funds(_alerts(engine, month_end, approvals, thresholds), funds_flags),
+        alerts=_with_funds(
+            _alerts(engine, month_end, approvals, thresholds, reads), funds_flags
+        ),
         partner_exposure=exposure, partner_limit_use=limit_use,
         ledger_balanced=balanced, funds_flags=funds_flags,
     )  # fmt: skip

@@ -98,12 +98,15 @@ class Repayments:
             if kind is not None and owed_fen > 0:
                 key = f"sim:{loan_id}:{day}"
                 owed.append((Payment(int(loan_id), from_fen(int(owed_fen)), day, key), kind))
-        take_payments(SqlUnitOfWork(self.engine), [p for p, _ in owed])  # type: ignore[arg-type]
+        if owed:  # an empty batch writes nothing: skip its transaction
+            take_payments(SqlUnitOfWork(self.engine), [p for p, _ in owed])  # type: ignore[arg-type]
         self.tally.update(kind for _, kind in owed)
         return len(owed) + self._pay_off(payoffs, day)
 
     def _pay_off(self, loan_ids: list[int], day: date) -> int:
         """The rest of each prepaying loan, early (the payoff quote's total)."""
+        if not loan_ids:  # most days: nothing to quote nor post, so no transaction to open
+            return 0
         quotes = quote_payoffs(SqlUnitOfWork(self.engine), loan_ids, day)  # type: ignore[arg-type]
         batch = [
             Payment(
@@ -112,6 +115,7 @@ class Repayments:
             for loan_id, q in sorted(quotes.items())
             if q.total > ZERO
         ]
-        take_payments(SqlUnitOfWork(self.engine), batch)  # type: ignore[arg-type]
+        if batch:
+            take_payments(SqlUnitOfWork(self.engine), batch)  # type: ignore[arg-type]
         self.tally["prepay"] += len(batch)
         return len(batch)

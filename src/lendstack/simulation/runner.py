@@ -36,7 +36,12 @@ from lendstack.funding import NO_CAPACITY
 from lendstack.servicing import LoanState, ProductCatalog, close_day
 from lendstack.simulation import behaviour
 from lendstack.simulation.funds import FundsFeed
-from lendstack.simulation.metrics import MonthMetrics, measure_month, scaled_thresholds
+from lendstack.simulation.metrics import (
+    MonthEndReads,
+    MonthMetrics,
+    measure_month,
+    scaled_thresholds,
+)
 from lendstack.simulation.platform import (
     CapRule,
     ServiceSpec,
@@ -130,6 +135,7 @@ class _Run:
     tables: Tables = field(default_factory=Tables)
     months: list[MonthMetrics] = field(default_factory=list)
     clamped_from: int | None = None
+    reads: MonthEndReads = field(default_factory=MonthEndReads)
 
     def setup(self) -> None:
         if self.out.exists():
@@ -211,7 +217,7 @@ class _Run:
         flagged = self.funds.deliver()
         metrics = measure_month(
             self.engine, month, month_end, decided, booked,
-            self.months, self.thresholds, flagged,
+            self.months, self.thresholds, flagged, self.reads,
         )  # fmt: skip
         self.months.append(metrics)
         for hook in self.hooks:

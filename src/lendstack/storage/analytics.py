@@ -45,14 +45,19 @@ class Exported:
     last_month_end: date
 
 
-def read_panel(engine: Engine, through: date | None = None) -> pl.DataFrame:
-    """Every month-end row up to `through` (default all), validated, in the panel's dtypes.
+def read_panel(
+    engine: Engine, through: date | None = None, since: date | None = None
+) -> pl.DataFrame:
+    """Every month-end row up to `through` (default all) and from `since` (default the first),
+    validated, in the panel's dtypes.
 
     No month-end closed yet is `NotFound` naming `date`: there is no panel to read.
     """
     query = select(*_COLUMNS).order_by(loan_month_ends.c.loan_id, loan_month_ends.c.month_end)
     if through is not None:
         query = query.where(loan_month_ends.c.month_end <= through)
+    if since is not None:
+        query = query.where(loan_month_ends.c.month_end >= since)
     frames = []
     with engine.connect() as conn:
         result = conn.execution_options(stream_results=True, yield_per=CHUNK_ROWS).execute(query)

@@ -43,6 +43,7 @@ from lendstack.storage.calendar import as_date
 from lendstack.storage.repositories import SqlLedger, now
 from lendstack.storage.risk_book import (
     BookInputs,
+    DecisionPds,
     fetch_columns,
     load_book,
     require_closed,
@@ -380,11 +381,19 @@ class EclOutcome:
         }
 
 
-def run_ecl(engine: Engine, day: date, inputs: EclInputs, *, post: bool = False) -> EclOutcome:
-    """Measure (or recall) the allowance of closed date `day`; with `post`, post its change."""
+def run_ecl(
+    engine: Engine,
+    day: date,
+    inputs: EclInputs,
+    *,
+    post: bool = False,
+    pds: DecisionPds | None = None,
+) -> EclOutcome:
+    """Measure (or recall) the allowance of closed date `day`; with `post`, post its change.
+    `pds` keeps the loans' origination PDs between runs on the same database (`load_book`)."""
     try:
         with engine.begin() as conn:
-            return _run(conn, day, inputs, post)
+            return _run(conn, day, inputs, post, pds)
     except IntegrityError as exc:
         raise Conflict(
             f"another ECL run for {day} was stored or posted at the same time: run it again",
@@ -392,13 +401,15 @@ def run_ecl(engine: Engine, day: date, inputs: EclInputs, *, post: bool = False)
         ) from exc
 
 
-def _run(conn: Connection, day: date, inputs: EclInputs, post: bool) -> EclOutcome:
+def _run(
+    conn: Connection, day: date, inputs: EclInputs, post: bool, pds: DecisionPds | None
+) -> EclOutcome:
     require_closed(conn, day)
     run = find_run(conn, day, inputs)
     reused = run is not None
     if run is None:
         require_current(conn, day)
-        book = load_book(conn, day, inputs.config, inputs.matrix)
+        book = load_book(conn, day, inputs.config, inputs.matrix, pds=pds)
         result = compute_ecl(book.book, inputs.config, inputs.matrix, as_of=day)
         run = _save(conn, result, book, inputs)
     posting = _post(conn, run) if post else None

@@ -527,23 +527,27 @@ _QUOTAS = frozenset({Rule.DAILY_QUOTA, Rule.TOTAL_QUOTA})
 def _check_limits(conn: Connection, targets: _Targets, policy: Policy | None) -> None:
     """Each funder's part against its headroom, from exposures read under the plans' lock
     plus the parts of the batch's earlier plans (on or before the plan's date)."""
-    read = {d: _since_close(conn, targets.at_close, d) for d in {t.day for t in targets.plans}}
+    # Per plan date, the exposures read plus the parts of the plans checked so far, kept
+    # running (one addition per plan and date, not a replay of every earlier plan).
+    running = {
+        d: dict(_since_close(conn, targets.at_close, d)) for d in {t.day for t in targets.plans}
+    }
     rules = _QUOTAS if policy is None else frozenset(Rule)
-    earlier: list[tuple[date, dict[str, Decimal]]] = []
     for target in targets.plans:
         parts = split(from_fen(target.principal_fen), target.shares)
         for funder_id in sorted(target.shares):
             if target.shares[funder_id] <= 0:
                 continue
-            exposure = read[target.day][funder_id]
-            for day, before in earlier:
-                if day <= target.day and funder_id in before:
-                    exposure = _plus(exposure, before[funder_id], day == target.day)
+            exposure = running[target.day][funder_id]
             room = headrooms(targets.funders[funder_id], exposure, policy or Policy())
             for rule, left in room.items():
                 if rule in rules and parts[funder_id] > left:
                     raise Conflict(f"{NO_CAPACITY} ({funder_id}: {rule.value})", field="funding")
-        earlier.append((target.day, parts))
+        for day, exposures in running.items():
+            if target.day <= day:
+                for funder_id, part in parts.items():
+                    if funder_id in exposures:
+                        exposures[funder_id] = _plus(exposures[funder_id], part, target.day == day)
 
 
 def _plus(exposure: Exposure, amount: Decimal, same_day: bool) -> Exposure:
@@ -650,9 +654,9 @@ def fast_exposures(conn: Connection, as_of: date | None) -> dict[str, Exposure] 
 def close_exposures(conn: Connection, day: date) -> int:
     """The close's exposure rows: every funder's exact balance and allocations at `day`.
 
-    Two set-based statements (a row for each funder new since, then one update): one scan of
-    the planned book's positions and the day's disbursements, instead of a scan per booking.
-    Returns the funders written.
+    Three set-based statements (a row for each funder new since, the balances, one update per
+    funder): the balances are one pass over the open loans' positions, and the allocations
+    add the disbursements since each row's own close. Returns the funders written.
     """
     conn.execute(
         text(
@@ -660,26 +664,38 @@ def close_exposures(conn: Connection, day: date) -> int:
             " WHERE id NOT IN (SELECT funder_id FROM funder_exposures)"
         )
     )
-    result = conn.execute(
-        text(
-            "UPDATE funder_exposures SET closed_on = :day,"
-            " balance_fen = COALESCE((SELECT SUM(p.principal_fen) FROM funder_positions p"
-            " JOIN loans l ON l.id = p.loan_id WHERE p.funder_id = funder_exposures.funder_id"
-            f" AND p.principal_fen > 0 AND {_OPEN}), 0),"
-            # Allocations only grow: add the disbursements since the row's own close, so the
-            # step reads a day of flows, not the whole history (re-running a date adds none).
-            " allocated_fen = COALESCE(allocated_fen, 0) + COALESCE((SELECT SUM(x.amount_fen)"
-            " FROM funder_flows x WHERE x.flow = 'disbursement'"
-            " AND x.funder_id = funder_exposures.funder_id AND x.business_date <= :day"
-            " AND (funder_exposures.closed_on IS NULL OR x.business_date > funder_exposures.closed_on)"
-            "), 0)"
-        ),
-        {"day": day},
-    )
-    return int(result.rowcount)
+    held = {str(f): int(fen or 0) for f, fen in conn.execute(text(_HELD))}
+    rows = [
+        {"f": funder_id, "day": day, "balance": held.get(funder_id, 0), "never": date.min}
+        for funder_id in conn.execute(text("SELECT funder_id FROM funder_exposures")).scalars()
+    ]
+    if rows:
+        conn.execute(text(_CLOSE_EXPOSURE), rows)
+    return len(rows)
 
 
 _OPEN = "l.status IN ('approved', 'active')"
+
+_HELD = (
+    "SELECT p.funder_id, SUM(p.principal_fen) FROM loans l JOIN funder_positions p"
+    f" ON p.loan_id = l.id WHERE {_OPEN} AND p.principal_fen > 0 GROUP BY p.funder_id"
+)
+"""Each funder's co-lent principal of open loans. Driven from the open loans (status index),
+then each loan's positions by primary key: the cost follows the open book, whereas a walk of
+each funder's positions would also visit every position of loans long closed."""
+
+_CLOSE_EXPOSURE = (
+    "UPDATE funder_exposures SET closed_on = :day, balance_fen = :balance,"
+    # Allocations only grow: add the disbursements since the row's own close, so the step
+    # reads a day of flows, not the whole history (re-running a date adds none). A row never
+    # closed counts from `date.min`: a range with both ends, so the funder/date index reads
+    # only the days since (with `closed_on IS NULL OR ...` it read every day up to `:day`).
+    " allocated_fen = COALESCE(allocated_fen, 0) + COALESCE((SELECT SUM(x.amount_fen)"
+    " FROM funder_flows x WHERE x.flow = 'disbursement'"
+    " AND x.funder_id = funder_exposures.funder_id AND x.business_date <= :day"
+    " AND x.business_date > COALESCE(funder_exposures.closed_on, :never)), 0)"
+    " WHERE funder_id = :f"
+)
 
 
 def _since(as_of: date | None, column: str) -> tuple[str, dict[str, Any]]:

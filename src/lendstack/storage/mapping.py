@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from datetime import date, timedelta
 from decimal import Decimal
-from typing import Any
+from functools import lru_cache
+from typing import Any, TypeVar
 
 from lendstack.core.daycount import DayCount, year_days
 from lendstack.core.money import Rounding, from_fen, to_fen
@@ -61,24 +63,63 @@ def contract_from(row: Any) -> LoanContract:
     return LoanContract(
         product_id=row.product_id,
         principal=from_fen(row.principal_fen),
-        annual_rate=Decimal(row.annual_rate),
+        annual_rate=_decimal(row.annual_rate),
         term_months=row.term_months,
-        method=RepaymentMethod(row.method),
+        method=_member(_METHODS, RepaymentMethod, row.method),
         disbursement_date=row.disbursement_date,
         anchor_date=row.anchor_date,
-        day_count=DayCount(row.day_count),
-        rounding=Rounding(row.rounding),
+        day_count=_member(_DAY_COUNTS, DayCount, row.day_count),
+        rounding=_member(_ROUNDINGS, Rounding, row.rounding),
         grace_days=row.grace_days,
-        penalty_multiplier=Decimal(row.penalty_multiplier),
-        penalty_rate=Decimal(row.penalty_rate_e8) / PENALTY_RATE_SCALE,
-        waterfall=tuple(Component(x) for x in row.waterfall.split(",")),
+        penalty_multiplier=_decimal(row.penalty_multiplier),
+        penalty_rate=_penalty_rate(row.penalty_rate_e8),
+        waterfall=_waterfall(row.waterfall),
         non_accrual_dpd=row.non_accrual_dpd,
         charge_off_dpd=row.charge_off_dpd,
-        fee_rate=Decimal(row.fee_rate),
-        upfront_fee_rate=Decimal(row.upfront_fee_rate),
-        prepayment_fee_rate=Decimal(row.prepayment_fee_rate),
+        fee_rate=_decimal(row.fee_rate),
+        upfront_fee_rate=_decimal(row.upfront_fee_rate),
+        prepayment_fee_rate=_decimal(row.prepayment_fee_rate),
         write_off_days=row.write_off_days,
     )
+
+
+# Loading a batch of loans parses the same few rates, enum names and waterfalls over and
+# over; these read each distinct stored text once. They map immutable values to immutable
+# values, so sharing a result between loans (or transactions) cannot change any of them.
+E = TypeVar("E")
+_METHODS = {m.value: m for m in RepaymentMethod}
+_DAY_COUNTS = {d.value: d for d in DayCount}
+_ROUNDINGS = {r.value: r for r in Rounding}
+_STATUSES = {s.value: s for s in LoanStatus}
+_RISK_CLASSES = {r.value: r for r in RiskClass}
+
+
+def _member(members: Mapping[str, E], kind: Callable[[str], E], value: str) -> E:
+    """The enum member named `value`; an unknown name fails as the enum's own lookup does."""
+    found = members.get(value)
+    return kind(value) if found is None else found
+
+
+@lru_cache(maxsize=4096)
+def _decimal(text: str) -> Decimal:
+    return Decimal(text)
+
+
+@lru_cache(maxsize=4096)
+def _penalty_rate(e8: int) -> Decimal:
+    return Decimal(e8) / PENALTY_RATE_SCALE
+
+
+@lru_cache(maxsize=256)
+def _waterfall(text: str) -> tuple[Component, ...]:
+    return tuple(Component(x) for x in text.split(","))
+
+
+@lru_cache(maxsize=65536)
+def cached_fen(fen: int) -> Decimal:
+    """`from_fen` for the hot read paths: a loan's installments repeat a few amounts (zeros,
+    level payments), and a Decimal is immutable, so one instance per amount serves them all."""
+    return from_fen(fen)
 
 
 def state_columns(loan: LoanState) -> dict[str, Any]:
@@ -128,6 +169,15 @@ def installment_columns(loan_id: int, version: int, i: InstallmentState) -> dict
     }
 
 
+def paid_columns(i: InstallmentState) -> dict[str, int]:
+    """What a payment moves on an installment (`installment_columns`' paid amounts)."""
+    return {
+        "paid_principal": to_fen(i.paid_principal),
+        "paid_interest": to_fen(i.paid_interest),
+        "paid_fee": to_fen(i.paid_fee),
+    }
+
+
 def installment_from(row: Any) -> InstallmentState:
     return InstallmentState(
         number=row.number,
@@ -140,6 +190,49 @@ def installment_from(row: Any) -> InstallmentState:
         paid_interest=from_fen(row.paid_interest_fen),
         paid_fee=from_fen(row.paid_fee_fen),
         billed=bool(row.billed),
+    )
+
+
+ITEM_COLUMNS = (
+    "number",
+    "start_date",
+    "due_date",
+    "principal_fen",
+    "interest_fen",
+    "fee_fen",
+    "paid_principal_fen",
+    "paid_interest_fen",
+    "paid_fee_fen",
+    "billed",
+)
+"""The installment columns `installment_of` takes, in its argument order."""
+
+
+def installment_of(
+    number: int,
+    start_date: date,
+    due_date: date,
+    principal_fen: int,
+    interest_fen: int,
+    fee_fen: int,
+    paid_principal_fen: int,
+    paid_interest_fen: int,
+    paid_fee_fen: int,
+    billed: Any,
+) -> InstallmentState:
+    """`installment_from` on the values of `ITEM_COLUMNS` (a batch read's tuples)."""
+    fen = cached_fen
+    return InstallmentState(
+        number,
+        start_date,
+        due_date,
+        fen(principal_fen),
+        fen(interest_fen),
+        fen(fee_fen),
+        fen(paid_principal_fen),
+        fen(paid_interest_fen),
+        fen(paid_fee_fen),
+        bool(billed),
     )
 
 
@@ -159,7 +252,7 @@ def loan_from(row: Any, items: tuple[InstallmentState, ...]) -> LoanState:
     return LoanState(
         id=row.id,
         contract=contract_from(row),
-        status=LoanStatus(row.status),
+        status=_member(_STATUSES, LoanStatus, row.status),
         balances=Balances(
             principal=from_fen(row.bal_principal),
             interest=from_fen(row.bal_interest),
@@ -171,7 +264,7 @@ def loan_from(row: Any, items: tuple[InstallmentState, ...]) -> LoanState:
         period=_period_from(row),
         schedule_version=row.schedule_version,
         dpd=row.dpd,
-        risk_class=RiskClass(row.risk_class),
+        risk_class=_member(_RISK_CLASSES, RiskClass, row.risk_class),
         non_accrual=bool(row.non_accrual),
         charged_off=from_fen(row.charged_off_fen),
         recovered=from_fen(row.recovered_fen),

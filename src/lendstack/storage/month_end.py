@@ -166,14 +166,19 @@ def _months_before(first: date, months: int) -> date:
 
 
 def restate_reversed_payoffs(conn: Connection, first: date, day: date) -> int:
-    """Turn `PO` rows of loans back on the books into on-book rows; fill the months missed."""
+    """Turn `PO` rows of loans back on the books into on-book rows; fill the months missed.
+
+    The payoff rows are read through their partial index (0019_close_speed), by loan and
+    month-end (the order the loans are restated in), not through every month-end row of every
+    loan on the books.
+    """
     stale = conn.execute(
         text(
             f"SELECT r.loan_id, r.month_end, r.origination_month, r.months_on_book"
             f" FROM loan_month_ends r WHERE r.state = '{State.PAID_OFF.value}'"
             " AND r.month_end < :first AND r.loan_id IN ("
             " SELECT l.id FROM loans l WHERE l.status = 'active' UNION ALL"
-            f" SELECT l.id FROM loans l WHERE {LEFT})"
+            f" SELECT l.id FROM loans l WHERE {LEFT}) ORDER BY r.loan_id, r.month_end"
         ),
         {"first": first, "d": day},
     ).all()

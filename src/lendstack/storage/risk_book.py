@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -81,17 +81,22 @@ _RECEIVABLES = {
     Account.FEE_RECEIVABLE.code: 2,
     Account.PENALTY_RECEIVABLE.code: 3,
 }
+# From the entries dated after the day to their lines (CROSS JOIN keeps that order on SQLite):
+# the few lines of the open date, not every receivable line the ledger ever wrote.
 _LATER_MOVES = text(
-    "SELECT jl.loan_id, jl.account, SUM(jl.debit_fen) - SUM(jl.credit_fen) FROM journal_lines jl"
-    " JOIN journal_entries je ON je.id = jl.entry_id WHERE je.business_date > :day"
+    "SELECT jl.loan_id, jl.account, SUM(jl.debit_fen) - SUM(jl.credit_fen)"
+    " FROM journal_entries je CROSS JOIN journal_lines jl"
+    " WHERE jl.entry_id = je.id AND je.business_date > :day"
     " AND jl.loan_id IS NOT NULL AND jl.account IN ("
     + ", ".join(f"'{code}'" for code in _RECEIVABLES)
     + ") GROUP BY jl.loan_id, jl.account"
 )
-_DECISIONS = text(
+_DECISIONS_SQL = (
     "SELECT l.id, d.record_json FROM loans l JOIN decision_log d ON d.decision_id = l.reference"
     f" AND d.kind = 'decision' WHERE {_IN_BOOK}"
 )
+_DECISIONS = text(_DECISIONS_SQL)
+_DECISIONS_FROM = text(f"{_DECISIONS_SQL} AND l.id >= :first")
 _INSTALLMENTS = text(
     "SELECT i.loan_id, i.start_date, i.due_day, i.principal_fen - i.paid_principal_fen,"
     " i.interest_fen, i.paid_interest_fen FROM installments i"
@@ -116,6 +121,18 @@ class BookInputs:
     @property
     def loans(self) -> int:
         return int(self.book.loan_id.shape[0])
+
+
+@dataclass
+class DecisionPds:
+    """Origination PDs already read from the decision log, by loan (None: no scored decision),
+    for a caller that measures the same growing book again and again (the simulator, at each
+    month-end). A loan's decision is logged before it is booked and never changes (the log is
+    append-only, the loan's reference is fixed), so each record is read and parsed once, and a
+    measure reads only the decisions of loans it has not seen: the newest, since ids only grow.
+    Valid for one database only."""
+
+    by_loan: dict[int, float | None] = field(default_factory=dict)
 
 
 def require_closed(conn: Connection, day: date) -> date:
@@ -177,9 +194,11 @@ def load_book(
     matrix: TransitionMatrix | None = None,
     *,
     paths: bool = True,
+    pds: DecisionPds | None = None,
 ) -> BookInputs:
     """The book at the close of `day` (the last closed date) as the ECL core's inputs;
-    `paths=False` reads the exposure now only (one column), all the stress test needs."""
+    `paths=False` reads the exposure now only (one column), all the stress test needs;
+    `pds` keeps the origination PDs read between calls on the same database."""
     require_current(conn, day)
     params = {"day": day, "d": to_day(day)}
     i8, f8 = np.int64, np.float64
@@ -190,7 +209,7 @@ def load_book(
     bucket = np.array(DEFAULT_BUCKETS.labels, dtype=np.str_)[bucket_no]
     ead_now = _carrying_amount(balances, non_accrual)
     ead = _exposure_paths(conn, ids, ead_now, day, params) if paths else ead_now.reshape(-1, 1)
-    model_pd, found = _decision_pds(conn, ids, params)
+    model_pd, found = _decision_pds(conn, ids, params, pds)
     pd_origination = np.where(found, model_pd, pd_for_products(product, config))
     state, pd_12m, pd_now = _pd_now(pd_origination, bucket, config, matrix)
     book = LoanBook(
@@ -298,9 +317,49 @@ def _add_accrued_interest(
 
 
 def _decision_pds(
-    conn: Connection, ids: I64, params: dict[str, Any]
+    conn: Connection, ids: I64, params: dict[str, Any], known: DecisionPds | None = None
 ) -> tuple[F64, NDArray[np.bool_]]:
     """The model PD each loan was approved at, where it was booked from a scored decision."""
+    if known is None:
+        return _read_decision_pds(conn, ids, params)
+    loans = ids.tolist()
+    missing = [i for i in loans if i not in known.by_loan]
+    if missing:
+        _learn_pds(conn, known, missing, params)
+    values = [known.by_loan[i] for i in loans]
+    found = np.array([v is not None for v in values], dtype=bool)
+    pd = np.array([0.0 if v is None else v for v in values], dtype=np.float64)
+    return pd, found
+
+
+def _learn_pds(
+    conn: Connection, known: DecisionPds, missing: list[int], params: dict[str, Any]
+) -> None:
+    """Read the decisions of the `missing` loans into `known`, as `_read_decision_pds` would:
+    the loans from the lowest missing id up are read, those already known are skipped."""
+    wanted = set(missing)
+    learned: dict[int, float | None] = {}
+    result = conn.execute(
+        _DECISIONS_FROM,
+        {**params, "first": min(missing)},
+        execution_options={"yield_per": _PARTITION},
+    )
+    for rows in result.partitions(_PARTITION):
+        for loan_id, record_json in rows:
+            if int(loan_id) not in wanted:
+                continue
+            value = model_pd(record_json)
+            if value is not None:
+                learned[int(loan_id)] = value
+            else:  # a decision without a usable PD never hides one with it
+                learned.setdefault(int(loan_id), None)
+    for loan_id in missing:
+        known.by_loan[loan_id] = learned.get(loan_id)
+
+
+def _read_decision_pds(
+    conn: Connection, ids: I64, params: dict[str, Any]
+) -> tuple[F64, NDArray[np.bool_]]:
     pd = np.zeros(ids.shape[0], dtype=np.float64)
     found = np.zeros(ids.shape[0], dtype=bool)
     result = conn.execute(_DECISIONS, params, execution_options={"yield_per": _PARTITION})

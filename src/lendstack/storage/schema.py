@@ -429,6 +429,14 @@ loan_month_ends = Table(
     Column("channel", String(64), nullable=False),
     Column("first_payment_default", Boolean, nullable=False),
     Index("ix_loan_month_ends_month_end", "month_end"),
+    # The month-end's reversed-payoff check reads only the payoff rows (0019_close_speed).
+    Index(
+        "ix_loan_month_ends_paid_off",
+        "loan_id",
+        "month_end",
+        sqlite_where=text("state = 'PO'"),
+        postgresql_where=text("state = 'PO'"),
+    ),
 )
 
 first_payment_defaults = Table(

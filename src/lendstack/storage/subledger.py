@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, insert, select, text, update
@@ -50,7 +51,7 @@ from lendstack.servicing.domain.ledger import (
     entry_or_none,
     leg,
 )
-from lendstack.storage.batches import chunks
+from lendstack.storage.batches import chunks, execute_many
 from lendstack.storage.calendar import last_closed
 from lendstack.storage.schema import (
     funder_flows,
@@ -164,12 +165,11 @@ class SubLedger:
     def on_payments(self, batch: Sequence[StoredSplit]) -> None:
         """Split stored payments between their loans' funders, in order (a loan may have
         several), reading and writing the positions once for the whole batch."""
-        holdings = self._holdings_of(sorted({loan_id for _, loan_id, _, _ in batch}))
+        holdings, terms = self._payment_terms(sorted({loan_id for _, loan_id, _, _ in batch}))
         funded = [b for b in batch if b[1] in holdings]
         if not funded:
             return
         before = {loan_id: dict(held) for loan_id, held in holdings.items()}
-        terms = self._split_terms(list(holdings))
         dates = self._entry_dates([entry_id for *_, entry_id in funded])
         flows: list[dict[str, Any]] = []
         for payment_id, loan_id, applied, entry_id in funded:
@@ -184,7 +184,38 @@ class SubLedger:
             flows += _flow_rows(loan_id, dates[entry_id], f"payment:{payment_id}", parts)
         self._update_positions(before, holdings)
         if flows:
-            self.conn.execute(insert(funder_flows), flows)
+            execute_many(self.conn, _INSERT_FLOWS, flows)
+
+    def _payment_terms(
+        self, loan_ids: Sequence[int]
+    ) -> tuple[dict[int, dict[str, Holding]], dict[int, tuple[Decimal, Decimal, Decimal]]]:
+        """`_holdings_of` and `_split_terms` of many loans, in two statements per chunk: the
+        positions come with their loan's rates and their funder's definition."""
+        found: dict[int, dict[str, Holding]] = {}
+        terms: dict[int, tuple[Decimal, Decimal, Decimal]] = {}
+        for chunk in chunks(loan_ids):
+            rates: dict[int, tuple[Decimal, Decimal]] = {}
+            rows = self.conn.execute(_PAYMENT_HOLDINGS, {"ids": chunk}).all()
+            for loan_id, funder_id, position, units, annual_rate, fee_rate, definition in rows:
+                if funder_id not in self._facts:
+                    if definition is None:
+                        raise NotFound(f"no partner {funder_id!r}", field="funder")
+                    self._facts[funder_id] = _facts(definition)
+                if loan_id not in rates:
+                    rates[loan_id] = (Decimal(annual_rate), Decimal(fee_rate))
+                held = Holding(position, units, self._yield(funder_id, rates[loan_id][0]))
+                found.setdefault(loan_id, {})[funder_id] = held
+            if not rates:
+                continue
+            annual: dict[int, Decimal] = defaultdict(Decimal)
+            for plan in self.conn.execute(_GUARANTEE_RATES, {"ids": sorted(rates)}):
+                annual[plan.loan_id] += Decimal(plan.share) * Decimal(plan.guarantee_fee_rate)
+            for loan_id, (rate, fee_rate) in rates.items():
+                per_period = (
+                    guarantee_fee_per_period(annual[loan_id]) if annual[loan_id] else Decimal(0)
+                )
+                terms[loan_id] = (rate, per_period, fee_rate)
+        return found, terms
 
     def on_reversal(self, payment_id: int, loan_id: int, entry_id: int) -> None:
         """Undo a payment's split, fen for fen, dated on the reversal's business date."""
@@ -262,36 +293,10 @@ class SubLedger:
                 found.setdefault(r.loan_id, {})[r.funder_id] = held
         return found
 
-    def _split_terms(self, loan_ids: Sequence[int]) -> dict[int, tuple[Decimal, Decimal, Decimal]]:
-        """(contract rate, per-period guarantee fee rate, fee rate) of each loan."""
-        terms: dict[int, tuple[Decimal, Decimal, Decimal]] = {}
-        for chunk in chunks(loan_ids):
-            annual: dict[int, Decimal] = defaultdict(Decimal)
-            for r in self.conn.execute(
-                select(
-                    funding_plans.c.loan_id,
-                    funding_plans.c.share,
-                    funding_plans.c.guarantee_fee_rate,
-                ).where(funding_plans.c.loan_id.in_(chunk))
-            ):
-                annual[r.loan_id] += Decimal(r.share) * Decimal(r.guarantee_fee_rate)
-            for r in self.conn.execute(
-                select(loans.c.id, loans.c.annual_rate, loans.c.fee_rate).where(
-                    loans.c.id.in_(chunk)
-                )
-            ):
-                per_period = guarantee_fee_per_period(annual[r.id]) if annual[r.id] else Decimal(0)
-                terms[r.id] = (Decimal(r.annual_rate), per_period, Decimal(r.fee_rate))
-        return terms
-
     def _entry_dates(self, entry_ids: Sequence[int]) -> dict[int, date]:
         dates: dict[int, date] = {}
         for chunk in chunks(sorted(set(entry_ids))):
-            for r in self.conn.execute(
-                select(journal_entries.c.id, journal_entries.c.business_date).where(
-                    journal_entries.c.id.in_(chunk)
-                )
-            ):
+            for r in self.conn.execute(_ENTRY_DATES, {"ids": chunk}):
                 value = r.business_date
                 dates[r.id] = value if isinstance(value, date) else date.fromisoformat(str(value))
         return dates
@@ -309,7 +314,7 @@ class SubLedger:
             if held.position != before[loan_id][funder_id].position
         ]
         if rows:
-            self.conn.execute(_SAVE_POSITION, rows)
+            execute_many(self.conn, _SAVE_POSITION, rows)
 
     def _yield(self, funder_id: str, loan_rate: Decimal) -> Decimal:
         facts = self.facts(funder_id)
@@ -373,6 +378,30 @@ _SAVE_POSITION = (
 )
 
 
+# Statements built once: a day's payments run them for every batch.
+_INSERT_FLOWS = insert(funder_flows)
+_PAYMENT_HOLDINGS = (
+    select(
+        funder_positions.c.loan_id,
+        funder_positions.c.funder_id,
+        funder_positions.c.principal_fen,
+        funder_positions.c.share_units,
+        loans.c.annual_rate,
+        loans.c.fee_rate,
+        funders.c.definition,
+    )
+    .join(loans, loans.c.id == funder_positions.c.loan_id)
+    .outerjoin(funders, funders.c.id == funder_positions.c.funder_id)
+    .where(funder_positions.c.loan_id.in_(bindparam("ids", expanding=True)))
+)
+_GUARANTEE_RATES = select(
+    funding_plans.c.loan_id, funding_plans.c.share, funding_plans.c.guarantee_fee_rate
+).where(funding_plans.c.loan_id.in_(bindparam("ids", expanding=True)))
+_ENTRY_DATES = select(journal_entries.c.id, journal_entries.c.business_date).where(
+    journal_entries.c.id.in_(bindparam("ids", expanding=True))
+)
+
+
 def _flow_rows(loan_id: int, day: date, source: str, parts: Iterable[Part]) -> list[dict[str, Any]]:
     return [
         {
@@ -415,6 +444,20 @@ def _split_charge_offs(ledger: SubLedger, day: date) -> None:
         ledger.charge_off(loan_id, day)
 
 
+_BANKS = (
+    select(funders.c.id, funders.c.definition)
+    .where(funders.c.kind != "platform")
+    .order_by(funders.c.id)
+)
+
+
+@lru_cache(maxsize=256)
+def _parsed_facts(definition: str) -> _FunderFacts:
+    """`_facts` of a definition, parsed once per text: it is a pure function of the text, and
+    the close reads every bank's guarantee each day."""
+    return _facts(definition)
+
+
 def _pay_guarantees(ledger: SubLedger, day: date) -> None:
     """Banks with a first-loss guarantee are paid their stake in loans at the trigger DPD.
 
@@ -423,11 +466,10 @@ def _pay_guarantees(ledger: SubLedger, day: date) -> None:
     order while the guarantee's remaining limit covers the whole stake; a stake the remaining
     limit cannot cover stays with the bank (the guarantee is exhausted).
     """
-    banks = ledger.conn.execute(
-        select(funders.c.id).where(funders.c.kind != "platform").order_by(funders.c.id)
-    ).scalars()
-    for funder_id in list(banks):
-        guarantee = ledger.facts(funder_id).guarantee
+    for funder_id, definition in ledger.conn.execute(_BANKS).all():
+        # The banks' definitions come with their ids (one statement, not one per bank), and
+        # seed the ledger's facts as `SubLedger.facts` would parse them.
+        guarantee = ledger._facts.setdefault(funder_id, _parsed_facts(definition)).guarantee
         if guarantee is None:
             continue
         trigger, limit = guarantee

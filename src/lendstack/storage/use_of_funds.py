@@ -231,6 +231,26 @@ class SqlUseOfFunds:
         with self.engine.connect() as conn:
             return tuple(f"loan-{i}" for i in conn.execute(query).scalars())
 
+    def misuse_flags_many(
+        self, borrower_keys: Iterable[str]
+    ) -> dict[str, tuple[tuple[date, int], ...]]:
+        """Every flag of these borrowers as (flagged on, loan id) in loan order, read in one
+        query per 500 keys: batch deciding reads a chunk's borrowers once, and each row keeps
+        the flags dated on or before its application (`misuse_flags` for one)."""
+        c = funds_misuse_flags.c
+        keys = sorted(set(borrower_keys))
+        found: dict[str, list[tuple[date, int]]] = {}
+        with self.engine.connect() as conn:
+            for start in range(0, len(keys), 500):
+                query = (
+                    select(c.borrower_key, c.flagged_on, c.loan_id)
+                    .where(c.borrower_key.in_(keys[start : start + 500]))
+                    .order_by(c.loan_id)
+                )
+                for key, day, loan_id in conn.execute(query):
+                    found.setdefault(key, []).append((day, int(loan_id)))
+        return {k: tuple(v) for k, v in found.items()}
+
     # -- the misuse penalty ------------------------------------------------------------------
 
     def penalty(self, loan_id: int) -> MisusePenalty:

@@ -169,6 +169,7 @@ class ChunkDecider:
         service, engine = self.service, self.service.engine
         known = service.log.known_borrowers(borrowers)
         logged = service.log.borrower_histories(known)
+        flagged = None if service.misuse is None else service.misuse.misuse_flags_many(known)
         started = time.perf_counter_ns()
         scores = engine.score_many(X)
         # Each row's share of the one model pass counts in its `engine_us`.
@@ -183,6 +184,7 @@ class ChunkDecider:
                 in_log=borrower in known,
                 earlier=book.get(borrower, ()),
                 logged=logged.get(borrower),
+                flagged=None if flagged is None else flagged.get(borrower, ()),
             )
             staged = engine.stage(app, history, scores[i])
             decision_id = new_decision_id()

@@ -142,6 +142,11 @@ class _Snapshot:
     """Reservations numbered above this were made after the fetch and are not in it."""
     fetched: float
     exposures: dict[str, Exposure]
+    current: dict[str, Exposure]
+    """`exposures` plus the reservations made since, for this date: kept up to date as
+    reservations are made (a month's decisions make thousands between refreshes, and
+    replaying them all for every plan would cost quadratic time), rebuilt from scratch when
+    one is dropped or the funders change."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,7 +203,7 @@ class FundingDesk:
     def release(self, loan_id: str) -> None:
         """Forget a reservation whose decision was never recorded."""
         with self._lock:
-            self._reservations = [r for r in self._reservations if r.loan_id != loan_id]
+            self._drop(loan_id)
 
     # -- booking and manual plans (fresh exposures) ------------------------------------------
 
@@ -229,7 +234,7 @@ class FundingDesk:
         if not fresh.funded:
             raise Conflict(NO_CAPACITY, field="funding")
         with self._lock:
-            self._reservations = [r for r in self._reservations if r.loan_id != request.loan_id]
+            self._drop(request.loan_id)
             self._reserve(request, fresh)
         return fresh
 
@@ -249,28 +254,24 @@ class FundingDesk:
         snap = self._snapshots.get(day)
         if snap is None or self.clock() - snap.fetched >= self.refresh_seconds:
             snap = self._refresh(day)
-        exposures = dict(snap.exposures)
-        known = {f.id for f in self._funders}
-        for r in self._reservations:
-            if r.seq > snap.seq and r.day <= day:
-                for funder_id, amount in r.parts:
-                    if funder_id in known:
-                        before = exposures.get(funder_id, Exposure())
-                        exposures[funder_id] = _plus(before, amount, r.day == day)
-        return exposures
+        return dict(snap.current)
 
     def _refresh(self, day: date) -> _Snapshot:
         funders = tuple(self._read_funders())
-        if funders != self._funders:
+        changed = funders != self._funders
+        if changed:
             self._funders, self._allocators = funders, {}
         known = {f.id: f for f in funders}
-        snap = _Snapshot(self._last_seq, self.clock(), _known(self._read_exposures(day), known))
+        exposures = _known(self._read_exposures(day), known)
+        snap = _Snapshot(self._last_seq, self.clock(), exposures, dict(exposures))
         self._snapshots.pop(day, None)
         self._snapshots[day] = snap
         while len(self._snapshots) > _KEPT_DATES:
             self._snapshots.pop(next(iter(self._snapshots)))
         oldest = min(s.seq for s in self._snapshots.values())
         self._reservations = [r for r in self._reservations if r.seq > oldest]
+        if changed:  # the other dates' reservations now count for a different set of funders
+            self._rebuild()
         return snap
 
     def _policy(self, day: date) -> Policy:
@@ -287,7 +288,46 @@ class FundingDesk:
     def _reserve(self, request: LoanRequest, plan: FundingPlan) -> None:
         self._last_seq = next(self._seq)
         parts = tuple((s.funder_id, s.amount) for s in plan.shares)
-        self._reservations.append(_Reservation(self._last_seq, request.day, request.loan_id, parts))
+        made = _Reservation(self._last_seq, request.day, request.loan_id, parts)
+        self._reservations.append(made)
+        for day, snap in self._snapshots.items():  # newer than every fetch: it counts in all
+            self._count(snap.current, made, day)
+
+    def _drop(self, loan_id: str) -> None:
+        """Forget a loan's reservation, taking it back out of every date that counts it
+        (exact: Decimal sums; a funder left at zero is the same to the allocator as none)."""
+        dropped = [r for r in self._reservations if r.loan_id == loan_id]
+        if not dropped:
+            return
+        self._reservations = [r for r in self._reservations if r.loan_id != loan_id]
+        for r in dropped:
+            for day, snap in self._snapshots.items():
+                if r.seq > snap.seq:
+                    self._count(snap.current, r, day, taken_back=True)
+
+    def _rebuild(self) -> None:
+        """Every date's `current` replayed from its fetch and the reservations made since."""
+        for day, snap in self._snapshots.items():
+            snap.current.clear()
+            snap.current.update(snap.exposures)
+            for r in self._reservations:
+                if r.seq > snap.seq:
+                    self._count(snap.current, r, day)
+
+    def _count(
+        self, exposures: dict[str, Exposure], r: _Reservation, day: date, taken_back: bool = False
+    ) -> None:
+        """Add a reservation made on `r.day` to the exposures seen on `day` (none before), or
+        take it back out."""
+        if r.day > day:
+            return
+        known = {f.id for f in self._funders}
+        for funder_id, amount in r.parts:
+            if funder_id in known:
+                before = exposures.get(funder_id, Exposure())
+                exposures[funder_id] = _plus(
+                    before, -amount if taken_back else amount, r.day == day
+                )
 
 
 class BookingBatch:

@@ -72,6 +72,9 @@ class MisuseFlags(Protocol):
     """Use-of-funds flags by borrower (implemented by storage.use_of_funds.SqlUseOfFunds)."""
 
     def misuse_flags(self, borrower_key: str, as_of: date) -> tuple[str, ...]: ...
+    def misuse_flags_many(
+        self, borrower_keys: Iterable[str]
+    ) -> dict[str, tuple[tuple[date, int], ...]]: ...
 
 
 class FundingSource(Protocol):
@@ -218,13 +221,15 @@ class Underwriting:
         in_log: bool = True,
         earlier: Sequence[Booked] = (),
         logged: tuple[int, Sequence[tuple[date, str]]] | None = None,
+        flagged: Sequence[tuple[date, int]] | None = None,
     ) -> BorrowerHistory:
         """The borrower's history: the log's entries (skipped when `in_log` is false, i.e. the
         borrower has none) followed by `earlier`, a batch's decisions not yet appended.
 
         `logged` is the borrower's entry of `DecisionLog.borrower_histories`, read for a whole
         chunk at once; given, the log is not asked again. Equal, by construction, to what the
-        log would answer had `earlier` been appended.
+        log would answer had `earlier` been appended. `flagged` is likewise the borrower's
+        entry of `MisuseFlags.misuse_flags_many` (missing: no flags), filtered by date here.
         """
         window = self.engine.policy.duplicate_days
         since, until = app.application_date - timedelta(days=window), app.application_date
@@ -242,7 +247,11 @@ class Underwriting:
         duplicate_of = found[0] if found and window else None
         flags: tuple[str, ...] = ()
         if in_log and self.misuse is not None:  # a borrower with no log entry has no loans
-            flags = self.misuse.misuse_flags(borrower, app.application_date)
+            if flagged is None:
+                flags = self.misuse.misuse_flags(borrower, app.application_date)
+            else:
+                on = app.application_date
+                flags = tuple(f"loan-{loan}" for day, loan in flagged if day <= on)
         return BorrowerHistory(from_fen(exposure), duplicate_of, flags)
 
     def prepare(

@@ -463,3 +463,15 @@ def test_restarting_on_a_due_date_with_the_scheduled_balance_changes_nothing(
     mode = PrepaymentMode.SHORTEN_TERM if t.method in LEVEL else PrepaymentMode.LOWER_INSTALLMENT
     tail = reamortize(s, balance, restart, mode)
     assert tail.installments == s.installments[k:]
+
+
+def test_a_remembered_schedule_carries_the_callers_own_terms() -> None:
+    """`generate` is memoised; terms equal as numbers but written differently (0.18 and
+    0.180) hash alike, yet each schedule must carry the terms it was asked for."""
+    short = LoanTerms(Decimal("10000"), Decimal("0.18"), 12, EI, date(2026, 1, 15))
+    long = replace(short, annual_rate=Decimal("0.180"))
+    assert short == long
+    assert str(generate(short).terms.annual_rate) == "0.18"
+    assert str(generate(long).terms.annual_rate) == "0.180"
+    assert generate(short).installments == generate(long).installments
+    assert generate(short) is generate(short)  # remembered, not rebuilt

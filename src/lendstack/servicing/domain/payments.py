@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 
 from lendstack.core.errors import Conflict, ValidationError
@@ -78,13 +78,33 @@ class PaymentOutcome:
 
 def owed_by_component(loan: LoanState, on: date) -> dict[Component, Decimal]:
     """Billed, unpaid amounts, split into overdue and current by each installment's grace."""
+    return _owed(loan, *_dues(loan, on))
+
+
+def _dues(loan: LoanState, on: date) -> tuple[list[InstallmentState], list[InstallmentState]]:
+    """The billed installments with something unpaid, overdue and current (each group in
+    schedule order): what `owed_by_component` sums and a payment settles. One pass, so a
+    payment reads each installment's dues once."""
+    late: list[InstallmentState] = []
+    current: list[InstallmentState] = []
+    grace = timedelta(loan.contract.grace_days)
+    for item in loan.installments:
+        # as `InstallmentState.overdue_on`: billed, unpaid and past the grace period
+        if item.billed and item.unpaid > ZERO:
+            (late if on > item.due_date + grace else current).append(item)
+    return late, current
+
+
+def _owed(
+    loan: LoanState, late: Sequence[InstallmentState], current: Sequence[InstallmentState]
+) -> dict[Component, Decimal]:
     owed = dict.fromkeys(Component, ZERO)
     owed[Component.OVERDUE_PENALTY] = loan.balances.penalty
-    for item in loan.installments:
-        if item.billed and item.unpaid > ZERO:
-            late = item.overdue_on(on, loan.contract.grace_days)
-            for attr, overdue, current in _KINDS:
-                owed[overdue if late else current] += getattr(item, f"unpaid_{attr}")
+    for attr, overdue, now in _KINDS:
+        unpaid = f"unpaid_{attr}"
+        for group, component in ((late, overdue), (current, now)):
+            for item in group:
+                owed[component] += getattr(item, unpaid)
     return owed
 
 
@@ -100,18 +120,24 @@ def _spread(group: Sequence[InstallmentState], amount: Decimal, attr: str) -> di
 
 
 def _settle(
-    loan: LoanState, on: date, allocation: Allocation
+    loan: LoanState,
+    late: Sequence[InstallmentState],
+    current: Sequence[InstallmentState],
+    allocation: Allocation,
 ) -> tuple[tuple[InstallmentState, ...], tuple[InstallmentPart, ...]]:
     """Apply the allocated component totals to the installments they came from."""
-    billed = [i for i in loan.installments if i.billed and i.unpaid > ZERO]
-    late = [i for i in billed if i.overdue_on(on, loan.contract.grace_days)]
-    current = [i for i in billed if not i.overdue_on(on, loan.contract.grace_days)]
+    amounts = dict(allocation.applied)  # each component once (`validate_order`)
     paid: dict[int, dict[str, Decimal]] = {}
     for attr, overdue, now in _KINDS:
         for group, component in ((late, overdue), (current, now)):
-            for number, take in _spread(group, allocation.amount(component), attr).items():
+            amount = amounts.get(component, ZERO)
+            if not group or amount == ZERO:
+                continue  # nothing to spread: `_spread` would take nothing
+            for number, take in _spread(group, amount, attr).items():
                 paid.setdefault(number, {})[attr] = take
     parts = tuple(InstallmentPart(n, **v) for n, v in sorted(paid.items()))
+    if not parts:
+        return loan.installments, parts
     by_number = {p.number: p for p in parts}
     items = tuple(_pay(i, by_number.get(i.number)) for i in loan.installments)
     return items, parts
@@ -201,7 +227,10 @@ def payment_entry(
     return entry
 
 
-def _after_payment(loan: LoanState, applied: Applied, on: date) -> LoanState:
+def _after_payment(
+    loan: LoanState, items: tuple[InstallmentState, ...], applied: Applied, on: date
+) -> LoanState:
+    """The loan once `applied` is settled and its installments are `items`."""
     balances = replace(
         loan.balances,
         principal=loan.balances.principal - applied.principal,
@@ -210,9 +239,15 @@ def _after_payment(loan: LoanState, applied: Applied, on: date) -> LoanState:
         penalty=loan.balances.penalty - applied.penalty,
         credit=loan.balances.credit + applied.credit,
     )
-    paid_off = balances.receivable == ZERO and not loan.unbilled
+    paid_off = balances.receivable == ZERO and all(i.billed for i in items)
     status = LoanStatus.PAID_OFF if paid_off else loan.status
-    return replace(loan, balances=balances, status=status, closed_on=on if paid_off else None)
+    return replace(
+        loan,
+        installments=items,
+        balances=balances,
+        status=status,
+        closed_on=on if paid_off else None,
+    )
 
 
 def apply_payment(loan: LoanState, amount: Decimal, on: date, reference: str) -> PaymentOutcome:
@@ -224,8 +259,9 @@ def apply_payment(loan: LoanState, amount: Decimal, on: date, reference: str) ->
         return apply_recovery(loan, amount, on, reference)
     if loan.status is not LoanStatus.ACTIVE:
         raise Conflict(f"loan {loan.id} is {loan.status}; it takes no payments", field="loan_id")
-    allocation = allocate(amount, owed_by_component(loan, on), loan.contract.waterfall)
-    items, parts = _settle(loan, on, allocation)
+    late, current = _dues(loan, on)
+    allocation = allocate(amount, _owed(loan, late, current), loan.contract.waterfall)
+    items, parts = _settle(loan, late, current, allocation)
     applied = Applied(
         penalty=allocation.amount(Component.OVERDUE_PENALTY),
         interest=sum((p.interest for p in parts), ZERO),
@@ -233,9 +269,8 @@ def apply_payment(loan: LoanState, amount: Decimal, on: date, reference: str) ->
         fee=sum((p.fee for p in parts), ZERO),
         credit=allocation.remainder,
     )
-    settled = replace(loan, installments=items)
     entry = payment_entry(loan, amount, applied, on, reference)
-    return PaymentOutcome(_after_payment(settled, applied, on), applied, parts, entry)
+    return PaymentOutcome(_after_payment(loan, items, applied, on), applied, parts, entry)
 
 
 def apply_recovery(loan: LoanState, amount: Decimal, on: date, reference: str) -> PaymentOutcome:

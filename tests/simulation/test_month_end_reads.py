@@ -1,0 +1,54 @@
+"""What a run's month-ends keep between them (`MonthEndReads`): the loan-month panel read one
+month at a time is the panel read whole, also when a reversed payoff restates earlier rows."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine
+
+from lendstack.servicing.services import reverse_payment
+from lendstack.simulation import metrics
+from lendstack.simulation.metrics import MonthEndReads
+from lendstack.storage.analytics import read_panel
+from lendstack.storage.repositories import SqlUnitOfWork
+from risk.panel_book import REVERSAL, build_book, catalog_with_fast_charge_off
+
+JAN, FEB, MAR, APR = date(2026, 1, 31), date(2026, 2, 28), date(2026, 3, 31), date(2026, 4, 30)
+
+
+def test_the_panel_read_month_by_month_is_the_panel_read_whole(
+    engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[tuple[date | None, date | None]] = []
+
+    def spy(engine: Engine, through: date | None = None, since: date | None = None) -> Any:
+        calls.append((through, since))
+        return read_panel(engine, through, since)
+
+    monkeypatch.setattr(metrics, "read_panel", spy)
+    book = build_book(engine, catalog_with_fast_charge_off(tmp_path / "products"), MAR)
+    reads = MonthEndReads()
+    for month_end in (JAN, FEB, MAR):
+        assert reads.read_panel(engine, month_end).equals(read_panel(engine, month_end))
+    assert calls == [(JAN, None), (FEB, JAN + timedelta(days=1)), (MAR, FEB + timedelta(days=1))]
+    # The February payoff is reversed in April: the close restates its February PO row (and
+    # fills March), so the kept rows are stale and the panel is read whole again.
+    book.close(REVERSAL - timedelta(days=1))
+    reverse_payment(SqlUnitOfWork(engine), book.reversed_payment, REVERSAL)
+    book.close(APR)
+    calls.clear()
+    panel = reads.read_panel(engine, APR)
+    assert panel.equals(read_panel(engine, APR))
+    assert calls == [(APR, MAR + timedelta(days=1)), (APR, None)]
+    restated = panel.filter(panel["loan_id"] == book.ids["reversed"])
+    assert restated["state"].to_list() == ["M0", "M1", "M2", "M3"]
+    # no row after the last read: the panel is the one kept
+    calls.clear()
+    may = date(2026, 5, 31)
+    assert reads.read_panel(engine, may).equals(panel)
+    assert panel.equals(read_panel(engine, may))
+    assert calls == [(may, APR + timedelta(days=1))]
