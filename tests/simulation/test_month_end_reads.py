@@ -52,3 +52,19 @@ def test_the_panel_read_month_by_month_is_the_panel_read_whole(
     assert reads.read_panel(engine, may).equals(panel)
     assert panel.equals(read_panel(engine, may))
     assert calls == [(may, APR + timedelta(days=1))]
+
+
+def test_a_bank_near_its_concentration_limit_raises_a_partner_headroom_alert(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """A month-end's alerts include each bank's concentration headroom (1 − its use of the
+    rule-2.2 limit): 96% used is critical (at most 5% left), 50% is no alert."""
+    build_book(engine, catalog_with_fast_charge_off(tmp_path / "products"), MAR)
+    headroom = metrics.headroom_of({"bank-a": 0.96, "bank-b": 0.5, "bank-c": 0.92})
+    assert headroom == {"bank-a": 0.04, "bank-b": 0.5, "bank-c": 0.08}
+    thresholds = metrics.default_thresholds()
+    found = metrics._alerts(engine, MAR, {}, thresholds, None, headroom)
+    assert "partner_headroom:critical" in found
+    assert "partner_headroom:warn" in found  # bank-c: 8% left
+    assert not any(a.startswith("partner_headroom") for a in
+                   metrics._alerts(engine, MAR, {}, thresholds, None, {"bank-b": 0.5}))  # fmt: skip

@@ -23,7 +23,7 @@ not everything the run has written so far.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import date, timedelta
 from typing import Any
@@ -183,6 +183,12 @@ def _limit_use(conn: Any, exposure: dict[str, float]) -> dict[str, float]:
     return dict(sorted(use.items()))
 
 
+def headroom_of(limit_use: Mapping[str, float]) -> dict[str, float]:
+    """Each bank's unused share of its rule-2.2 limit (negative once over it): the
+    `partner_headroom` input of the early-warning alerts."""
+    return {funder: round(1.0 - use, 8) for funder, use in limit_use.items()}
+
+
 def _exposure(conn: Any) -> tuple[dict[str, float], float]:
     """Active principal by funder (CNY), and the platform's monthly cost of funds on its part."""
     costs = {
@@ -239,14 +245,17 @@ def _alerts(
     approvals: dict[date, float],
     thresholds: Thresholds,
     reads: MonthEndReads | None,
+    headroom: Mapping[str, float] | None = None,
 ) -> list[str]:
+    """The month's early-warning alerts (also stored in risk_alerts), as `metric:severity`;
+    `headroom` is each bank's unused share of its concentration limit."""
     try:
         panel = (
             read_panel(engine, month_end) if reads is None else reads.read_panel(engine, month_end)
         )
     except LendstackError:
         return []
-    found = evaluate(panel, month_end, thresholds, approvals=approvals)
+    found = evaluate(panel, month_end, thresholds, approvals=approvals, partner_headroom=headroom)
     if found:
         SqlAlerts(engine).record(found)
     return sorted({f"{a.metric.value}:{a.severity.value}" for a in found})
@@ -310,7 +319,8 @@ def measure_month(
         funding_cost=round(funding_cost, 2),
         net_income=round(income - partner - losses - funding_cost, 2),
         alerts=_with_funds(
-            _alerts(engine, month_end, approvals, thresholds, reads), funds_flags
+            _alerts(engine, month_end, approvals, thresholds, reads, headroom_of(limit_use)),
+            funds_flags,
         ),
         partner_exposure=exposure, partner_limit_use=limit_use,
         ledger_balanced=balanced, funds_flags=funds_flags,
