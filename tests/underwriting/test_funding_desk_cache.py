@@ -88,7 +88,7 @@ def test_running_exposures_equal_the_replay(steps: list[tuple[object, ...]]) -> 
         assert same(desk._current(day), replayed(desk, day))
 
 
-def test_a_plan_sees_the_earlier_plans_of_its_date_and_not_of_later_dates() -> None:
+def test_a_plan_counts_on_its_date_and_after_and_in_today_only_on_its_own_date() -> None:
     desk = FundingDesk(lambda: PANEL, lambda _day: BOOK, lambda _day: Policy(), clock=Clock(),
                        refresh_seconds=10.0)  # fmt: skip
     first = LoanRequest("a", Decimal("10000"), 0.02, Decimal("0.18"), "Guangdong", "p", 12,

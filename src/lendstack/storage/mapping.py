@@ -178,21 +178,6 @@ def paid_columns(i: InstallmentState) -> dict[str, int]:
     }
 
 
-def installment_from(row: Any) -> InstallmentState:
-    return InstallmentState(
-        number=row.number,
-        start_date=row.start_date,
-        due_date=row.due_date,
-        principal=from_fen(row.principal_fen),
-        interest=from_fen(row.interest_fen),
-        fee=from_fen(row.fee_fen),
-        paid_principal=from_fen(row.paid_principal_fen),
-        paid_interest=from_fen(row.paid_interest_fen),
-        paid_fee=from_fen(row.paid_fee_fen),
-        billed=bool(row.billed),
-    )
-
-
 ITEM_COLUMNS = (
     "number",
     "start_date",
@@ -220,7 +205,7 @@ def installment_of(
     paid_fee_fen: int,
     billed: Any,
 ) -> InstallmentState:
-    """`installment_from` on the values of `ITEM_COLUMNS` (a batch read's tuples)."""
+    """The installment of the values of `ITEM_COLUMNS` (a batch read's tuples)."""
     fen = cached_fen
     return InstallmentState(
         number,
@@ -234,6 +219,11 @@ def installment_of(
         fen(paid_fee_fen),
         bool(billed),
     )
+
+
+def installment_from(row: Any) -> InstallmentState:
+    """The installment of an `installments` row."""
+    return installment_of(*(getattr(row, name) for name in ITEM_COLUMNS))
 
 
 def _period_from(row: Any) -> AccrualPeriod | None:

@@ -118,7 +118,13 @@ class SubLedger:
 
     def holdings(self, loan_id: int) -> dict[str, Holding]:
         """The loan's funder holdings (empty if it is not co-funded)."""
-        return self._holdings_of([loan_id]).get(loan_id, {})
+        rows = self.conn.execute(_HOLDINGS, {"ids": [loan_id]})
+        return {
+            r.funder_id: Holding(
+                r.principal_fen, r.share_units, self._yield(r.funder_id, Decimal(r.annual_rate))
+            )
+            for r in rows
+        }
 
     def platform_id(self) -> str:
         if self._platform is None:
@@ -189,8 +195,9 @@ class SubLedger:
     def _payment_terms(
         self, loan_ids: Sequence[int]
     ) -> tuple[dict[int, dict[str, Holding]], dict[int, tuple[Decimal, Decimal, Decimal]]]:
-        """`_holdings_of` and `_split_terms` of many loans, in two statements per chunk: the
-        positions come with their loan's rates and their funder's definition."""
+        """`holdings` of many loans, with each loan's (interest rate, guarantee fee per
+        period, fee rate), in two statements per chunk: the positions come with their loan's
+        rates and their funder's definition."""
         found: dict[int, dict[str, Holding]] = {}
         terms: dict[int, tuple[Decimal, Decimal, Decimal]] = {}
         for chunk in chunks(loan_ids):
@@ -270,28 +277,6 @@ class SubLedger:
         return paid
 
     # --- internals --------------------------------------------------------------------
-
-    def _holdings_of(self, loan_ids: Sequence[int]) -> dict[int, dict[str, Holding]]:
-        """`holdings` of many loans at once (co-funded loans only)."""
-        found: dict[int, dict[str, Holding]] = {}
-        for chunk in chunks(loan_ids):
-            rows = self.conn.execute(
-                select(
-                    funder_positions.c.loan_id,
-                    funder_positions.c.funder_id,
-                    funder_positions.c.principal_fen,
-                    funder_positions.c.share_units,
-                    loans.c.annual_rate,
-                )
-                .join(loans, loans.c.id == funder_positions.c.loan_id)
-                .where(funder_positions.c.loan_id.in_(chunk))
-            )
-            for r in rows:
-                held = Holding(
-                    r.principal_fen, r.share_units, self._yield(r.funder_id, Decimal(r.annual_rate))
-                )
-                found.setdefault(r.loan_id, {})[r.funder_id] = held
-        return found
 
     def _entry_dates(self, entry_ids: Sequence[int]) -> dict[int, date]:
         dates: dict[int, date] = {}
@@ -380,19 +365,19 @@ _SAVE_POSITION = (
 
 # Statements built once: a day's payments run them for every batch.
 _INSERT_FLOWS = insert(funder_flows)
-_PAYMENT_HOLDINGS = (
+_HOLDINGS = (
     select(
         funder_positions.c.loan_id,
         funder_positions.c.funder_id,
         funder_positions.c.principal_fen,
         funder_positions.c.share_units,
         loans.c.annual_rate,
-        loans.c.fee_rate,
-        funders.c.definition,
     )
     .join(loans, loans.c.id == funder_positions.c.loan_id)
-    .outerjoin(funders, funders.c.id == funder_positions.c.funder_id)
     .where(funder_positions.c.loan_id.in_(bindparam("ids", expanding=True)))
+)
+_PAYMENT_HOLDINGS = _HOLDINGS.add_columns(loans.c.fee_rate, funders.c.definition).outerjoin(
+    funders, funders.c.id == funder_positions.c.funder_id
 )
 _GUARANTEE_RATES = select(
     funding_plans.c.loan_id, funding_plans.c.share, funding_plans.c.guarantee_fee_rate
