@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import gc
 import json
 import os
 import re
@@ -27,7 +28,7 @@ from lendstack.settings import Settings
 from lendstack.storage.db import make_engine, migrate
 from lendstack.storage.decisions import SqlDecisionLog, prepare_entry
 from lendstack.underwriting.application import Application
-from lendstack.underwriting.batch import BatchJob, RowResult, decide_rows
+from lendstack.underwriting.batch import BatchJob, RowResult, _collector_paused, decide_rows
 from lendstack.underwriting.batch_input import parse
 from lendstack.underwriting.decision import GRANTED
 from lendstack.underwriting.engine import BorrowerHistory
@@ -197,3 +198,22 @@ def test_parallel_replay_and_backtest_equal_the_in_process_runs(recorded):
     )
     assert pooled_tally.as_json() == tally
     assert tally["applications"] == 160
+
+
+def _fail_while_paused() -> None:
+    with _collector_paused():
+        assert not gc.isenabled()
+        raise RuntimeError("a chunk that fails")
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_a_chunk_pauses_cyclic_collection_and_restores_the_callers_setting(enabled):
+    """The pause is the chunk's own: the caller's collector setting survives, even an error."""
+    was = gc.isenabled()
+    try:
+        gc.enable() if enabled else gc.disable()
+        with pytest.raises(RuntimeError):
+            _fail_while_paused()
+        assert gc.isenabled() is enabled
+    finally:
+        gc.enable() if was else gc.disable()

@@ -66,15 +66,28 @@ def _sign(x: Decimal) -> int:
     return (x > 0) - (x < 0)
 
 
+def _bracket_grids() -> tuple[tuple[Decimal, ...], tuple[Decimal, ...]]:
+    """The rates `_bracket` walks: 0, 1%, 2%, 4%, … upwards, and 0, −90%, −99%, … down.
+
+    Built once (every APR solve walks them); every point is exact at the solver's precision.
+    """
+    with localcontext() as ctx:
+        ctx.prec = _PRECISION
+        up = (Decimal(0), *(Decimal(2) ** k / 100 for k in range(30)))
+        down = (Decimal(0), *(-_ONE + Decimal(10) ** -k for k in range(1, 30)))
+    return up, down
+
+
+_BRACKET_GRIDS = _bracket_grids()
+
+
 def _bracket(values: Sequence[Decimal]) -> tuple[Decimal, Decimal]:
     """Two rates whose NPVs have opposite signs (or an exact root twice).
 
     Walks outward from 0 through increasing positive rates, then towards −1, because a loan
     with any cost has its root above 0 and a subsidised one between −1 and 0.
     """
-    grid = [Decimal(0)] + [Decimal(2) ** k / 100 for k in range(30)]
-    grid_negative = [-_ONE + Decimal(10) ** -k for k in range(1, 30)]
-    for points in (grid, [Decimal(0), *grid_negative]):
+    for points in _BRACKET_GRIDS:
         prev = points[0]
         prev_sign = _sign(_npv_and_slope(values, prev)[0])
         if prev_sign == 0:

@@ -1,4 +1,4 @@
-"""Many rows per statement: id lists cut to size, and multi-row inserts that return their ids.
+"""Many rows per statement: id lists cut to size, and batched inserts that return their ids.
 
 Batch paths (a day's payments, a day's bookings) read and write whole sets in a few
 statements instead of a few statements per row; these are the two shapes they share.
@@ -7,6 +7,7 @@ statements instead of a few statements per row; these are the two shapes they sh
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from operator import itemgetter
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Dialect, Insert, Table, insert
@@ -36,22 +37,37 @@ def inserted_ids(conn: Connection, table: Table, rows: Sequence[dict[str, Any]])
                 table.c.id, sort_by_parameter_order=True
             )
         return [int(i) for i in conn.execute(returning, list(rows)).scalars()]
-    # SQLite returns a multi-row insert's ids in no promised order, so SQLAlchemy keeps the
-    # order by inserting row by row (a statement per row). But SQLite gives the rows of an
-    # insert the next rowids in turn, in the rows' order, and the transaction holds the
-    # write lock throughout: the ids, sorted, are the rows' ids in order, one apart.
-    unsorted = _UNSORTED.get(table)
-    if unsorted is None:
-        unsorted = _UNSORTED[table] = insert(table).returning(table.c.id)
-    ids = sorted(int(i) for i in conn.execute(unsorted, list(rows)).scalars())
-    if len(ids) != len(rows) or ids[-1] - ids[0] != len(rows) - 1:
-        raise InvariantViolation(f"{table.name}: {len(rows)} rows inserted, ids {ids[:3]}...")
-    return ids
+    # SQLite gives a row inserted without an id the next rowid (one past the table's largest),
+    # and the transaction holds the write lock throughout: rows inserted one after another
+    # take consecutive ids in the rows' order, the last one being the connection's
+    # last_insert_rowid. So the rows go through the driver's executemany (`execute_many`, far
+    # cheaper than SQLAlchemy's id-returning multi-row insert), and the id range is checked
+    # to hold exactly as many rows as were inserted.
+    plain = _PLAIN.get(table)
+    if plain is None:
+        plain = _PLAIN[table] = insert(table)
+    execute_many(conn, plain, rows)
+    last, held = conn.exec_driver_sql(_last_ids_sql(conn.dialect, table), (len(rows),)).one()
+    if held != len(rows):
+        raise InvariantViolation(f"{table.name}: {len(rows)} rows inserted, ids up to {last}")
+    return list(range(last - len(rows) + 1, last + 1))
+
+
+def _last_ids_sql(dialect: Dialect, table: Table) -> str:
+    """The last id inserted, and how many rows hold the ? ids up to it (one statement)."""
+    if table not in _LAST_IDS:
+        name = dialect.identifier_preparer.format_table(table)
+        _LAST_IDS[table] = (
+            f"SELECT last_insert_rowid(), (SELECT count(*) FROM {name}"
+            " WHERE id > last_insert_rowid() - ? AND id <= last_insert_rowid())"
+        )
+    return _LAST_IDS[table]
 
 
 _SORTED: dict[Table, Insert] = {}
-_UNSORTED: dict[Table, Insert] = {}
-"""Each table's id-returning insert, built once: batch paths run it every batch."""
+_PLAIN: dict[Table, Insert] = {}
+_LAST_IDS: dict[Table, str] = {}
+"""Each table's inserts and id check, built once: batch paths run them every batch."""
 
 
 def execute_many(
@@ -76,15 +92,35 @@ def execute_many(
     if plan is _BY_SQLALCHEMY:
         conn.execute(statement, list(rows))
         return
-    sql, slots = plan
-    params = [
-        tuple(
-            default if name is None else row[name] if convert is None else convert(row[name])
-            for name, convert, default in slots
-        )
-        for row in rows
-    ]
-    conn.exec_driver_sql(sql, params)
+    conn.exec_driver_sql(plan.sql, [plan.params(row) for row in rows])
+
+
+class _Plan:
+    """A statement compiled for rows with the same keys, and how a row becomes its positional
+    parameters: one C-level `itemgetter` for the row's values, then the few values a bind
+    processor converts (dates, booleans) and the values fixed in the statement, in place."""
+
+    def __init__(self, sql: str, slots: Sequence[_Slot]) -> None:
+        self.sql = sql
+        names = [name for name, _, _ in slots if name is not None]
+        self._get = itemgetter(*names) if names else (lambda _row: ())
+        self._single = len(names) == 1  # `itemgetter` of one name returns the bare value
+        named = [slot for slot in slots if slot[0] is not None]
+        self._converts = tuple((i, c) for i, (_, c, _) in enumerate(named) if c is not None)
+        self._fixed = tuple((i, value) for i, (name, _, value) in enumerate(slots) if name is None)
+
+    def params(self, row: Mapping[str, Any]) -> tuple[Any, ...]:
+        values = self._get(row)
+        if self._single:
+            values = (values,)
+        if not self._converts and not self._fixed:
+            return values
+        out = list(values)
+        for i, convert in self._converts:
+            out[i] = convert(out[i])
+        for i, value in self._fixed:  # in ascending order, so each lands at its own place
+            out.insert(i, value)
+        return tuple(out)
 
 
 _Slot = tuple[str | None, Callable[[Any], Any] | None, Any]
@@ -92,13 +128,11 @@ _Slot = tuple[str | None, Callable[[Any], Any] | None, Any]
 the column type's bind processor, if it has one), or, for a name of None, a value fixed in
 the statement."""
 
-_BY_SQLALCHEMY: tuple[str, list[_Slot]] = ("", [])
-_PLANS: dict[tuple[UpdateBase, tuple[str, ...]], tuple[str, list[_Slot]]] = {}
+_BY_SQLALCHEMY = _Plan("", [])
+_PLANS: dict[tuple[UpdateBase, tuple[str, ...]], _Plan] = {}
 
 
-def _plan(
-    dialect: Dialect, statement: UpdateBase, names: tuple[str, ...]
-) -> tuple[str, list[_Slot]]:
+def _plan(dialect: Dialect, statement: UpdateBase, names: tuple[str, ...]) -> _Plan:
     """The statement compiled for rows with these keys, and its positional parameters."""
     compiled = statement.compile(dialect=dialect, column_keys=list(names))
     if compiled.insert_prefetch or compiled.update_prefetch or compiled.positiontup is None:
@@ -115,4 +149,4 @@ def _plan(
             slots.append((None, None, value if convert is None else convert(value)))
         else:
             slots.append((name, convert, None))
-    return compiled.string, slots
+    return _Plan(compiled.string, slots)

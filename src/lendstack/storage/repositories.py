@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import namedtuple
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, date, datetime
 from types import TracebackType
@@ -20,7 +20,7 @@ from lendstack.servicing.domain.loan import InstallmentState, LoanState
 from lendstack.servicing.domain.payments import Applied, InstallmentPart
 from lendstack.servicing.ports import LoanProfile, PlanTerms, StoredPayment
 from lendstack.storage import mapping
-from lendstack.storage.batches import chunks, execute_many, inserted_ids
+from lendstack.storage.batches import CHUNK, chunks, execute_many, inserted_ids
 from lendstack.storage.calendar import last_closed
 from lendstack.storage.funding import SqlFunding
 from lendstack.storage.loan_settlements import SqlLoanSettlements
@@ -289,16 +289,21 @@ def _without_key(values: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in values.items() if k not in ("loan_id", "version", "number")}
 
 
-def _applied_json(p: StoredPayment) -> str:
-    body = {k: to_fen(v) for k, v in p.applied.as_dict().items()}
-    body["accrued_interest"] = to_fen(p.accrued_interest)
-    body["accrued_fee"] = to_fen(p.accrued_fee)
-    return json.dumps(body, sort_keys=True)
+def _applied_fen(p: StoredPayment) -> dict[str, int]:
+    """What the payment settled, by kind, in fen: its stored body and its funder split."""
+    return {k: to_fen(v) for k, v in p.applied.as_dict().items()}
+
+
+def _applied_json(p: StoredPayment, applied_fen: dict[str, int]) -> str:
+    accrued = {"accrued_interest": to_fen(p.accrued_interest), "accrued_fee": to_fen(p.accrued_fee)}
+    return json.dumps({**applied_fen, **accrued}, sort_keys=True)
 
 
 class SqlPayments:
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, posted: Mapping[int, date] | None = None) -> None:
         self.conn = conn
+        self._posted = {} if posted is None else posted
+        """Business dates of the entries this transaction posted (`SqlLedger`'s)."""
 
     def _load(self, row: Any) -> StoredPayment:
         body = json.loads(row.applied)
@@ -357,9 +362,11 @@ class SqlPayments:
 
     def add_many(self, batch: Sequence[StoredPayment]) -> list[int]:
         """Store payments, their installment parts and their funder splits; ids in order."""
+        applied = [_applied_fen(p) for p in batch]
         ids: list[int] = []
-        for chunk in chunks(batch):
-            ids += self._insert(chunk)
+        for start in range(0, len(batch), CHUNK):
+            end = start + CHUNK
+            ids += self._insert(batch[start:end], applied[start:end])
         parts = [
             {
                 "payment_id": pid,
@@ -375,13 +382,16 @@ class SqlPayments:
             execute_many(self.conn, _INSERT_PARTS, parts)
         SubLedger(self.conn).on_payments(
             [
-                (pid, p.loan_id, {k: to_fen(v) for k, v in p.applied.as_dict().items()}, p.entry_id)
-                for pid, p in zip(ids, batch, strict=True)
-            ]
+                (pid, p.loan_id, fen, p.entry_id)
+                for pid, p, fen in zip(ids, batch, applied, strict=True)
+            ],
+            self._posted,
         )
         return ids
 
-    def _insert(self, batch: Sequence[StoredPayment]) -> list[int]:
+    def _insert(
+        self, batch: Sequence[StoredPayment], applied: Sequence[dict[str, int]]
+    ) -> list[int]:
         created = now()
         rows = [
             {
@@ -393,12 +403,12 @@ class SqlPayments:
                 "request_hash": payment.request_hash,
                 "status": payment.status,
                 "mode": payment.mode,
-                "applied": _applied_json(payment),
+                "applied": _applied_json(payment, fen),
                 "entry_id": payment.entry_id,
                 "schedule_version_before": payment.schedule_version_before,
                 "created_at": created,
             }
-            for payment in batch
+            for payment, fen in zip(batch, applied, strict=True)
         ]
         return inserted_ids(self.conn, payments, rows)
 
@@ -427,22 +437,26 @@ class SqlPayments:
 
 
 def line_rows(entry_id: int, postings: Sequence[Posting]) -> list[dict[str, Any]]:
-    return [
-        {
-            "entry_id": entry_id,
-            "account": p.account.code,
-            "loan_id": p.loan_id,
-            "funder_id": p.funder_id,
-            "debit_fen": to_fen(p.amount) if p.side is Side.DEBIT else 0,
-            "credit_fen": to_fen(p.amount) if p.side is Side.CREDIT else 0,
-        }
-        for p in postings
-    ]
+    return [_line_row(entry_id, p, to_fen(p.amount)) for p in postings]
+
+
+def _line_row(entry_id: int, p: Posting, fen: int) -> dict[str, Any]:
+    return {
+        "entry_id": entry_id,
+        "account": p.account.code,
+        "loan_id": p.loan_id,
+        "funder_id": p.funder_id,
+        "debit_fen": fen if p.side is Side.DEBIT else 0,
+        "credit_fen": fen if p.side is Side.CREDIT else 0,
+    }
 
 
 class SqlLedger:
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, posted: dict[int, date] | None = None) -> None:
         self.conn = conn
+        self.posted = {} if posted is None else posted
+        """Entry id → business date of each entry posted here: the payments posted with them
+        date their funder splits from it instead of reading the entries back."""
 
     def post(self, entry: JournalEntry) -> int:
         return self.post_many([entry])[0]
@@ -463,6 +477,7 @@ class SqlLedger:
                 for entry in chunk
             ]
             ids += inserted_ids(self.conn, journal_entries, headers)
+        self.posted.update(zip(ids, (entry.business_date for entry in entries), strict=True))
         lines = [
             row
             for entry_id, entry in zip(ids, entries, strict=True)
@@ -555,8 +570,8 @@ class SqlUnitOfWork:
         self.conn = self.engine.connect()
         self._tx = self.conn.begin()
         self.loans = SqlLoans(self.conn)
-        self.payments = SqlPayments(self.conn)
         self.ledger = SqlLedger(self.conn)
+        self.payments = SqlPayments(self.conn, self.ledger.posted)
         self.calendar = SqlCalendar(self.conn)
         self.funding = SqlFundingPlans(self.conn, self.engine)
         self.profiles = SqlLoanProfiles(self.conn)

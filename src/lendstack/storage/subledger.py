@@ -128,9 +128,7 @@ class SubLedger:
 
     def platform_id(self) -> str:
         if self._platform is None:
-            found = self.conn.execute(
-                select(funders.c.id).where(funders.c.kind == "platform").order_by(funders.c.id)
-            ).first()
+            found = self.conn.execute(_PLATFORM).first()
             if found is None:
                 raise Conflict(
                     "no platform funder is stored to take the share over", field="funder"
@@ -168,15 +166,19 @@ class SubLedger:
         if flows:
             self.conn.execute(insert(funder_flows), flows)
 
-    def on_payments(self, batch: Sequence[StoredSplit]) -> None:
+    def on_payments(
+        self, batch: Sequence[StoredSplit], entry_dates: Mapping[int, date] | None = None
+    ) -> None:
         """Split stored payments between their loans' funders, in order (a loan may have
-        several), reading and writing the positions once for the whole batch."""
+        several), reading and writing the positions once for the whole batch. Each split is
+        dated on its entry's business date: from `entry_dates` where the caller knows it
+        (it posted the entries), else read from the journal."""
         holdings, terms = self._payment_terms(sorted({loan_id for _, loan_id, _, _ in batch}))
         funded = [b for b in batch if b[1] in holdings]
         if not funded:
             return
         before = {loan_id: dict(held) for loan_id, held in holdings.items()}
-        dates = self._entry_dates([entry_id for *_, entry_id in funded])
+        dates = self._entry_dates([entry_id for *_, entry_id in funded], entry_dates or {})
         flows: list[dict[str, Any]] = []
         for payment_id, loan_id, applied, entry_id in funded:
             rate, guarantee_rate, fee_rate = terms[loan_id]
@@ -207,7 +209,7 @@ class SubLedger:
                 if funder_id not in self._facts:
                     if definition is None:
                         raise NotFound(f"no partner {funder_id!r}", field="funder")
-                    self._facts[funder_id] = _facts(definition)
+                    self._facts[funder_id] = _parsed_facts(definition)
                 if loan_id not in rates:
                     rates[loan_id] = (Decimal(annual_rate), Decimal(fee_rate))
                 held = Holding(position, units, self._yield(funder_id, rates[loan_id][0]))
@@ -278,9 +280,9 @@ class SubLedger:
 
     # --- internals --------------------------------------------------------------------
 
-    def _entry_dates(self, entry_ids: Sequence[int]) -> dict[int, date]:
-        dates: dict[int, date] = {}
-        for chunk in chunks(sorted(set(entry_ids))):
+    def _entry_dates(self, entry_ids: Sequence[int], known: Mapping[int, date]) -> dict[int, date]:
+        dates = {i: known[i] for i in entry_ids if i in known}
+        for chunk in chunks(sorted(set(entry_ids) - set(dates))):
             for r in self.conn.execute(_ENTRY_DATES, {"ids": chunk}):
                 value = r.business_date
                 dates[r.id] = value if isinstance(value, date) else date.fromisoformat(str(value))
@@ -382,6 +384,7 @@ _PAYMENT_HOLDINGS = _HOLDINGS.add_columns(loans.c.fee_rate, funders.c.definition
 _GUARANTEE_RATES = select(
     funding_plans.c.loan_id, funding_plans.c.share, funding_plans.c.guarantee_fee_rate
 ).where(funding_plans.c.loan_id.in_(bindparam("ids", expanding=True)))
+_PLATFORM = select(funders.c.id).where(funders.c.kind == "platform").order_by(funders.c.id)
 _ENTRY_DATES = select(journal_entries.c.id, journal_entries.c.business_date).where(
     journal_entries.c.id.in_(bindparam("ids", expanding=True))
 )
@@ -439,7 +442,8 @@ _BANKS = (
 @lru_cache(maxsize=256)
 def _parsed_facts(definition: str) -> _FunderFacts:
     """`_facts` of a definition, parsed once per text: it is a pure function of the text, and
-    the close reads every bank's guarantee each day."""
+    the close reads every bank's guarantee each day (and each batch of payments, the
+    definitions of its loans' funders)."""
     return _facts(definition)
 
 

@@ -24,6 +24,7 @@ as sequential `Underwriting.decide` calls would:
 
 from __future__ import annotations
 
+import gc
 import json
 import time
 from collections import deque
@@ -119,6 +120,10 @@ class ChunkDecider:
     prepare: Prepare
 
     def __call__(self, chunk: _Chunk) -> list[_Item]:
+        with _collector_paused():
+            return self._decide_chunk(chunk)
+
+    def _decide_chunk(self, chunk: _Chunk) -> list[_Item]:
         parsed: list[tuple[int, Application]] = []
         items: dict[int, _Item] = {}
         for number, row, deferred in chunk:
@@ -195,6 +200,25 @@ class ChunkDecider:
             spent = time.perf_counter_ns() - started + scoring_ns
             out.append(_StagedRow(staged, history, decision_id, spent, plan))
         return out
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """No cyclic garbage collection while a chunk is decided.
+
+    Deciding allocates many objects that live for the chunk, which keeps triggering
+    collections, and a collection of the older generations walks the caller's whole heap (a
+    simulation holds its population and book): measured as 15% of a simulation's decision
+    time. A decided chunk leaves no cyclic garbage (reference counting frees it all), and
+    whatever a chunk might leave is collected once the collector is back on.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 @dataclass(frozen=True, slots=True)

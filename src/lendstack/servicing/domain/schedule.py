@@ -246,7 +246,7 @@ class Schedule:
         Months without a payment (inside a bullet) are zeros, so index = month number.
         """
         t = self.terms
-        grid = due_dates(t.anchor, self.term_months, after=t.start_date)
+        grid = _due_dates(t.anchor, self.term_months, t.start_date)
         owed = dict.fromkeys(grid, ZERO)
         for inst in self.installments:
             owed[inst.due_date] += inst.total
@@ -265,10 +265,28 @@ _disclosed = lru_cache(maxsize=_REMEMBERED)(disclose)
 booked (a root search each time); equal flows give the equal, immutable disclosure."""
 
 
-def _periods(terms: LoanTerms, count: int) -> list[tuple[date, date]]:
-    dates = due_dates(terms.anchor, count, after=terms.start_date)
-    starts = (terms.start_date, *dates[:-1])
-    return list(zip(starts, dates, strict=True))
+_GRIDS_REMEMBERED = 4_096
+"""Due-date grids kept: one per (anchor, start, count), so a year of daily start dates
+times the products' terms fits."""
+
+
+@lru_cache(maxsize=_GRIDS_REMEMBERED)
+def _due_dates(anchor: date, count: int, after: date) -> tuple[date, ...]:
+    """`due_dates` remembered: every loan starting on a day with the same term shares one grid
+    (each schedule, and each APR's cash flows, needs it)."""
+    return due_dates(anchor, count, after=after)
+
+
+@lru_cache(maxsize=_GRIDS_REMEMBERED)
+def _period_grid(anchor: date, start: date, count: int) -> tuple[tuple[date, date], ...]:
+    dates = _due_dates(anchor, count, start)
+    starts = (start, *dates[:-1])
+    return tuple(zip(starts, dates, strict=True))
+
+
+def _periods(terms: LoanTerms, count: int) -> tuple[tuple[date, date], ...]:
+    """(period start, due date) of each of `count` periods."""
+    return _period_grid(terms.anchor, terms.start_date, count)
 
 
 def _interest(terms: LoanTerms, balance: Decimal, start: date, end: date) -> Decimal:
@@ -378,7 +396,7 @@ def _interest_first(terms: LoanTerms) -> list[Installment]:
 
 def _bullet(terms: LoanTerms) -> list[Installment]:
     """One repayment at maturity; the per-period fee accrues for every month of the term."""
-    maturity = due_dates(terms.anchor, terms.term_months, after=terms.start_date)[-1]
+    maturity = _due_dates(terms.anchor, terms.term_months, terms.start_date)[-1]
     interest = _interest(terms, terms.principal, terms.start_date, maturity)
     fee = terms.round(terms.principal * terms.fee_rate * terms.term_months)
     inst = Installment(

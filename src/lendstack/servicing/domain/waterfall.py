@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
+from functools import lru_cache
 
 from lendstack.core.errors import ValidationError
 from lendstack.core.money import FEN, ZERO
@@ -62,6 +63,23 @@ def validate_order(
     return tuple(parsed)
 
 
+_BY_NAME = {c.value: c for c in Component}
+
+
+def _component(name: Component | str) -> Component:
+    """`Component(name)` by a dict lookup (a member is its own name): the enum's call cost
+    more than the rest of an allocation; an unknown name fails as the enum's own lookup does."""
+    found = _BY_NAME.get(name)
+    return Component(name) if found is None else found
+
+
+@lru_cache(maxsize=64)
+def _checked_order(order: tuple[Component | str, ...]) -> tuple[Component, ...]:
+    """`validate_order` of an order, checked once: every payment of a product allocates in
+    the same few orders (an order that fails is not cached, so it fails every time)."""
+    return validate_order(order)
+
+
 @dataclass(frozen=True, slots=True)
 class Allocation:
     """Amounts applied per component, in waterfall order (zeros included), and the remainder."""
@@ -82,9 +100,18 @@ def _fen(value: Decimal, field: str) -> Decimal:
         raise ValidationError(f"must be a finite Decimal, got {value!r}", field=field)
     if value < 0:
         raise ValidationError(f"must be >= 0, got {value}", field=field)
-    if value != value.quantize(FEN):
+    fen = value.quantize(FEN)
+    if value != fen:
         raise ValidationError(f"{value} is more precise than the fen (0.01)", field=field)
-    return value.quantize(FEN)
+    return fen
+
+
+def _dues(owed: Mapping[Component, Decimal]) -> dict[Component, Decimal]:
+    dues: dict[Component, Decimal] = {}
+    for name, value in owed.items():
+        component = _component(name)
+        dues[component] = _fen(value, f"owed.{component.value}")
+    return dues
 
 
 def allocate(
@@ -98,9 +125,9 @@ def allocate(
     is exact: Σ applied + remainder == amount, and nothing is applied beyond what is owed.
     """
     left = _fen(amount, "amount")
-    dues = {Component(c): _fen(v, f"owed.{Component(c).value}") for c, v in owed.items()}
+    dues = _dues(owed)
     applied: list[tuple[Component, Decimal]] = []
-    for component in validate_order(order):
+    for component in _checked_order(tuple(order)):
         take = min(left, dues.get(component, ZERO))
         applied.append((component, take))
         left -= take

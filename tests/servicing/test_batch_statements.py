@@ -1,0 +1,77 @@
+"""`execute_many` writes exactly what SQLAlchemy's own executemany writes.
+
+Its SQLite path binds rows itself (a C-level getter, then bind processors and fixed values in
+place), so every shape of parameter list is compared with `conn.execute` on the same rows.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Date,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    bindparam,
+    create_engine,
+    insert,
+    select,
+    update,
+)
+
+from lendstack.storage.batches import execute_many
+
+_META = MetaData()
+_ITEMS = Table(
+    "items",
+    _META,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(20)),
+    Column("day", Date),
+    Column("flag", Boolean),
+    Column("amount", Integer),
+)
+_ROWS = [
+    {"id": 1, "name": "a", "day": date(2025, 1, 31), "flag": True, "amount": 5},
+    {"id": 2, "name": "b", "day": date(2025, 2, 1), "flag": False, "amount": -7},
+]
+
+
+def _written(statement: Any, rows: list[dict[str, Any]], *, ours: bool) -> list[Any]:
+    engine = create_engine("sqlite://")
+    _META.create_all(engine)
+    with engine.begin() as conn:
+        conn.execute(insert(_ITEMS), _ROWS)
+        if ours:
+            execute_many(conn, statement, rows)
+        else:
+            conn.execute(statement, rows)
+        return list(conn.execute(select(_ITEMS).order_by(_ITEMS.c.id)))
+
+
+def _same(statement: Any, rows: list[dict[str, Any]]) -> None:
+    assert _written(statement, rows, ours=True) == _written(statement, rows, ours=False)
+
+
+def test_an_insert_with_converted_values() -> None:
+    rows = [{**r, "id": r["id"] + 10, "day": date(2026, 3, r["id"])} for r in _ROWS]
+    _same(insert(_ITEMS), rows)
+
+
+def test_an_update_with_a_value_fixed_in_the_statement() -> None:
+    statement = (
+        update(_ITEMS)
+        .where(_ITEMS.c.id == bindparam("key"))
+        .values(amount=bindparam("paid"), flag=True)
+    )
+    _same(statement, [{"paid": 40, "key": 2}, {"paid": 41, "key": 1}])
+
+
+def test_an_update_of_one_named_value() -> None:
+    statement = update(_ITEMS).where(_ITEMS.c.name == "a").values(amount=bindparam("paid"))
+    _same(statement, [{"paid": 3}])
