@@ -9,6 +9,8 @@ pack, and exposures read from the book.
 from __future__ import annotations
 
 import hashlib
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache, partial
 from pathlib import Path
@@ -90,14 +92,17 @@ def pii_vault(settings: Settings) -> PiiVault:
     return PiiVault.from_settings(settings)
 
 
-def funding_desk(engine: SqlEngine, pack: RulePack) -> FundingDesk:
+def funding_desk(
+    engine: SqlEngine, pack: RulePack, clock: Callable[[], float] = time.monotonic
+) -> FundingDesk:
     """The desk over the stored partners, with the pack's co-lending policy per loan date.
 
     Exposures are the book's as of the loan's business date: loans disbursed on or before it,
-    that date's allocations counting against the daily quotas.
+    that date's allocations counting against the daily quotas. `clock` times the refreshes
+    of the cached exposures (`FundingDesk`).
     """
     repo = SqlFunding(engine)
-    return FundingDesk(repo.all, repo.exposure_map, partial(funding_policy, pack))
+    return FundingDesk(repo.all, repo.exposure_map, partial(funding_policy, pack), clock=clock)
 
 
 def underwriting_service(settings: Settings, engine: SqlEngine) -> Underwriting:

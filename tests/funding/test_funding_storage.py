@@ -11,9 +11,10 @@ from sqlalchemy import Engine, func, select, update
 
 from lendstack.core.errors import Conflict, NotFound, ValidationError
 from lendstack.core.money import from_fen
-from lendstack.funding import Funder, Rule, builtin_partners, split
+from lendstack.funding import Funder, Policy, Rule, builtin_partners, is_no_capacity, split
 from lendstack.servicing import LoanRequest, Payment, ProductCatalog, book_loan, take_payment
 from lendstack.servicing.domain.schedule import PrepaymentMode
+from lendstack.servicing.ports import PlanTerms
 from lendstack.storage.funding import SqlFunding
 from lendstack.storage.repositories import SqlUnitOfWork
 from lendstack.storage.schema import funder_positions, funders, funding_plans, loans
@@ -125,6 +126,33 @@ def test_record_plan_needs_a_loan_and_only_one_plan(
     with pytest.raises(Conflict):
         repo.record_plan(engine, loan_id, {"platform": Decimal(1)})
     assert repo.plan(loan_id) == shares
+
+
+def test_booking_rechecks_the_ratio_rules_under_the_lock(
+    engine: Engine, repo: SqlFunding, catalog: ProductCatalog
+) -> None:
+    """Two bookings that each fit a bank's tier-1 limit (2.2) but not together: given the
+    desk's policy, the unit of work refuses the second under the funders' lock and writes
+    nothing for it; without one it checks the quotas only."""
+    repo.import_builtin()
+    repo.update(replace(sample("big-state-bank"), tier1_net_capital=Decimal("40000")))
+    shares = {"platform": Decimal("0.3"), "big-state-bank": Decimal("0.7")}
+    request = LoanRequest("cash-loan-installment", Decimal("12000"), 12, Decimal("0.18"), BOOKED)
+
+    def fund() -> PlanTerms:
+        return PlanTerms(shares)
+
+    def checked() -> SqlUnitOfWork:
+        return SqlUnitOfWork(engine, plan_policy=lambda _day: Policy())
+
+    book_loan(checked(), catalog, request, "first", fund)  # 8,400 of the bank's 10,000
+    with pytest.raises(Conflict) as refused:
+        book_loan(checked(), catalog, request, "second", fund)
+    assert is_no_capacity(refused.value)
+    assert Rule.TIER1.value in refused.value.message
+    assert count(engine, loans) == count(engine, funding_plans) // 2 == 1
+    book_loan(SqlUnitOfWork(engine), catalog, request, "quotas only", fund)
+    assert count(engine, loans) == 2
 
 
 def test_record_plan_joins_the_callers_transaction(

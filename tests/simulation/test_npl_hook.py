@@ -6,8 +6,13 @@ from datetime import date
 from pathlib import Path
 
 import polars as pl
+import pytest
 
+from cli_runner import runner
+from lendstack.collections.npl_tape import age_band
 from lendstack.simulation import RunConfig, parse_scenario, simulate_run
+from lendstack.underwriting.identity import age_on
+from lendstack.underwriting.population import PopulationConfig, generate_population
 
 BAD_MARKET = """
 name = "bad-market"
@@ -39,3 +44,29 @@ def test_a_run_past_the_pilots_end_still_sells_at_its_last_quarter_end(tmp_path:
     metrics = simulate_run(parse_scenario(BAD_MARKET), config, tmp_path / "late")
     assert len(metrics["monthly"]) == 3
     assert metrics["summary"]["ledger_balanced"] is True
+
+
+def test_a_package_of_the_run_tapes_each_borrowers_age_band(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Packaged with the run's PII key, the tape's age band is each borrower's age on the
+    package date, from the resident ID sealed in the loan's decision."""
+    out, config = tmp_path / "run", RunConfig(borrowers=400, months=6, npl_sale=False)
+    simulate_run(parse_scenario(BAD_MARKET), config, out)  # the bad loans are still on the book
+    monkeypatch.setenv("LENDSTACK_PII_KEY_FILE", str(out / "lendstack-pii.key"))
+    cli = runner(f"sqlite:///{out / 'lendstack.db'}", capsys)
+    day = date(2026, 3, 31)  # the run's last month-end, its last closed date
+    done = cli("npl", "package", "--date", day.isoformat(), "--name", "late", "--out",
+               str(tmp_path / "tape"), "--format", "json")  # fmt: skip
+    assert done.exit_code == 0, done.output
+    assert "age_band" not in {m["field"] for m in done.json()["completeness"]["missing"]}
+    tape = pl.read_parquet(tmp_path / "tape" / "late.tape.parquet")
+    borrowers = pl.read_parquet(out / "loans.parquet").select("loan_id", "borrower")
+    rids = generate_population(
+        PopulationConfig(
+            seed=config.seed, n=config.borrowers, start=config.start, months=config.months
+        )
+    ).columns["resident_id"]
+    rows = tape.join(borrowers, on="loan_id").select("age_band", "borrower").rows()
+    assert rows
+    assert [band for band, _ in rows] == [age_band(age_on(rids[b], day)) for _, b in rows]

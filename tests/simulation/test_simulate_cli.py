@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import date
+from decimal import Decimal
 from pathlib import Path
 
 import polars as pl
@@ -65,6 +66,23 @@ def test_other_commands_work_on_the_run_database(
     checked = run("ledger", "check")
     assert checked.exit_code == 0, checked.output
     assert "reconcile" in checked.output
+
+
+def test_partner_exposure_is_the_funding_sub_ledger_to_the_fen(
+    small_run: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The last month-end's exposure per bank is `lendstack funding exposure`'s balance on the
+    run's database (the funders' positions), not a share of the loans' balance."""
+    last = json.loads((small_run / "metrics.json").read_text(encoding="utf-8"))["monthly"][-1]
+    run: Run = runner(f"sqlite:///{small_run / 'lendstack.db'}", capsys)
+    shown = run("funding", "exposure", "--format", "json")
+    assert shown.exit_code == 0, shown.output
+    banks = {p["id"]: Decimal(p["balance"]) for p in shown.json()["partners"]}
+    assert banks
+    assert {f: Decimal(str(v)) for f, v in last["partner_exposure"].items() if f in banks} == banks
+    assert sum(Decimal(str(v)) for v in last["partner_exposure"].values()) == Decimal(
+        str(last["balance"])
+    )
 
 
 def test_same_seed_same_metrics_other_seed_differs(tmp_path: Path, cli: Run) -> None:

@@ -75,11 +75,7 @@ def verify(
 
 
 def _vault(ctx: typer.Context) -> PiiVault | None:
-    """The vault if a key exists; showing never creates a key (it could open nothing)."""
-    try:
-        return PiiVault.from_settings(app_context(ctx).settings, create=False)
-    except NotFound:
-        return None
+    return PiiVault.for_reading(app_context(ctx).settings)
 
 
 def _readable(entry: LogEntry, vault: PiiVault | None, reveal: bool) -> Any:

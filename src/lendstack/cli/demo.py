@@ -28,7 +28,7 @@ from lendstack.cli.params import parse_date
 from lendstack.cli.render import console, err_console, progress_bar
 from lendstack.core.errors import Conflict, NotFound
 from lendstack.core.money import ZERO
-from lendstack.funding import NO_CAPACITY
+from lendstack.funding import is_no_capacity
 from lendstack.risk.vintages import vintage_curves
 from lendstack.servicing.cob import close_day
 from lendstack.servicing.domain.payments import owed_by_component
@@ -202,9 +202,11 @@ def _funding_outcome(record: dict[str, Any]) -> str:
 def _book(actx: AppContext, record: dict[str, Any], desk: FundingDesk, tally: Counter[str]) -> int:
     """Book one granted decision with its plan; 0 if the plan no longer fits and none does."""
     try:
-        originate(SqlUnitOfWork(actx.engine), actx.catalog, record, desk)
+        originate(
+            SqlUnitOfWork(actx.engine, plan_policy=desk.policy_on), actx.catalog, record, desk
+        )
     except Conflict as exc:
-        if exc.message != NO_CAPACITY:
+        if not is_no_capacity(exc):
             raise
         tally["funded"] -= 1
         tally["refused at booking"] += 1

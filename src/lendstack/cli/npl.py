@@ -30,6 +30,7 @@ from lendstack.storage.npl import StoredPortfolio, get_portfolio, list_portfolio
 from lendstack.storage.npl_package import Selection, package_portfolio
 from lendstack.storage.npl_sale import sell_portfolio
 from lendstack.storage.npl_tape import write_tape
+from lendstack.underwriting.pii import PiiVault
 
 app = typer.Typer(
     help="Non-performing loan sale (个人不良贷款批量转让 pilot): package, value, sell.",
@@ -105,8 +106,9 @@ def package(
     with (
         console.status("packaging…", spinner="dots") if fmt is OutputFormat.TABLE else nullcontext()
     ):
+        vault = PiiVault.for_reading(app_context(ctx).settings)  # for the age bands
         portfolio, chosen, report, files = package_portfolio(
-            engine, name, on, criteria, _export(out)
+            engine, name, on, criteria, _export(out), vault
         )
     body = {
         "portfolio": portfolio.as_json(),

@@ -14,6 +14,7 @@ from lendstack.funding.allocation import (
     Outcome,
     allocate,
     apply,
+    is_no_capacity,
 )
 from lendstack.funding.batch import BatchMethod, BatchResult, allocate_batch
 from lendstack.funding.partners import (
@@ -68,6 +69,7 @@ __all__ = [
     "check_shares",
     "guarantee_fee_per_period",
     "headrooms",
+    "is_no_capacity",
     "load_partners",
     "parse_partner",
     "parse_partner_text",

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
 
-from lendstack.core.errors import ValidationError
+from lendstack.core.errors import Conflict, ValidationError
 from lendstack.core.money import FEN, to_fen
 from lendstack.funding.partners import Funder, guarantee_fee_per_period
 from lendstack.funding.rules import Exposure, LoanRequest, Policy, Rule, appetite_breach
@@ -22,6 +22,14 @@ from lendstack.funding.search import Candidate, Pattern, best_pattern
 from lendstack.funding.split import split_fen
 
 NO_CAPACITY = "no funding capacity within partner limits"
+
+
+def is_no_capacity(error: BaseException) -> bool:
+    """Whether `error` refused a plan for want of partner capacity: the desk's `Conflict`, or
+    the one booking raises under the funders' lock (which names the funder and the rule)."""
+    return isinstance(error, Conflict) and error.message.startswith(NO_CAPACITY)
+
+
 RATE_SCALE = 1_000_000
 """Rates are compared as integer millionths; `Funder` refuses more precision."""
 

@@ -26,12 +26,14 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import date, timedelta
+from decimal import Decimal
 from typing import Any
 
 import polars as pl
 from sqlalchemy import Engine, text
 
 from lendstack.core.errors import LendstackError, NotFound
+from lendstack.core.money import from_fen, quantize_fen
 from lendstack.funding import Policy
 from lendstack.risk.alerts import Thresholds, default_thresholds, evaluate
 from lendstack.risk.panel import State
@@ -190,23 +192,24 @@ def headroom_of(limit_use: Mapping[str, float]) -> dict[str, float]:
 
 
 def _exposure(conn: Any) -> tuple[dict[str, float], float]:
-    """Active principal by funder (CNY), and the platform's monthly cost of funds on its part."""
+    """Active principal by funder (CNY), from the funders' sub-ledger positions, so it is the
+    figure `lendstack funding` reports to the fen; and the platform's monthly cost of funds
+    on its part (its `funding_cost` over twelve, rounded half-up to the fen)."""
     costs = {
-        fid: float(json.loads(defn).get("funding_cost", 0.0))
+        fid: Decimal(str(json.loads(defn).get("funding_cost", 0)))
         for fid, kind, defn in conn.execute(text("SELECT id, kind, definition FROM funders"))
         if kind == "platform"
     }
     rows = conn.execute(
         text(
-            "SELECT p.funder_id, p.share, l.bal_principal FROM funding_plans p"
+            "SELECT p.funder_id, SUM(p.principal_fen) FROM funder_positions p"
             " JOIN loans l ON l.id = p.loan_id WHERE l.status = 'active'"
+            " GROUP BY p.funder_id ORDER BY p.funder_id"
         )
     )
-    exposure: dict[str, float] = {}
-    for funder, share, principal in rows:
-        exposure[funder] = exposure.get(funder, 0.0) + float(share) * int(principal) / 100.0
-    cost = sum(exposure.get(fid, 0.0) * rate / 12.0 for fid, rate in costs.items())
-    return {k: round(v, 2) for k, v in sorted(exposure.items())}, cost
+    fen = {str(funder): int(total or 0) for funder, total in rows}
+    cost = sum((from_fen(fen.get(fid, 0)) * rate / 12 for fid, rate in costs.items()), Decimal(0))
+    return {funder: n / 100 for funder, n in fen.items()}, float(quantize_fen(cost))
 
 
 def _ecl(engine: Engine, month_end: date, reads: MonthEndReads | None) -> float:

@@ -141,9 +141,18 @@ def build_service(spec: ServiceSpec, engine: SqlEngine | None = None) -> Underwr
         loaded.sha256,
         SqlDecisionLog(db),
         pii_vault(spec.settings),
-        desk=funding_desk(db, pack),
+        desk=funding_desk(db, pack, clock=_frozen_clock),
         misuse=SqlUseOfFunds(db, surveillance_pack()),  # a flagged borrower is declined (P12)
     )
+
+
+def _frozen_clock() -> float:
+    """The desk's clock in a run: it never moves, so the desk never refreshes a date's
+    exposures on wall time. A refresh re-reads the book, which does not yet hold the month's
+    plans decided but not booked (the month is decided before its days are serviced), so it
+    would forget them, and the plans would depend on how fast the machine ran. Without it,
+    each date's exposures are read once and kept running with every plan reserved."""
+    return 0.0
 
 
 def worker_service(spec: ServiceSpec) -> tuple[Underwriting, Any]:

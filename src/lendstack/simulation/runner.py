@@ -31,8 +31,8 @@ import numpy as np
 from sqlalchemy import Engine, event
 
 from lendstack.core.dates import add_months, last_day_of_month
-from lendstack.core.errors import Conflict, ValidationError
-from lendstack.funding import NO_CAPACITY
+from lendstack.core.errors import ValidationError
+from lendstack.funding import is_no_capacity
 from lendstack.servicing import LoanState, ProductCatalog, close_day
 from lendstack.simulation import behaviour
 from lendstack.simulation.funds import FundsFeed
@@ -277,11 +277,13 @@ class _Run:
         if not granted:
             return []
         records = [record for _, record in granted]
-        with self.service.desk.batch() as desk:  # type: ignore[union-attr]
-            results = originate_many(SqlUnitOfWork(self.engine), self.catalog, records, desk)  # type: ignore[arg-type]
+        desk = self.service.desk
+        uow = SqlUnitOfWork(self.engine, plan_policy=desk.policy_on)  # type: ignore[union-attr]
+        with desk.batch() as checks:  # type: ignore[union-attr]
+            results = originate_many(uow, self.catalog, records, checks)  # type: ignore[arg-type]
         booked = []
         for (borrower, record), loan in zip(granted, results, strict=True):
-            if isinstance(loan, Conflict) and loan.message == NO_CAPACITY:
+            if is_no_capacity(loan):
                 self.unbooked["no funding capacity"] += 1
             elif isinstance(loan, ValidationError):
                 # An offer servicing refuses to book (e.g. a guarantee fee origination does

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -291,28 +291,30 @@ class SqlFunding:
             with target.begin() as conn:
                 self.record_plan(conn, loan_id, shares, policy, guarantee_fee_rates)
             return
-        self.record_plans(target, [(loan_id, shares, guarantee_fee_rates or {})], policy)
+        policy_on = None if policy is None else (lambda _day: policy)
+        self.record_plans(target, [(loan_id, shares, guarantee_fee_rates or {})], policy_on)
 
     def record_plans(
         self,
         conn: Connection,
         plans: Sequence[tuple[int, Mapping[str, Decimal], Mapping[str, Decimal]]],
-        policy: Policy | None = None,
+        policy_on: Callable[[date], Policy] | None = None,
     ) -> None:
         """`record_plan` for many loans (loan id, shares, guarantee fee rates) on one
         connection, all or nothing, with a few statements for the whole batch: the loans, the
         funders (locked once), their flows since the close, the plan rows; then each loan's
-        sub-ledger. Each plan is checked as if the ones before it were already written.
+        sub-ledger. Each plan is checked as if the ones before it were already written; the
+        ratio rules too when `policy_on` gives the policy in force on a loan's date.
         """
         if not plans:
             return
+        targets = _check_plan_targets(conn, plans)
         rows = [
             row
-            for loan_id, shares, rates in plans
-            for row in _plan_rows(loan_id, shares, policy or Policy(), rates)
+            for (loan_id, shares, rates), t in zip(plans, targets.plans, strict=True)
+            for row in _plan_rows(loan_id, shares, _policy(policy_on, t.day), rates)
         ]
-        targets = _check_plan_targets(conn, plans)
-        _check_limits(conn, targets, policy)
+        _check_limits(conn, targets, policy_on)
         conn.execute(insert(funding_plans), rows)
         SubLedger(conn).open_many(
             [
@@ -524,22 +526,30 @@ def _check_plan_targets(
 _QUOTAS = frozenset({Rule.DAILY_QUOTA, Rule.TOTAL_QUOTA})
 
 
-def _check_limits(conn: Connection, targets: _Targets, policy: Policy | None) -> None:
+def _policy(policy_on: Callable[[date], Policy] | None, day: date) -> Policy:
+    return Policy() if policy_on is None else policy_on(day)
+
+
+def _check_limits(
+    conn: Connection, targets: _Targets, policy_on: Callable[[date], Policy] | None
+) -> None:
     """Each funder's part against its headroom, from exposures read under the plans' lock
-    plus the parts of the batch's earlier plans (on or before the plan's date)."""
+    plus the parts of the batch's earlier plans (on or before the plan's date): the quotas
+    always, the ratio rules (2.2, 2.3) by the policy of the plan's date when it is given."""
     # Per plan date, the exposures read plus the parts of the plans checked so far, kept
     # running (one addition per plan and date, not a replay of every earlier plan).
     running = {
         d: dict(_since_close(conn, targets.at_close, d)) for d in {t.day for t in targets.plans}
     }
-    rules = _QUOTAS if policy is None else frozenset(Rule)
+    rules = _QUOTAS if policy_on is None else frozenset(Rule)
     for target in targets.plans:
         parts = split(from_fen(target.principal_fen), target.shares)
+        policy = _policy(policy_on, target.day)
         for funder_id in sorted(target.shares):
             if target.shares[funder_id] <= 0:
                 continue
             exposure = running[target.day][funder_id]
-            room = headrooms(targets.funders[funder_id], exposure, policy or Policy())
+            room = headrooms(targets.funders[funder_id], exposure, policy)
             for rule, left in room.items():
                 if rule in rules and parts[funder_id] > left:
                     raise Conflict(f"{NO_CAPACITY} ({funder_id}: {rule.value})", field="funding")

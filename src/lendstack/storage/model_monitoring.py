@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import Engine, and_, case, func, select
 
-from lendstack.core.errors import LendstackError, ValidationError
+from lendstack.core.errors import ValidationError
 from lendstack.scoring import CreditModel, load_model, load_oof
 from lendstack.scoring.fairness import observed_fairness
 from lendstack.scoring.metrics import auc, brier, ece
@@ -79,13 +79,6 @@ def _model(path: Path) -> tuple[CreditModel, FeatureMap, dict[str, Any]]:
     return load_model(path), FeatureMap.load(path), meta
 
 
-def _vault(settings: Settings) -> PiiVault | None:
-    try:
-        return PiiVault.from_settings(settings, create=False)
-    except LendstackError:
-        return None
-
-
 def monitoring_tables(
     engine: Engine,
     start: date,
@@ -113,7 +106,7 @@ def monitoring_tables(
         model, fmap, meta = _model(path)
     except (OSError, KeyError, ValueError) as exc:
         raise ValidationError(f"cannot load the model in {path}: {exc}", field="model") from exc
-    vault = _vault(settings)
+    vault = PiiVault.for_reading(settings)
     apps = list(_monitored(_window_records(engine, start, end), model, fmap, vault))
     matured = _matured(engine, end, horizon_months)
     matured_apps = {

@@ -5,11 +5,13 @@ candidate (class and status already filtered, with its sold and open-portfolio m
 schedule facts a charged-off claim needs) into numpy columns; the pure `screen` decides; the
 portfolio's loans go in with one driver-level bulk insert (COPY on PostgreSQL); the tape is
 assembled from the same columns plus one keyed read per extra source (payments, schedule,
-funder shares, profiles, the collections contact log when it exists).
+funder shares, profiles, the collections contact log when it exists, and the decisions'
+sealed resident IDs for the age bands when the PII key is at hand).
 """
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -22,12 +24,14 @@ from sqlalchemy import Connection, Engine, inspect, select
 
 from lendstack.collections.npl_eligibility import Criteria, screen
 from lendstack.collections.npl_recovery import months_between
-from lendstack.collections.npl_tape import claims
-from lendstack.core.errors import Conflict, ValidationError
+from lendstack.collections.npl_tape import age_band, claims
+from lendstack.core.errors import Conflict, LendstackError, ValidationError
 from lendstack.storage.batches import inserted_ids
 from lendstack.storage.npl import NPL_DPD, StoredPortfolio, facts_date, fetch_raw, get_portfolio
 from lendstack.storage.repositories import now
 from lendstack.storage.schema import npl_portfolios
+from lendstack.underwriting.identity import age_on
+from lendstack.underwriting.pii import PiiVault
 
 CONTACT_TABLE = "collection_contacts"
 """The collections contact log, when the collections capability has created it."""
@@ -190,6 +194,12 @@ _PROFILES = (
     "SELECT lp.loan_id, lp.province FROM loan_profiles lp JOIN npl_portfolio_loans pl"
     " ON pl.loan_id = lp.loan_id AND pl.portfolio_id = :p ORDER BY lp.loan_id"
 )
+_DECIDED = (
+    "SELECT lp.loan_id, lp.decision_id, d.record_json FROM loan_profiles lp"
+    " JOIN npl_portfolio_loans pl ON pl.loan_id = lp.loan_id AND pl.portfolio_id = :p"
+    " JOIN decision_log d ON d.decision_id = lp.decision_id AND d.kind = 'decision'"
+    " ORDER BY lp.loan_id"
+)
 _SHARES = (
     "SELECT f.loan_id, f.funder_id, f.share_units FROM funder_positions f"
     " JOIN npl_portfolio_loans pl ON pl.loan_id = f.loan_id AND pl.portfolio_id = :p"
@@ -222,6 +232,29 @@ def _shares(conn: Connection, pid: int, ids: NDArray[np.int64]) -> NDArray[Any]:
     return out
 
 
+def _age_bands(
+    conn: Connection, pid: int, ids: NDArray[np.int64], on: date, vault: PiiVault | None
+) -> NDArray[Any]:
+    """Each borrower's age band on the package date, from the resident ID sealed in the
+    decision the loan was booked from. Only the band leaves: the ID is opened in memory and
+    never written. Missing (None) without the vault's key, for a loan booked without a
+    decision, or when its token does not open (another key): completeness reports them."""
+    bands = np.full(len(ids), None, dtype=object)
+    if vault is None:
+        return bands
+    keys, decisions, records = _keyed(conn, _DECIDED, pid, (I8, OBJ, OBJ))
+    for at, decision_id, record_json in zip(
+        np.searchsorted(ids, keys).tolist(), decisions.tolist(), records.tolist(), strict=True
+    ):
+        sealed = json.loads(record_json)["application"]
+        try:
+            resident_id = vault.reveal(sealed, str(decision_id))["applicant"]["resident_id"]
+        except LendstackError:
+            continue
+        bands[at] = age_band(age_on(resident_id, on))
+    return bands
+
+
 def _contacts(conn: Connection, pid: int, ids: NDArray[np.int64]) -> NDArray[Any]:
     if not inspect(conn).has_table(CONTACT_TABLE):
         return np.full(len(ids), None, dtype=object)
@@ -236,8 +269,11 @@ def _contacts(conn: Connection, pid: int, ids: NDArray[np.int64]) -> NDArray[Any
     return _place(ids, keys, n, 0, object)
 
 
-def tape(conn: Connection, portfolio: StoredPortfolio, c: dict[str, Any]) -> dict[str, Any]:
-    """The loan tape, column by column in `FIELDS` order (money in fen, dates datetime64)."""
+def tape(
+    conn: Connection, portfolio: StoredPortfolio, c: dict[str, Any], vault: PiiVault | None = None
+) -> dict[str, Any]:
+    """The loan tape, column by column in `FIELDS` order (money in fen, dates datetime64);
+    `vault` opens the borrowers' resident IDs for their age bands (`_age_bands`)."""
     pid, ids, on = portfolio.id, c["id"], np.datetime64(portfolio.business_date, "D")
     paid, last = _last_payment(conn, pid, ids)
     since = (on - last).astype("timedelta64[D]").astype(object)
@@ -256,7 +292,7 @@ def tape(conn: Connection, portfolio: StoredPortfolio, c: dict[str, Any]) -> dic
                                             dtype=object),
         "payments": paid, "contact_attempts": _contacts(conn, pid, ids),
         "region": _place(ids, keys, provinces, None, object), "age_band":
-        np.full(len(ids), None, dtype=object), "funder_shares": _shares(conn, pid, ids),
+        _age_bands(conn, pid, ids, portfolio.business_date, vault), "funder_shares": _shares(conn, pid, ids),
     }  # fmt: skip
 
 
@@ -266,12 +302,13 @@ def package_portfolio(
     day: date,
     criteria: Criteria,
     export: Callable[[StoredPortfolio, Selection, dict[str, Any]], T],
+    vault: PiiVault | None = None,
 ) -> T:
     """Package, build the tape and `export` it, in one transaction: if the tape is unsound or
     the files cannot be written, the portfolio is not kept either."""
     with engine.begin() as conn:
         portfolio, chosen, columns = create_portfolio(conn, name, day, criteria)
-        return export(portfolio, chosen, tape(conn, portfolio, columns))
+        return export(portfolio, chosen, tape(conn, portfolio, columns, vault))
 
 
 __all__ = ["Selection", "create_portfolio", "package_portfolio", "read_candidates", "tape"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import namedtuple
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, date, datetime
 from types import TracebackType
@@ -15,6 +15,7 @@ from sqlalchemy import delete as sql_delete
 
 from lendstack.core.errors import InvariantViolation, NotFound
 from lendstack.core.money import from_fen, to_fen
+from lendstack.funding import Policy
 from lendstack.servicing.domain.ledger import Account, EventType, JournalEntry, Posting, Side
 from lendstack.servicing.domain.loan import InstallmentState, LoanState
 from lendstack.servicing.domain.payments import Applied, InstallmentPart
@@ -518,20 +519,22 @@ class SqlCalendar:
 
 
 class SqlFundingPlans:
-    """The funding port of a unit of work: plans are written on the booking's connection."""
+    """The funding port of a unit of work: plans are written on the booking's connection,
+    re-checked under the funders' lock (the ratio rules too, given `policy_on`)."""
 
-    def __init__(self, conn: Connection, engine: Engine) -> None:
+    def __init__(
+        self, conn: Connection, engine: Engine, policy_on: Callable[[date], Policy] | None = None
+    ) -> None:
         self.conn = conn
         self.engine = engine
+        self.policy_on = policy_on
 
     def record(self, loan_id: int, plan: PlanTerms) -> None:
-        SqlFunding(self.engine).record_plan(
-            self.conn, loan_id, plan.shares, guarantee_fee_rates=plan.guarantee_fee_rates
-        )
+        self.record_many([(loan_id, plan)])
 
     def record_many(self, plans: Sequence[tuple[int, PlanTerms]]) -> None:
         rows = [(loan_id, p.shares, p.guarantee_fee_rates) for loan_id, p in plans]
-        SqlFunding(self.engine).record_plans(self.conn, rows)
+        SqlFunding(self.engine).record_plans(self.conn, rows, self.policy_on)
 
 
 class SqlLoanProfiles:
@@ -561,10 +564,16 @@ class SqlLoanProfiles:
 
 
 class SqlUnitOfWork:
-    """One database transaction; leaving the block without `commit()` rolls everything back."""
+    """One database transaction; leaving the block without `commit()` rolls everything back.
 
-    def __init__(self, engine: Engine) -> None:
+    `plan_policy` gives the co-lending policy in force on a date (a funding desk's
+    `policy_on`): the funding plans booked in the unit are then re-checked against the ratio
+    rules (2.2, 2.3) under the funders' lock, not only against the quotas, so two bookings
+    racing for the last of a bank's limit cannot both take it."""
+
+    def __init__(self, engine: Engine, plan_policy: Callable[[date], Policy] | None = None) -> None:
         self.engine = engine
+        self.plan_policy = plan_policy
 
     def __enter__(self) -> SqlUnitOfWork:
         self.conn = self.engine.connect()
@@ -573,7 +582,7 @@ class SqlUnitOfWork:
         self.ledger = SqlLedger(self.conn)
         self.payments = SqlPayments(self.conn, self.ledger.posted)
         self.calendar = SqlCalendar(self.conn)
-        self.funding = SqlFundingPlans(self.conn, self.engine)
+        self.funding = SqlFundingPlans(self.conn, self.engine, self.plan_policy)
         self.profiles = SqlLoanProfiles(self.conn)
         self.loan_settlements = SqlLoanSettlements(self.conn)
         return self

@@ -227,7 +227,7 @@ class FundingDesk:
         read: Mapping[str, Exposure],
     ) -> FundingPlan:
         exposures = _known(read, funders)
-        policy = self._policy(request.day)
+        policy = self.policy_on(request.day)
         if _keeps_rules(request, plan, funders, exposures, policy):
             return plan
         fresh = Allocator(tuple(funders.values()), policy).allocate(request, exposures)
@@ -243,7 +243,7 @@ class FundingDesk:
         `ValidationError` naming the first breach. Returns the policy it was checked under."""
         funders = {f.id: f for f in self._read_funders()}
         exposures = _known(self._read_exposures(request.day), funders)
-        policy = self._policy(request.day)
+        policy = self.policy_on(request.day)
         require_valid_plan(request, shares, funders, exposures, policy)
         return policy
 
@@ -274,13 +274,16 @@ class FundingDesk:
             self._rebuild()
         return snap
 
-    def _policy(self, day: date) -> Policy:
+    def policy_on(self, day: date) -> Policy:
+        """The co-lending policy in force on `day` (the pack's), as the desk checks plans by
+        it; booking re-checks the ratio rules by it under the funders' lock
+        (`SqlUnitOfWork(plan_policy=desk.policy_on)`)."""
         if day not in self._policies:
             self._policies[day] = self._policy_for(day)
         return self._policies[day]
 
     def _allocator(self, day: date) -> Allocator:
-        policy = self._policy(day)
+        policy = self.policy_on(day)
         if policy not in self._allocators:
             self._allocators[policy] = Allocator(self._funders, policy)
         return self._allocators[policy]

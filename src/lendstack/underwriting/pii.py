@@ -109,6 +109,15 @@ class PiiVault:
     def from_settings(cls, settings: Settings, *, create: bool = True) -> PiiVault:
         return cls(load_key(settings, create=create))
 
+    @classmethod
+    def for_reading(cls, settings: Settings) -> PiiVault | None:
+        """The vault if its key exists, else None: a reader never creates a key (a fresh key
+        could open nothing), and works on without the PII (a bad key is still an error)."""
+        try:
+            return cls.from_settings(settings, create=False)
+        except NotFound:
+            return None
+
     def seal(self, plaintext: str, *, context: str) -> str:
         """A token `v1:<base64url(nonce ‖ ciphertext ‖ tag)>`, bound to `context`."""
         nonce = os.urandom(NONCE_BYTES)

@@ -17,13 +17,14 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from statistics import NormalDist
 from types import MappingProxyType
 from typing import Any
 
 import numpy as np
 
+from lendstack.core.dates import add_months
 from lendstack.core.errors import ValidationError
 from lendstack.underwriting import identity
 from lendstack.underwriting.outcomes import Hazard, Outcomes, draw_outcomes, reference_screen
@@ -241,8 +242,26 @@ def _dates(rng: np.random.Generator, z: np.ndarray, cfg: PopulationConfig) -> di
     span = int((end_month.astype("datetime64[D]") + (cfg.start.day - 1) - start).astype(int))
     applied = start + rng.integers(0, span, n)
     years = np.clip(18.01 + rng.gamma(3.0, 4.3, n) + 1.2 * z, 18.01, 60.9)
-    born = applied - (years * 365.25).astype(np.int64)
+    born = np.clip(applied - (years * 365.25).astype(np.int64), *_adult_births(cfg))
     return {"application_date": applied, "birth_date": born, "age": _completed_years(born, applied)}
+
+
+def _adult_births(cfg: PopulationConfig) -> tuple[np.datetime64, np.datetime64]:
+    """The earliest and latest birth dates of a borrower aged 18..60 on every day of the
+    span: the simulator re-dates a borrower's application to any month of it, and a
+    borrower who was 18 on their drawn date could otherwise be a minor in an earlier month."""
+    first = cfg.start
+    last = add_months(first, cfg.months) - timedelta(days=1)
+    earliest = _years_before(last, 61) + timedelta(days=1)  # 60 (not yet 61) on the last day
+    return np.datetime64(earliest, "D"), np.datetime64(_years_before(first, 18), "D")
+
+
+def _years_before(day: date, years: int) -> date:
+    """The same calendar day `years` earlier (29 February falls back to the 28th)."""
+    try:
+        return day.replace(year=day.year - years)
+    except ValueError:
+        return day.replace(year=day.year - years, day=28)
 
 
 def _completed_years(born: np.ndarray, on: np.ndarray) -> np.ndarray:
