@@ -33,6 +33,7 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.bench_servicing
 	$(BIN)/python -m benchmarks.bench_scoring
 	$(BIN)/python -m benchmarks.bench_rules
+	$(BIN)/python -m benchmarks.bench_applicants
 	$(BIN)/python -m benchmarks.bench_underwriting
 	$(BIN)/python -m benchmarks.bench_http --scenario healthz --scenario loan --scenario application
 

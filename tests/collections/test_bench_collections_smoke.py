@@ -15,7 +15,7 @@ def test_bench_book_plans_every_wanted_attempt(
     engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[2]))
-    from benchmarks import bench_collections as bench  # the repository root, not a package
+    from benchmarks import bench_collections as bench  # the repository root: not installed
 
     bench.build(engine, 3000)
     seconds, ranked = bench.run_queue(engine)

@@ -15,7 +15,7 @@ def test_bench_book_packages_every_loan_and_values_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[2]))
-    from benchmarks import bench_npl as bench  # the repository root, not a package
+    from benchmarks import bench_npl as bench  # the repository root: not installed
 
     engine = make_engine(f"sqlite:///{tmp_path / 'bench.db'}")
     migrate(engine)

@@ -128,6 +128,15 @@ def test_record_plan_needs_a_loan_and_only_one_plan(
     assert repo.plan(loan_id) == shares
 
 
+def test_bad_shares_are_named_before_the_book_is_read(engine: Engine, repo: SqlFunding) -> None:
+    """Shares that do not sum to 1 are the caller's error (`shares`), even for a loan that
+    does not exist: the plan itself is checked before any read or lock."""
+    repo.import_builtin()
+    with pytest.raises(ValidationError) as caught:
+        repo.record_plan(engine, 999, {"platform": Decimal("0.5")})
+    assert caught.value.field == "shares"
+
+
 def test_booking_rechecks_the_ratio_rules_under_the_lock(
     engine: Engine, repo: SqlFunding, catalog: ProductCatalog
 ) -> None:

@@ -11,7 +11,7 @@ def test_benchmark_runs_and_its_book_reconciles(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[2]))
-    from benchmarks import bench_regulator  # the repository root, not a package
+    from benchmarks import bench_regulator  # the repository root: not installed
 
     result = bench_regulator.main(["--loans", "2000", "--dir", str(tmp_path)])
     assert result["loans_on_books"] == 2000

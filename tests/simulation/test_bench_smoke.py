@@ -9,7 +9,7 @@ import pytest
 
 def test_benchmark_smoke(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[2]))
-    from benchmarks.bench_simulation import run  # the repository root, not a package
+    from benchmarks.bench_simulation import run  # the repository root: not installed
 
     line = run(150, 2, "baseline", 1)
     assert (line["borrowers"], line["months"]) == (150, 2)

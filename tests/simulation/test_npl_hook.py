@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import date
+import base64
+from datetime import date, timedelta
 from pathlib import Path
 
 import polars as pl
@@ -10,6 +11,7 @@ import pytest
 
 from cli_runner import runner
 from lendstack.collections.npl_tape import age_band
+from lendstack.core.dates import add_months
 from lendstack.simulation import RunConfig, parse_scenario, simulate_run
 from lendstack.underwriting.identity import age_on
 from lendstack.underwriting.population import PopulationConfig, generate_population
@@ -50,14 +52,21 @@ def test_a_package_of_the_run_tapes_each_borrowers_age_band(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Packaged with the run's PII key, the tape's age band is each borrower's age on the
-    package date, from the resident ID sealed in the loan's decision."""
+    package date, from the resident ID sealed in the loan's decision; another key is refused
+    (naming `pii_key`) and packages nothing."""
     out, config = tmp_path / "run", RunConfig(borrowers=400, months=6, npl_sale=False)
     simulate_run(parse_scenario(BAD_MARKET), config, out)  # the bad loans are still on the book
-    monkeypatch.setenv("LENDSTACK_PII_KEY_FILE", str(out / "lendstack-pii.key"))
     cli = runner(f"sqlite:///{out / 'lendstack.db'}", capsys)
-    day = date(2026, 3, 31)  # the run's last month-end, its last closed date
-    done = cli("npl", "package", "--date", day.isoformat(), "--name", "late", "--out",
-               str(tmp_path / "tape"), "--format", "json")  # fmt: skip
+    day = add_months(config.start, config.months) - timedelta(days=1)  # the last closed date
+    args = ("npl", "package", "--date", day.isoformat(), "--name", "late", "--out",
+            str(tmp_path / "tape"), "--format", "json")  # fmt: skip
+    monkeypatch.setenv("LENDSTACK_PII_KEY", base64.b64encode(bytes(range(32))).decode())
+    refused = cli(*args)
+    assert refused.exit_code != 0
+    assert "pii_key" in refused.output
+    monkeypatch.delenv("LENDSTACK_PII_KEY")
+    monkeypatch.setenv("LENDSTACK_PII_KEY_FILE", str(out / "lendstack-pii.key"))
+    done = cli(*args)  # the name is free: the refused package kept nothing
     assert done.exit_code == 0, done.output
     assert "age_band" not in {m["field"] for m in done.json()["completeness"]["missing"]}
     tape = pl.read_parquet(tmp_path / "tape" / "late.tape.parquet")

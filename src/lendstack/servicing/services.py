@@ -154,7 +154,9 @@ def book_loans(
     its `fund` refuses) writes nothing and does not stop the others. The `fund` calls run in
     the batch's order, before anything is written: a caller funding several loans from the
     same partners must let each call see the plans it already gave. Everything else is
-    written with a few multi-row statements for the whole batch.
+    written with a few multi-row statements for the whole batch. The plans are written
+    together, re-checked under the funders' lock: one refused there raises (a `Conflict` on
+    `funding`) and the whole batch writes nothing; book its loans one at a time to find it.
     """
     results: list[LoanState | ValidationError | Conflict | NotFound | None] = []
     opened: list[tuple[int, LoanState, Schedule, Booking, PlanTerms | None]] = []

@@ -192,7 +192,7 @@ def headroom_of(limit_use: Mapping[str, float]) -> dict[str, float]:
 
 
 def _exposure(conn: Any) -> tuple[dict[str, float], float]:
-    """Active principal by funder (CNY), from the funders' sub-ledger positions, so it is the
+    """Open principal by funder (CNY), from the funders' sub-ledger positions, so it is the
     figure `lendstack funding` reports to the fen; and the platform's monthly cost of funds
     on its part (its `funding_cost` over twelve, rounded half-up to the fen)."""
     costs = {
@@ -203,11 +203,11 @@ def _exposure(conn: Any) -> tuple[dict[str, float], float]:
     rows = conn.execute(
         text(
             "SELECT p.funder_id, SUM(p.principal_fen) FROM funder_positions p"
-            " JOIN loans l ON l.id = p.loan_id WHERE l.status = 'active'"
-            " GROUP BY p.funder_id ORDER BY p.funder_id"
+            " JOIN loans l ON l.id = p.loan_id WHERE l.status IN ('approved', 'active')"
+            " GROUP BY p.funder_id"
         )
     )
-    fen = {str(funder): int(total or 0) for funder, total in rows}
+    fen = dict(sorted((str(funder), int(total or 0)) for funder, total in rows))
     cost = sum((from_fen(fen.get(fid, 0)) * rate / 12 for fid, rate in costs.items()), Decimal(0))
     return {funder: n / 100 for funder, n in fen.items()}, float(quantize_fen(cost))
 

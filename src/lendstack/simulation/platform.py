@@ -150,8 +150,9 @@ def _frozen_clock() -> float:
     """The desk's clock in a run: it never moves, so the desk never refreshes a date's
     exposures on wall time. A refresh re-reads the book, which does not yet hold the month's
     plans decided but not booked (the month is decided before its days are serviced), so it
-    would forget them, and the plans would depend on how fast the machine ran. Without it,
-    each date's exposures are read once and kept running with every plan reserved."""
+    would forget them, and the plans would depend on how fast the machine ran. With it, each
+    date's exposures are read once and kept running with every plan reserved (in one process:
+    with `--workers N` each worker's desk sees only its own chunks' plans)."""
     return 0.0
 
 

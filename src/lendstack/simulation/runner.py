@@ -31,7 +31,7 @@ import numpy as np
 from sqlalchemy import Engine, event
 
 from lendstack.core.dates import add_months, last_day_of_month
-from lendstack.core.errors import ValidationError
+from lendstack.core.errors import Conflict, ValidationError
 from lendstack.funding import is_no_capacity
 from lendstack.servicing import LoanState, ProductCatalog, close_day
 from lendstack.simulation import behaviour
@@ -277,10 +277,13 @@ class _Run:
         if not granted:
             return []
         records = [record for _, record in granted]
-        desk = self.service.desk
-        uow = SqlUnitOfWork(self.engine, plan_policy=desk.policy_on)  # type: ignore[union-attr]
-        with desk.batch() as checks:  # type: ignore[union-attr]
-            results = originate_many(uow, self.catalog, records, checks)  # type: ignore[arg-type]
+        try:
+            results = self._originate(records)
+        except Conflict as exc:
+            if not is_no_capacity(exc):
+                raise
+            # Refused under the funders' lock, which fails the whole batch: book one at a time.
+            results = [result for record in records for result in self._originate([record])]
         booked = []
         for (borrower, record), loan in zip(granted, results, strict=True):
             if is_no_capacity(loan):
@@ -294,6 +297,14 @@ class _Run:
             else:
                 booked.append(self._booked(borrower, record, loan))
         return booked
+
+    def _originate(self, records: list[dict[str, Any]]) -> list[Any]:
+        """`originate_many` in one transaction, each plan re-checked by the desk and, with
+        the ratio rules too, under the funders' lock."""
+        desk = self.service.desk
+        uow = SqlUnitOfWork(self.engine, plan_policy=desk.policy_on)  # type: ignore[union-attr]
+        with desk.batch() as checks:  # type: ignore[union-attr]
+            return originate_many(uow, self.catalog, records, checks)  # type: ignore[arg-type]
 
     def _booked(self, borrower: int, record: dict[str, Any], loan: LoanState) -> dict[str, Any]:
         self.repay.borrower_of[loan.id] = borrower

@@ -308,6 +308,9 @@ class SqlFunding:
         """
         if not plans:
             return
+        for _, shares, rates in plans:  # the plans themselves first: no read, no lock
+            check_shares(shares)
+            _check_guarantee_fees(shares, rates)
         targets = _check_plan_targets(conn, plans)
         rows = [
             row
@@ -411,8 +414,7 @@ def _plan_rows(
     policy: Policy,
     guarantee_fee_rates: Mapping[str, Decimal],
 ) -> list[dict[str, object]]:
-    check_shares(shares)
-    _check_guarantee_fees(shares, guarantee_fee_rates)
+    """A checked plan's rows; each share must be a multiple of the quantum in force."""
     rows = []
     for funder_id, share in sorted(shares.items()):
         if share != share.quantize(policy.share_quantum):

@@ -25,7 +25,7 @@ from sqlalchemy import Connection, Engine, inspect, select
 from lendstack.collections.npl_eligibility import Criteria, screen
 from lendstack.collections.npl_recovery import months_between
 from lendstack.collections.npl_tape import age_band, claims
-from lendstack.core.errors import Conflict, LendstackError, ValidationError
+from lendstack.core.errors import Conflict, ValidationError
 from lendstack.storage.batches import inserted_ids
 from lendstack.storage.npl import NPL_DPD, StoredPortfolio, facts_date, fetch_raw, get_portfolio
 from lendstack.storage.repositories import now
@@ -237,21 +237,28 @@ def _age_bands(
 ) -> NDArray[Any]:
     """Each borrower's age band on the package date, from the resident ID sealed in the
     decision the loan was booked from. Only the band leaves: the ID is opened in memory and
-    never written. Missing (None) without the vault's key, for a loan booked without a
-    decision, or when its token does not open (another key): completeness reports them."""
+    never written. Missing (None) without the vault's key or for a loan booked without a
+    decision; a key that does not open the IDs is an error (`pii_key`), not a gap."""
     bands = np.full(len(ids), None, dtype=object)
     if vault is None:
         return bands
     keys, decisions, records = _keyed(conn, _DECIDED, pid, (I8, OBJ, OBJ))
+    unopened = 0
     for at, decision_id, record_json in zip(
         np.searchsorted(ids, keys).tolist(), decisions.tolist(), records.tolist(), strict=True
     ):
-        sealed = json.loads(record_json)["application"]
+        application = json.loads(record_json).get("application", {})
         try:
-            resident_id = vault.reveal(sealed, str(decision_id))["applicant"]["resident_id"]
-        except LendstackError:
-            continue
-        bands[at] = age_band(age_on(resident_id, on))
+            resident_id = vault.reveal_field(application, str(decision_id), "resident_id")
+            bands[at] = None if resident_id is None else age_band(age_on(resident_id, on))
+        except ValidationError:  # no message kept: it could carry the ID's birth date
+            unopened += 1
+    if unopened:
+        raise ValidationError(
+            f"the PII key does not open {unopened:,} of {len(keys):,} packaged loans' sealed "
+            "resident IDs (a different key sealed them?); nothing was packaged",
+            field="pii_key",
+        )
     return bands
 
 

@@ -278,6 +278,8 @@ class FundingDesk:
         """The co-lending policy in force on `day` (the pack's), as the desk checks plans by
         it; booking re-checks the ratio rules by it under the funders' lock
         (`SqlUnitOfWork(plan_policy=desk.policy_on)`)."""
+        # No lock: booking threads may call this too, and the worst a race does is compute
+        # the same pure policy twice (entries are never removed).
         if day not in self._policies:
             self._policies[day] = self._policy_for(day)
         return self._policies[day]

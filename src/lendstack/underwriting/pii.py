@@ -155,6 +155,15 @@ class PiiVault:
         """The inverse of `protect`: needs the key that sealed it."""
         return _map_pii(protected, lambda f, v: self.open(v, context=f"{decision_id}:{f}"))
 
+    def reveal_field(self, protected: dict[str, Any], decision_id: str, field: str) -> str | None:
+        """One sealed applicant field of a protected application, opening only it (None if
+        the application has none): a reader that needs the ID never holds the name."""
+        applicant = protected.get("applicant")
+        token = applicant.get(field) if isinstance(applicant, dict) else None
+        return (
+            self.open(token, context=f"{decision_id}:{field}") if isinstance(token, str) else None
+        )
+
     def masked(self, application_json: dict[str, Any]) -> dict[str, Any]:
         """A copy with PII masked for staff screens; see `mask_application`."""
         return mask_application(application_json)

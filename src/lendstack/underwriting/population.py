@@ -24,7 +24,6 @@ from typing import Any
 
 import numpy as np
 
-from lendstack.core.dates import add_months
 from lendstack.core.errors import ValidationError
 from lendstack.underwriting import identity
 from lendstack.underwriting.outcomes import Hazard, Outcomes, draw_outcomes, reference_screen
@@ -237,23 +236,31 @@ def _geography(rng: np.random.Generator, z: np.ndarray, cfg: PopulationConfig) -
 def _dates(rng: np.random.Generator, z: np.ndarray, cfg: PopulationConfig) -> dict[str, Any]:
     """Application dates, then birth dates from a right-skewed age (mean ≈ 31, older if z)."""
     n = len(z)
-    start = np.datetime64(cfg.start, "D")
-    end_month = np.datetime64(cfg.start, "M") + cfg.months
-    span = int((end_month.astype("datetime64[D]") + (cfg.start.day - 1) - start).astype(int))
-    applied = start + rng.integers(0, span, n)
+    applied = np.datetime64(cfg.start, "D") + rng.integers(0, _span_days(cfg), n)
     years = np.clip(18.01 + rng.gamma(3.0, 4.3, n) + 1.2 * z, 18.01, 60.9)
-    born = np.clip(applied - (years * 365.25).astype(np.int64), *_adult_births(cfg))
+    born = _adult(applied - (years * 365.25).astype(np.int64), cfg, rng.integers(0, 365, n))
     return {"application_date": applied, "birth_date": born, "age": _completed_years(born, applied)}
 
 
-def _adult_births(cfg: PopulationConfig) -> tuple[np.datetime64, np.datetime64]:
-    """The earliest and latest birth dates of a borrower aged 18..60 on every day of the
-    span: the simulator re-dates a borrower's application to any month of it, and a
-    borrower who was 18 on their drawn date could otherwise be a minor in an earlier month."""
+def _span_days(cfg: PopulationConfig) -> int:
+    """Days in [start, start + months): the span the application dates are drawn from."""
+    start = np.datetime64(cfg.start, "D")
+    end_month = np.datetime64(cfg.start, "M") + cfg.months
+    return int((end_month.astype("datetime64[D]") + (cfg.start.day - 1) - start).astype(int))
+
+
+def _adult(born: np.ndarray, cfg: PopulationConfig, jitter: np.ndarray) -> np.ndarray:
+    """Birth dates moved so that every borrower is 18..60 on every day of the span: the
+    simulator re-dates a borrower's application to any month of it, and a borrower who was
+    18 on their drawn date could otherwise be a minor in an earlier month. A moved date lands
+    `jitter` (0..364) days inside its bound rather than on it: the birth date is part of the
+    resident ID, and one shared date would give many borrowers the same ID."""
     first = cfg.start
-    last = add_months(first, cfg.months) - timedelta(days=1)
-    earliest = _years_before(last, 61) + timedelta(days=1)  # 60 (not yet 61) on the last day
-    return np.datetime64(earliest, "D"), np.datetime64(_years_before(first, 18), "D")
+    last = first + timedelta(days=_span_days(cfg) - 1)
+    earliest = np.datetime64(_years_before(last, 61) + timedelta(days=1), "D")  # 60 at the end
+    latest = np.datetime64(_years_before(first, 18), "D")  # 18 on the first day
+    born = np.where(born > latest, latest - jitter, born)
+    return np.where(born < earliest, earliest + jitter, born)
 
 
 def _years_before(day: date, years: int) -> date:

@@ -10,7 +10,7 @@ import pytest
 
 def test_benchmark_smoke(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[3]))
-    from benchmarks.bench_applicants import run  # the repository root, not a package
+    from benchmarks.bench_applicants import run  # the repository root: not installed
 
     figures = run(500, batches=3)
     assert set(figures) == {"generate_s", "feature_row_us", "seal_us"}

@@ -8,7 +8,6 @@ from datetime import date, timedelta
 import numpy as np
 import pytest
 
-from lendstack.core.dates import add_months
 from lendstack.core.errors import ValidationError
 from lendstack.underwriting import identity
 from lendstack.underwriting.application import Application, Purpose
@@ -71,16 +70,23 @@ def test_ids_match_province_and_age(
     assert ages.max() <= 61
 
 
-@pytest.mark.parametrize("months", [1, 24, 120])
-def test_borrowers_are_18_to_60_on_every_day_of_the_span(months: int) -> None:
+@pytest.mark.parametrize(
+    ("first", "months"),
+    [(date(2024, 2, 29), 1), (date(2024, 2, 29), 24), (date(2024, 2, 29), 120),
+     (date(2025, 1, 31), 3), (date(2024, 12, 31), 2), (date(2025, 10, 1), 24)],
+)  # fmt: skip
+def test_borrowers_are_18_to_60_on_every_day_of_the_span(first: date, months: int) -> None:
     """The simulator re-dates a borrower's application to any month of the span, so the
-    borrower must be an adult (and within the age rule's 60) on its first and last day."""
-    cfg = PopulationConfig(seed=3, n=5_000, start=date(2024, 2, 29), months=months)
+    borrower must be an adult (and within the age rule's 60) on its first and last day; the
+    birth dates moved to get there must not make resident IDs collide."""
+    cfg = PopulationConfig(seed=3, n=5_000, start=first, months=months)
     rids = generate_population(cfg).columns["resident_id"]
-    first = date(2024, 2, 29)  # a leap day: 18 years before it is 28 February
-    last = add_months(first, months) - timedelta(days=1)
+    shift = first.month - 1 + months  # the span ends the same day-of-month `months` later
+    end_month = date(first.year + shift // 12, shift % 12 + 1, 1)
+    last = end_month + timedelta(days=first.day - 2)
     assert min(identity.age_on(r, first) for r in rids) >= 18
     assert max(identity.age_on(r, last) for r in rids) <= 60
+    assert len(set(rids)) == len(rids)
 
 
 def test_shares_look_like_the_market(
