@@ -6,12 +6,17 @@ import json
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pytest
 
 from cli_runner import Run, runner
 from lendstack.cli.main import main
+from lendstack.core.errors import Conflict
+from lendstack.funding import NO_CAPACITY
+from lendstack.simulation import RunConfig, load_scenario, simulate_run
+from lendstack.simulation import runner as runner_module
 
 MONTHLY_KEYS = {"approval_rate", "originations_amount", "npl_ratio", "dpd30_rate", "ecl",
                 "net_income", "alerts", "max_apr", "ledger_balanced"}  # fmt: skip
@@ -83,6 +88,26 @@ def test_partner_exposure_is_the_funding_sub_ledger_to_the_fen(
     assert sum(Decimal(str(v)) for v in last["partner_exposure"].values()) == Decimal(
         str(last["balance"])
     )
+
+
+def test_a_day_refused_under_the_funders_lock_is_booked_loan_by_loan(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A plan refused under the funders' lock fails its whole day's batch; the run then books
+    that day's loans one at a time, so every loan the batch would have booked still is."""
+    config = RunConfig(borrowers=300, months=3)
+    expected = simulate_run(load_scenario("baseline"), config, tmp_path / "batched")
+    real, refused = runner_module.originate_many, []
+
+    def refusing_batches(uow: Any, catalog: Any, records: Any, desk: Any) -> Any:
+        if len(records) > 1:
+            refused.append(len(records))
+            raise Conflict(f"{NO_CAPACITY} (big-state-bank: under the lock)", field="funding")
+        return real(uow, catalog, records, desk)
+
+    monkeypatch.setattr(runner_module, "originate_many", refusing_batches)
+    assert simulate_run(load_scenario("baseline"), config, tmp_path / "singly") == expected
+    assert refused
 
 
 def test_same_seed_same_metrics_other_seed_differs(tmp_path: Path, cli: Run) -> None:
