@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import base64
+import json
+import sqlite3
 from datetime import date, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import polars as pl
@@ -48,14 +51,44 @@ def test_a_run_past_the_pilots_end_still_sells_at_its_last_quarter_end(tmp_path:
     assert metrics["summary"]["ledger_balanced"] is True
 
 
+UNSOLD = RunConfig(borrowers=400, months=6, npl_sale=False)
+
+
+@pytest.fixture(scope="module")
+def unsold(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A bad market's run without NPL sales: the bad loans are still on the book."""
+    out = tmp_path_factory.mktemp("unsold") / "run"
+    simulate_run(parse_scenario(BAD_MARKET), UNSOLD, out)
+    return out
+
+
+def test_partner_exposure_follows_the_positions_after_a_guarantee_payout(
+    unsold: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A guarantee payout moves a bank's stake to the platform (an `acquired` flow), so a
+    bank's exposure is no longer its plan share of the balance; the last month-end's exposure
+    is still `lendstack funding exposure`'s, to the fen."""
+    with sqlite3.connect(unsold / "lendstack.db") as db:
+        acquired = db.execute("SELECT COUNT(*) FROM funder_flows WHERE flow = 'acquired'")
+        assert acquired.fetchone()[0] > 0
+    last = json.loads((unsold / "metrics.json").read_text(encoding="utf-8"))["monthly"][-1]
+    shown = runner(f"sqlite:///{unsold / 'lendstack.db'}", capsys)("funding", "exposure",
+                                                                    "--format", "json")  # fmt: skip
+    assert shown.exit_code == 0, shown.output
+    banks = {p["id"]: Decimal(p["balance"]) for p in shown.json()["partners"]}
+    assert {f: Decimal(str(v)) for f, v in last["partner_exposure"].items() if f in banks} == banks
+
+
 def test_a_package_of_the_run_tapes_each_borrowers_age_band(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    unsold: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     """Packaged with the run's PII key, the tape's age band is each borrower's age on the
     package date, from the resident ID sealed in the loan's decision; another key is refused
     (naming `pii_key`) and packages nothing."""
-    out, config = tmp_path / "run", RunConfig(borrowers=400, months=6, npl_sale=False)
-    simulate_run(parse_scenario(BAD_MARKET), config, out)  # the bad loans are still on the book
+    out, config = unsold, UNSOLD
     cli = runner(f"sqlite:///{out / 'lendstack.db'}", capsys)
     day = add_months(config.start, config.months) - timedelta(days=1)  # the last closed date
     args = ("npl", "package", "--date", day.isoformat(), "--name", "late", "--out",

@@ -40,6 +40,7 @@ from lendstack.risk.panel import State
 from lendstack.storage.alerts import SqlAlerts
 from lendstack.storage.analytics import read_panel
 from lendstack.storage.ecl_runs import ecl_inputs, run_ecl
+from lendstack.storage.funding import held_by_funder
 from lendstack.storage.reports import reconcile
 from lendstack.storage.risk_book import DecisionPds
 from lendstack.underwriting.decision import GRANTED
@@ -200,14 +201,7 @@ def _exposure(conn: Any) -> tuple[dict[str, float], float]:
         for fid, kind, defn in conn.execute(text("SELECT id, kind, definition FROM funders"))
         if kind == "platform"
     }
-    rows = conn.execute(
-        text(
-            "SELECT p.funder_id, SUM(p.principal_fen) FROM funder_positions p"
-            " JOIN loans l ON l.id = p.loan_id WHERE l.status IN ('approved', 'active')"
-            " GROUP BY p.funder_id"
-        )
-    )
-    fen = dict(sorted((str(funder), int(total or 0)) for funder, total in rows))
+    fen = held_by_funder(conn)
     cost = sum((from_fen(fen.get(fid, 0)) * rate / 12 for fid, rate in costs.items()), Decimal(0))
     return {funder: n / 100 for funder, n in fen.items()}, float(quantize_fen(cost))
 

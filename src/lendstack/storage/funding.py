@@ -676,7 +676,7 @@ def close_exposures(conn: Connection, day: date) -> int:
             " WHERE id NOT IN (SELECT funder_id FROM funder_exposures)"
         )
     )
-    held = {str(f): int(fen or 0) for f, fen in conn.execute(text(_HELD))}
+    held = held_by_funder(conn)
     rows = [
         {"f": funder_id, "day": day, "balance": held.get(funder_id, 0), "never": date.min}
         for funder_id in conn.execute(text("SELECT funder_id FROM funder_exposures")).scalars()
@@ -690,11 +690,18 @@ _OPEN = "l.status IN ('approved', 'active')"
 
 _HELD = (
     "SELECT p.funder_id, SUM(p.principal_fen) FROM loans l JOIN funder_positions p"
-    f" ON p.loan_id = l.id WHERE {_OPEN} AND p.principal_fen > 0 GROUP BY p.funder_id"
+    f" ON p.loan_id = l.id WHERE {_OPEN} GROUP BY p.funder_id"
 )
 """Each funder's co-lent principal of open loans. Driven from the open loans (status index),
 then each loan's positions by primary key: the cost follows the open book, whereas a walk of
 each funder's positions would also visit every position of loans long closed."""
+
+
+def held_by_funder(conn: Connection) -> dict[str, int]:
+    """Each funder's principal in open loans (fen) from its positions, funders sorted: what
+    the close records as its exposure balance, and what a simulation reports."""
+    return dict(sorted((str(f), int(fen or 0)) for f, fen in conn.execute(text(_HELD))))
+
 
 _CLOSE_EXPOSURE = (
     "UPDATE funder_exposures SET closed_on = :day, balance_fen = :balance,"

@@ -21,7 +21,7 @@ from lendstack.servicing.domain.loan import InstallmentState, LoanState
 from lendstack.servicing.domain.payments import Applied, InstallmentPart
 from lendstack.servicing.ports import LoanProfile, PlanTerms, StoredPayment
 from lendstack.storage import mapping
-from lendstack.storage.batches import CHUNK, chunks, execute_many, inserted_ids
+from lendstack.storage.batches import chunks, execute_many, inserted_ids
 from lendstack.storage.calendar import last_closed
 from lendstack.storage.funding import SqlFunding
 from lendstack.storage.loan_settlements import SqlLoanSettlements
@@ -365,9 +365,8 @@ class SqlPayments:
         """Store payments, their installment parts and their funder splits; ids in order."""
         applied = [_applied_fen(p) for p in batch]
         ids: list[int] = []
-        for start in range(0, len(batch), CHUNK):
-            end = start + CHUNK
-            ids += self._insert(batch[start:end], applied[start:end])
+        for chunk in chunks(list(zip(batch, applied, strict=True))):
+            ids += self._insert(chunk)
         parts = [
             {
                 "payment_id": pid,
@@ -390,9 +389,8 @@ class SqlPayments:
         )
         return ids
 
-    def _insert(
-        self, batch: Sequence[StoredPayment], applied: Sequence[dict[str, int]]
-    ) -> list[int]:
+    def _insert(self, batch: Sequence[tuple[StoredPayment, dict[str, int]]]) -> list[int]:
+        """Payment rows, each with what it settled in fen (`_applied_fen`)."""
         created = now()
         rows = [
             {
@@ -409,7 +407,7 @@ class SqlPayments:
                 "schedule_version_before": payment.schedule_version_before,
                 "created_at": created,
             }
-            for payment, fen in zip(batch, applied, strict=True)
+            for payment, fen in batch
         ]
         return inserted_ids(self.conn, payments, rows)
 
