@@ -25,6 +25,9 @@ from lendstack.storage.decisions import SqlDecisionLog
 from lendstack.storage.funding import SqlFunding
 from lendstack.storage.schema import risk_alerts
 
+# One worker builds the module's shared fixture (xdist would build it on each).
+pytestmark = pytest.mark.xdist_group("alerts-panel")
+
 SPIKE = date(2024, 11, 1)
 MEASURABLE = date(2025, 2, 28)
 LAST = date(2025, 6, 30)

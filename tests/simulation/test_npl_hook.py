@@ -19,6 +19,9 @@ from lendstack.simulation import RunConfig, parse_scenario, simulate_run
 from lendstack.underwriting.identity import age_on
 from lendstack.underwriting.population import PopulationConfig, generate_population
 
+# One worker builds the module's shared fixture (xdist would build it on each).
+pytestmark = pytest.mark.xdist_group("npl-hook-run")
+
 BAD_MARKET = """
 name = "bad-market"
 [behaviour]

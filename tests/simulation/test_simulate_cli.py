@@ -18,6 +18,9 @@ from lendstack.funding import NO_CAPACITY
 from lendstack.simulation import RunConfig, load_scenario, simulate_run
 from lendstack.simulation import runner as runner_module
 
+# One worker builds the module's shared fixture (xdist would build it on each).
+pytestmark = pytest.mark.xdist_group("simulate-cli-run")
+
 MONTHLY_KEYS = {"approval_rate", "originations_amount", "npl_ratio", "dpd30_rate", "ecl",
                 "net_income", "alerts", "max_apr", "ledger_balanced"}  # fmt: skip
 
