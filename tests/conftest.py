@@ -16,6 +16,7 @@ import pytest
 from hypothesis import settings
 from sqlalchemy import Engine, create_engine, text
 
+from backends import BACKENDS, PG_URL
 from cli_runner import Run, runner
 from lendstack.servicing.domain.products import ProductCatalog
 from lendstack.storage.db import make_engine, migrate
@@ -30,11 +31,6 @@ os.environ["COLUMNS"] = "200"
 settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
 settings.register_profile("explore", deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
-
-PG_URL = os.environ.get("LENDSTACK_TEST_DATABASE_URL")
-BACKENDS = (
-    ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)] if PG_URL else ["sqlite"]
-)
 
 
 def _pg_engine(schema: str) -> Engine:

@@ -21,8 +21,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine, create_engine, make_url, text
 
+from backends import BACKENDS, PG_URL
 from cli_runner import Run, runner
-from conftest import BACKENDS, PG_URL
 from lendstack.collections.npl_buyers import load_buyers
 from lendstack.collections.npl_eligibility import pilot
 from lendstack.core.errors import Conflict, NotFound, ValidationError
