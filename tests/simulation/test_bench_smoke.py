@@ -16,3 +16,21 @@ def test_benchmark_smoke(monkeypatch: pytest.MonkeyPatch) -> None:
     assert line["applications"] >= line["loans"] > 0  # type: ignore[operator]
     assert line["payments"] > 0  # type: ignore[operator]
     assert set(line["stages"]) == {"deciding", "servicing", "month-end"}  # type: ignore[call-overload]
+
+
+def test_profile_smoke(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[2]))
+    from benchmarks.profile_simulation import STAGES, profile
+
+    from lendstack.storage import cob
+
+    steps = dict(cob.STEP_SQL)
+    found = profile(150, 2, (100_000, 24), 180.0)
+    units = found["units"]
+    assert units["applications"] >= units["loans"] > 0
+    assert units["payments"] > 0
+    assert units["loan_days"] > units["loans"]
+    assert all(found["stages"][name]["cpu_s"] > 0 for name in STAGES)
+    assert found["close_steps"]["accrual"] > 0
+    assert found["at"]["times_too_slow"] > 0
+    assert steps == cob.STEP_SQL  # the close is left as it was

@@ -1,0 +1,151 @@
+"""Where a simulation's time goes: CPU seconds by stage and by close step, and per unit of work.
+
+    .venv/bin/python -m benchmarks.profile_simulation --borrowers 10000 --months 24
+
+One baseline run (no outputs written, so only the engine's work is timed). Each stage is
+timed in CPU seconds (`time.process_time`, SQLite included: it runs in the process), so a
+busy machine stretches the figures less than wall time. The units of work are read from the
+run's database afterwards: applications decided, loans booked, payments posted and loan-days
+(the days each loan was open, which is what a daily close walks). Dividing one by the other
+gives the cost per unit, and `--target-seconds` says how many times cheaper each stage must
+get for a run of `--at-borrowers` × `--at-months` to fit, assuming the units grow linearly
+(docs/benchmarks.md shows they do).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sqlite3
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from lendstack.simulation import runner
+from lendstack.simulation.repayments import Repayments
+from lendstack.simulation.scenario import load_scenario
+from lendstack.storage import cob
+
+STAGES = {
+    "deciding": (runner._Run, "_decide"),
+    "booking": (runner._Run, "_book"),
+    "payments": (Repayments, "post_day"),
+    "close": (runner, "close_day"),
+    "month-end": (runner, "measure_month"),
+}
+"""Stage name → (owner, attribute) of the function whose calls are that stage."""
+
+UNITS = {"deciding": "applications", "booking": "loans", "payments": "payments",
+         "close": "loan_days", "month-end": "months"}  # fmt: skip
+
+
+def _timed(seconds: Counter[str], name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+    def timed(*args: Any, **kwargs: Any) -> Any:
+        started = time.process_time()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            seconds[name] += time.process_time() - started
+
+    return timed
+
+
+@contextmanager
+def _instrumented(seconds: Counter[str]) -> Iterator[None]:
+    """Time each stage and each close step while the block runs; restore them after."""
+    saved = [(owner, attr, getattr(owner, attr)) for owner, attr in STAGES.values()]
+    steps = dict(cob.STEP_SQL)
+    for name, (owner, attr) in STAGES.items():
+        setattr(owner, attr, _timed(seconds, name, getattr(owner, attr)))
+    for step, fn in steps.items():
+        cob.STEP_SQL[step] = _timed(seconds, f"close: {step.value}", fn)
+    try:
+        yield
+    finally:
+        for owner, attr, fn in saved:
+            setattr(owner, attr, fn)
+        cob.STEP_SQL.update(steps)
+
+
+def _units(db: Path, months: int) -> dict[str, int]:
+    with sqlite3.connect(db) as conn:
+
+        def count(table: str) -> int:
+            return int(conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
+
+        last_close = conn.execute("SELECT MAX(business_date) FROM cob_steps").fetchone()[0]
+        loan_days = conn.execute(
+            "SELECT SUM(julianday(COALESCE(closed_on, ?)) - julianday(disbursement_date))"
+            " FROM loans",
+            (last_close,),
+        ).fetchone()[0]
+        return {
+            "applications": count("decision_log"),
+            "loans": count("loans"),
+            "payments": count("payments"),
+            "loan_days": int(loan_days or 0),
+            "months": months,
+        }
+
+
+def profile(borrowers: int, months: int, at: tuple[int, int], target: float) -> dict[str, Any]:
+    seconds: Counter[str] = Counter()
+    config = runner.RunConfig(borrowers=borrowers, months=months)
+    with tempfile.TemporaryDirectory() as tmp, _instrumented(seconds):
+        started = time.process_time()
+        runner.run_scenario(load_scenario("baseline"), config, Path(tmp) / "run")
+        total = time.process_time() - started
+        units = _units(Path(tmp) / "run" / "lendstack.db", months)
+    scale = (at[0] * at[1]) / (borrowers * months)
+    stages = {
+        name: {
+            "cpu_s": round(seconds[name], 2),
+            "unit": UNITS[name],
+            "us_per_unit": round(1e6 * seconds[name] / max(units[UNITS[name]], 1), 2),
+            "at_size_s": round(seconds[name] * scale, 1),
+        }
+        for name in STAGES
+    }
+    return {
+        "borrowers": borrowers,
+        "months": months,
+        "cpu_s": round(total, 1),
+        "units": units,
+        "stages": stages,
+        "close_steps": {
+            k.removeprefix("close: "): round(v, 2)
+            for k, v in seconds.most_common()
+            if k.startswith("close: ")
+        },
+        "at": {
+            "borrowers": at[0],
+            "months": at[1],
+            "cpu_s": round(total * scale, 1),
+            "target_s": target,
+            "times_too_slow": round(total * scale / target, 1),
+        },
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--borrowers", type=int, default=10_000)
+    parser.add_argument("--months", type=int, default=24)
+    parser.add_argument("--at-borrowers", type=int, default=100_000)
+    parser.add_argument("--at-months", type=int, default=24)
+    parser.add_argument("--target-seconds", type=float, default=180.0)
+    args = parser.parse_args()
+    print(f"# {platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()},"
+          f" load {os.getloadavg()[0]:.1f}")  # fmt: skip
+    at = (args.at_borrowers, args.at_months)
+    print(json.dumps(profile(args.borrowers, args.months, at, args.target_seconds), indent=1))
+
+
+if __name__ == "__main__":
+    main()
