@@ -125,6 +125,24 @@ def test_same_seed_same_metrics_other_seed_differs(tmp_path: Path, cli: Run) -> 
     assert metrics("c", "12") != first
 
 
+def test_scenarios_side_by_side_equal_runs_made_alone(tmp_path: Path, cli: Run) -> None:
+    """`--jobs 2` runs the comparison in two processes; each run's metrics are byte for byte
+    those of the same scenario run alone in this process, and the comparison is written."""
+    names = ("baseline", "gold-crash")
+    args = [arg for name in names for arg in ("--scenario", name)]
+    result = cli("simulate", *args, "--borrowers", "300", "--months", "3", "--jobs", "2",
+                 "--out", str(tmp_path / "both"), "--format", "json")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    config = RunConfig(borrowers=300, months=3)
+    for name in names:
+        simulate_run(load_scenario(name), config, tmp_path / "alone" / name)
+        alone = (tmp_path / "alone" / name / "metrics.json").read_bytes()
+        assert (tmp_path / "both" / name / "metrics.json").read_bytes() == alone
+    compared = json.loads((tmp_path / "both" / "compare.json").read_text(encoding="utf-8"))
+    assert set(compared) == set(names)
+    assert (tmp_path / "both" / "compare.html").stat().st_size > 0
+
+
 @pytest.mark.parametrize(
     ("args", "field"),
     [
@@ -134,6 +152,7 @@ def test_same_seed_same_metrics_other_seed_differs(tmp_path: Path, cli: Run) -> 
         (["--borrowers", "0"], "borrowers"),
         (["--months", "0"], "months"),
         (["--scenario", "baseline", "--scenario", "baseline"], "scenario"),
+        (["--scenario", "baseline", "--scenario", "gold-crash", "--jobs", "0"], "jobs"),
     ],
 )
 def test_bad_input_names_the_field(tmp_path: Path, cli: Run, args: list[str], field: str) -> None:

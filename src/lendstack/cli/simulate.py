@@ -6,6 +6,7 @@ one directory each under `--out` (default runs/compare) plus compare.html and co
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,12 @@ def simulate(
     start: str = typer.Option("2025-10-01", "--start", help="First day of the first month."),
     out: Path | None = typer.Option(None, "--out", help="Run directory (default runs/<scenario>)."),
     workers: int = typer.Option(1, "--workers", help="Decision worker processes."),
+    jobs: int | None = typer.Option(
+        None,
+        "--jobs",
+        help="Scenarios run at once, one process each (default: one per scenario, at most one "
+        "per core). Outputs are the same either way.",
+    ),
     retrain: bool = typer.Option(
         False, "--retrain", help="Retrain the credit model monthly on matured loans (slower)."
     ),
@@ -52,11 +59,19 @@ def simulate(
     )
     multi = len(scenarios) > 1
     base = out or Path("runs") / ("compare" if multi else scenarios[0].name)
-    results = []
+    runs = [(sc, base / sc.name if multi else base) for sc in scenarios]
+    at_once = _jobs(jobs, len(scenarios))
     with _bar() as bar:
-        for sc in scenarios:
-            target = base / sc.name if multi else base
-            results.append(simulate_run(sc, config, target, _reporter(bar, sc.name, months)))
+        reporters = {sc.name: _reporter(bar, sc.name, months) for sc in scenarios}
+        if at_once > 1:
+            from lendstack.simulation.side_by_side import run_side_by_side
+
+            def relay(name: str, stage: str, done: int, total: int) -> None:
+                reporters[name](stage, done, total)
+
+            results = run_side_by_side(runs, config, at_once, relay)
+        else:
+            results = [simulate_run(sc, config, where, reporters[sc.name]) for sc, where in runs]
     if multi:
         (base / "compare.json").write_text(_dumps(comparison(results)), encoding="utf-8")
         comparison_report(results, base / "compare.html")
@@ -75,6 +90,15 @@ def simulate(
         console.print(f"report: {where / 'report.html'}   database: {where / 'lendstack.db'}")
     if multi:
         console.print(f"comparison: {base / 'compare.html'}")
+
+
+def _jobs(jobs: int | None, scenarios: int) -> int:
+    """How many runs go at once: never more than the scenarios, by default one per core."""
+    if jobs is not None and jobs < 1:
+        from lendstack.core.errors import ValidationError
+
+        raise ValidationError("must be at least 1", field="jobs")
+    return min(scenarios, jobs if jobs is not None else os.cpu_count() or 1)
 
 
 def _dumps(payload: Any) -> str:
