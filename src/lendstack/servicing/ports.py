@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 from types import TracebackType
-from typing import Protocol
+from typing import Protocol, Self
 
 from lendstack.servicing.domain.ledger import JournalEntry
 from lendstack.servicing.domain.loan import LoanState
@@ -135,17 +135,28 @@ class LoanSettlements(Protocol):
 
 
 class UnitOfWork(Protocol):
-    """One transaction: everything commits together or nothing is written."""
+    """One transaction: everything commits together or nothing is written.
 
-    loans: Loans
-    payments: Payments
-    ledger: Ledger
-    calendar: Calendar
-    funding: FundingPlans
-    profiles: LoanProfiles
-    loan_settlements: LoanSettlements
+    The repositories are read-only properties, so an adapter may hold narrower types (a
+    `SqlCalendar` is a `Calendar`) and still be a `UnitOfWork` to the type checker.
+    """
 
-    def __enter__(self) -> UnitOfWork: ...
+    @property
+    def loans(self) -> Loans: ...
+    @property
+    def payments(self) -> Payments: ...
+    @property
+    def ledger(self) -> Ledger: ...
+    @property
+    def calendar(self) -> Calendar: ...
+    @property
+    def funding(self) -> FundingPlans: ...
+    @property
+    def profiles(self) -> LoanProfiles: ...
+    @property
+    def loan_settlements(self) -> LoanSettlements: ...
+
+    def __enter__(self) -> Self: ...
     def __exit__(
         self,
         exc_type: type[BaseException] | None,

@@ -99,7 +99,7 @@ class Repayments:
                 key = f"sim:{loan_id}:{day}"
                 owed.append((Payment(int(loan_id), from_fen(int(owed_fen)), day, key), kind))
         if owed:  # an empty batch writes nothing: skip its transaction
-            take_payments(SqlUnitOfWork(self.engine), [p for p, _ in owed])  # type: ignore[arg-type]
+            take_payments(SqlUnitOfWork(self.engine), [p for p, _ in owed])
         self.tally.update(kind for _, kind in owed)
         return len(owed) + self._pay_off(payoffs, day)
 
@@ -107,7 +107,7 @@ class Repayments:
         """The rest of each prepaying loan, early (the payoff quote's total)."""
         if not loan_ids:  # most days: nothing to quote nor post, so no transaction to open
             return 0
-        quotes = quote_payoffs(SqlUnitOfWork(self.engine), loan_ids, day)  # type: ignore[arg-type]
+        quotes = quote_payoffs(SqlUnitOfWork(self.engine), loan_ids, day)
         batch = [
             Payment(
                 loan_id, q.total, day, f"sim:{loan_id}:{day}:payoff", PrepaymentMode.SHORTEN_TERM
@@ -116,6 +116,6 @@ class Repayments:
             if q.total > ZERO
         ]
         if batch:
-            take_payments(SqlUnitOfWork(self.engine), batch)  # type: ignore[arg-type]
+            take_payments(SqlUnitOfWork(self.engine), batch)
         self.tally["prepay"] += len(batch)
         return len(batch)

@@ -304,7 +304,7 @@ class _Run:
         desk = self.service.desk
         uow = SqlUnitOfWork(self.engine, plan_policy=desk.policy_on)  # type: ignore[union-attr]
         with desk.batch() as checks:  # type: ignore[union-attr]
-            return originate_many(uow, self.catalog, records, checks)  # type: ignore[arg-type]
+            return originate_many(uow, self.catalog, records, checks)
 
     def _booked(self, borrower: int, record: dict[str, Any], loan: LoanState) -> dict[str, Any]:
         self.repay.borrower_of[loan.id] = borrower
