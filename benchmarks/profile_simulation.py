@@ -33,16 +33,14 @@ from lendstack.simulation.scenario import load_scenario
 from lendstack.storage import cob
 
 STAGES = {
-    "deciding": (runner._Run, "_decide"),
-    "booking": (runner._Run, "_book"),
-    "payments": (Repayments, "post_day"),
-    "close": (runner, "close_day"),
-    "month-end": (runner, "measure_month"),
+    "deciding": (runner._Run, "_decide", "applications"),
+    "booking": (runner._Run, "_book", "loans"),
+    "payments": (Repayments, "post_day", "payments"),
+    "close": (runner, "close_day", "loan_days"),
+    "month-end": (runner, "measure_month", "months"),
 }
-"""Stage name → (owner, attribute) of the function whose calls are that stage."""
-
-UNITS = {"deciding": "applications", "booking": "loans", "payments": "payments",
-         "close": "loan_days", "month-end": "months"}  # fmt: skip
+"""Stage name → (owner, attribute) of the function whose calls are that stage, and the unit
+of work (a key of `_units`) its time is divided by."""
 
 
 def _timed(seconds: dict[str, float], name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -59,9 +57,9 @@ def _timed(seconds: dict[str, float], name: str, fn: Callable[..., Any]) -> Call
 @contextmanager
 def _instrumented(seconds: dict[str, float]) -> Iterator[None]:
     """Time each stage and each close step while the block runs; restore them after."""
-    saved = [(owner, attr, getattr(owner, attr)) for owner, attr in STAGES.values()]
+    saved = [(owner, attr, getattr(owner, attr)) for owner, attr, _ in STAGES.values()]
     steps = dict(cob.STEP_SQL)
-    for name, (owner, attr) in STAGES.items():
+    for name, (owner, attr, _) in STAGES.items():
         setattr(owner, attr, _timed(seconds, name, getattr(owner, attr)))
     for step, fn in steps.items():
         cob.STEP_SQL[step] = _timed(seconds, f"close: {step.value}", fn)
@@ -106,11 +104,11 @@ def profile(borrowers: int, months: int, at: tuple[int, int], target: float) -> 
     stages = {
         name: {
             "cpu_s": round(seconds[name], 2),
-            "unit": UNITS[name],
-            "us_per_unit": round(1e6 * seconds[name] / max(units[UNITS[name]], 1), 2),
+            "unit": unit,
+            "us_per_unit": round(1e6 * seconds[name] / max(units[unit], 1), 2),
             "at_size_s": round(seconds[name] * scale, 1),
         }
-        for name in STAGES
+        for name, (_, _, unit) in STAGES.items()
     }
     return {
         "borrowers": borrowers,
