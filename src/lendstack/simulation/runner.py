@@ -57,7 +57,7 @@ from lendstack.storage.db import make_engine, migrate
 from lendstack.storage.decisions import prepare_entry
 from lendstack.storage.funding import SqlFunding
 from lendstack.storage.repositories import SqlUnitOfWork
-from lendstack.underwriting.batch import BatchJob, decide_rows
+from lendstack.underwriting.batch import BatchJob, collector_paused, decide_rows
 from lendstack.underwriting.decision import GRANTED
 from lendstack.underwriting.origination import originate_many
 from lendstack.underwriting.population import Population, PopulationConfig, generate_population
@@ -248,6 +248,15 @@ class _Run:
         return rows
 
     def _decide(
+        self, month: int, apps: list[tuple[int, dict[str, Any]]], label: str
+    ) -> tuple[list[tuple[int, dict[str, Any]]], list[dict[str, Any]]]:
+        # The collector stays off for the whole month's decisions, not only inside each chunk:
+        # reading back the granted records (a few KB of JSON each) otherwise triggers
+        # collections that walk the run's whole heap (measured: a fifth of deciding's time).
+        with collector_paused():
+            return self._decide_all(month, apps, label)
+
+    def _decide_all(
         self, month: int, apps: list[tuple[int, dict[str, Any]]], label: str
     ) -> tuple[list[tuple[int, dict[str, Any]]], list[dict[str, Any]]]:
         granted, decided = [], []

@@ -181,6 +181,9 @@ class FundingDesk:
         self._read_funders, self._read_exposures, self._policy_for = funders, exposures, policy
         self.clock, self.refresh_seconds = clock, refresh_seconds
         self._funders: tuple[Funder, ...] = ()
+        self._funders_now: tuple[Funder, ...] = ()
+        self._funders_read: float | None = None
+        """When `_funders_now` was read (clock seconds); None: never."""
         self._allocators: dict[Policy, Allocator] = {}
         self._policies: dict[date, Policy] = {}
         self._snapshots: dict[date, _Snapshot] = {}
@@ -257,7 +260,7 @@ class FundingDesk:
         return dict(snap.current)
 
     def _refresh(self, day: date) -> _Snapshot:
-        funders = tuple(self._read_funders())
+        funders = self._fresh_funders()
         changed = funders != self._funders
         if changed:
             self._funders, self._allocators = funders, {}
@@ -273,6 +276,17 @@ class FundingDesk:
         if changed:  # the other dates' reservations now count for a different set of funders
             self._rebuild()
         return snap
+
+    def _fresh_funders(self) -> tuple[Funder, ...]:
+        """The stored funders, re-read at most once per `refresh_seconds`: a batch meets a
+        new business date every few rows, and re-reading (and parsing) every partner for
+        each was a third of a plan's cost. A partner added or updated is still seen within
+        `refresh_seconds`, as the exposures are."""
+        now = self.clock()
+        if self._funders_read is None or now - self._funders_read >= self.refresh_seconds:
+            self._funders_now = tuple(self._read_funders())
+            self._funders_read = now
+        return self._funders_now
 
     def policy_on(self, day: date) -> Policy:
         """The co-lending policy in force on `day` (the pack's), as the desk checks plans by
