@@ -102,7 +102,13 @@ def funding_desk(
     of the cached exposures (`FundingDesk`).
     """
     repo = SqlFunding(engine)
-    return FundingDesk(repo.all, repo.exposure_map, partial(funding_policy, pack), clock=clock)
+    return FundingDesk(
+        repo.all,
+        repo.exposure_map,
+        partial(funding_policy, pack),
+        clock=clock,
+        exposures_many=repo.exposure_maps,
+    )
 
 
 def underwriting_service(settings: Settings, engine: SqlEngine) -> Underwriting:

@@ -9,6 +9,7 @@ now) after random plans, releases, refreshes and changes of the partner panel.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, timedelta
 from decimal import Decimal
 
@@ -112,3 +113,51 @@ def test_a_plan_counts_on_its_date_and_after_and_in_today_only_on_its_own_date()
         == desk._current(DAYS[0])
         == {k: v for k, v in BOOK.items() if k in {f.id for f in PANEL}}
     )
+
+
+BOOKS = {
+    day: {"bank-a": Exposure(balance=Decimal(1000 * (n + 1)), today=Decimal(n)),
+          "platform": Exposure()}
+    for n, day in enumerate(DAYS)
+}  # fmt: skip
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            plan_op,
+            st.tuples(st.just("prefetch"), st.sets(st.sampled_from(DAYS))),
+            st.tuples(st.just("tick")),
+        ),
+        max_size=40,
+    )
+)
+def test_reading_dates_ahead_changes_no_plan(steps: list[tuple[object, ...]]) -> None:
+    """A desk that reads dates ahead (`prefetch`) plans exactly as one reading each date on
+    its first plan, reservations made in between included, as long as the book is unchanged."""
+    reads: list[tuple[date, ...]] = []
+
+    def many(days: Sequence[date]) -> dict[date, dict[str, Exposure]]:
+        reads.append(tuple(days))
+        return {d: BOOKS[d] for d in days}
+
+    clocks = Clock(), Clock()
+    plain = FundingDesk(lambda: PANEL, BOOKS.__getitem__, lambda _day: Policy(),
+                        clock=clocks[0], refresh_seconds=10.0)  # fmt: skip
+    ahead = FundingDesk(lambda: PANEL, BOOKS.__getitem__, lambda _day: Policy(),
+                        clock=clocks[1], refresh_seconds=10.0, exposures_many=many)  # fmt: skip
+    for n, step in enumerate(steps):
+        if step[0] == "plan":
+            _, day, amount = step
+            request = LoanRequest(
+                f"d{n}", amount, 0.02, Decimal("0.18"), "Guangdong", "p", 12, "consumption", day
+            )  # type: ignore[arg-type]
+            assert plain.plan(request) == ahead.plan(request)
+        elif step[0] == "prefetch":
+            ahead.prefetch(step[1])  # type: ignore[arg-type]
+        else:
+            for clock in clocks:
+                clock.now += 6.0
+    for day in DAYS:  # (reading a date snapshots it: only once the plans are made)
+        assert plain._current(day) == ahead._current(day)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -355,6 +355,16 @@ class SqlFunding:
 
     # --- exposure -----------------------------------------------------------------------
 
+    def exposure_maps(self, days: Iterable[date]) -> dict[date, dict[str, Exposure]]:
+        """`exposure_map` of each of `days`, the open ones from one read of the flows since
+        the close (a batch of decisions meets a new date every few rows)."""
+        wanted = sorted(set(days))
+        if not wanted:
+            return {}
+        with self.engine.connect() as conn:
+            found = fast_exposures_many(conn, wanted)
+        return {d: found[d] if d in found else self.exposure_map(d) for d in wanted}
+
     def exposure_map(self, as_of: date | None = None) -> dict[str, Exposure]:
         """Each stored funder's `Exposure` (what the allocator and `check_plan` take), for the
         desk and booking's per-loan re-check.
@@ -661,6 +671,46 @@ def fast_exposures(conn: Connection, as_of: date | None) -> dict[str, Exposure] 
     if closed is not None and as_of is not None and as_of <= closed:
         return None
     return _since_close(conn, {r.id: _at_close(r) for r in rows}, as_of)
+
+
+def fast_exposures_many(conn: Connection, days: Sequence[date]) -> dict[date, dict[str, Exposure]]:
+    """`fast_exposures` of each open date of `days` (the closed ones are left out): the same
+    two statements once, the flows read up to the latest date and summed per date."""
+    rows = conn.execute(_AT_CLOSE).all()
+    closed = as_date(rows[0].last_closed) if rows else None
+    open_days = [d for d in days if closed is None or d > closed]
+    if not open_days:
+        return {}
+    at_close = {r.id: _at_close(r) for r in rows}
+    if not at_close:
+        return {d: {} for d in open_days}
+    query = text(_SINCE.format(until=" AND x.business_date <= :today"))
+    params = {"ids": sorted(at_close), "after": min(r.closed_on for r in at_close.values()),
+              "today": max(open_days)}  # fmt: skip
+    flows = [
+        (str(funder_id), as_date(day) or _EPOCH, int(increase), int(granted))
+        for funder_id, day, increase, granted in conn.execute(
+            query.bindparams(bindparam("ids", expanding=True)), params
+        )
+    ]
+    out: dict[date, dict[str, Exposure]] = {}
+    for as_of in open_days:  # as `_since_close` sums them for one date
+        sums = {f: [r.balance_fen, r.allocated_fen, 0] for f, r in at_close.items()}
+        for funder_id, on, increase, granted in flows:
+            if at_close[funder_id].closed_on < on <= as_of:
+                tally = sums[funder_id]
+                tally[0] += increase
+                tally[1] += granted
+                tally[2] += granted if on == as_of else 0
+        out[as_of] = {
+            funder_id: Exposure(
+                balance=from_fen(balance),
+                today=from_fen(today),
+                total_allocated=from_fen(allocated),
+            )
+            for funder_id, (balance, allocated, today) in sums.items()
+        }
+    return out
 
 
 def close_exposures(conn: Connection, day: date) -> int:

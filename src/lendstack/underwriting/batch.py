@@ -175,6 +175,7 @@ class ChunkDecider:
         known = service.log.known_borrowers(borrowers)
         logged = service.log.borrower_histories(known)
         flagged = None if service.misuse is None else service.misuse.misuse_flags_many(known)
+        service.prefetch_funding(app.application_date for app in apps)
         started = time.perf_counter_ns()
         scores = engine.score_many(X)
         # Each row's share of the one model pass counts in its `engine_us`.

@@ -159,6 +159,8 @@ class _Reservation:
 
 ExposureSource = Callable[[date], Mapping[str, Exposure]]
 """Each stored funder's exposure as of a business date (`SqlFunding.exposure_map`)."""
+ExposuresSource = Callable[[Sequence[date]], Mapping[date, Mapping[str, Exposure]]]
+"""The same for several dates in one read (`SqlFunding.exposure_maps`)."""
 
 
 class FundingDesk:
@@ -177,8 +179,12 @@ class FundingDesk:
         *,
         clock: Callable[[], float] = time.monotonic,
         refresh_seconds: float = REFRESH_SECONDS,
+        exposures_many: ExposuresSource | None = None,
     ) -> None:
         self._read_funders, self._read_exposures, self._policy_for = funders, exposures, policy
+        self._read_many = exposures_many
+        self._prefetched: dict[date, tuple[float, Mapping[str, Exposure]]] = {}
+        """Dates read ahead by `prefetch`, with when: what a refresh of the date reads."""
         self.clock, self.refresh_seconds = clock, refresh_seconds
         self._funders: tuple[Funder, ...] = ()
         self._funders_now: tuple[Funder, ...] = ()
@@ -202,6 +208,25 @@ class FundingDesk:
             if plan.funded:
                 self._reserve(request, plan)
             return plan
+
+    def prefetch(self, days: Iterable[date]) -> None:
+        """Read ahead the exposures of the dates a batch is about to plan on, in one read.
+
+        Only the read moves: a date still takes its snapshot when it is first planned on,
+        from what was read here (if read within `refresh_seconds`, the age a cached date may
+        have), so a plan sees what it would have seen reading the book then, unless the book
+        changed in between, as it may for any cached date. Without a many-date source (or
+        with nothing to read) this does nothing.
+        """
+        if self._read_many is None:
+            return
+        with self._lock:
+            now = self.clock()
+            wanted = [d for d in sorted(set(days)) if d not in self._snapshots]
+            self._prefetched = {}
+            if wanted:
+                read = self._read_many(wanted)
+                self._prefetched = {d: (now, read[d]) for d in wanted}
 
     def release(self, loan_id: str) -> None:
         """Forget a reservation whose decision was never recorded."""
@@ -265,7 +290,7 @@ class FundingDesk:
         if changed:
             self._funders, self._allocators = funders, {}
         known = {f.id: f for f in funders}
-        exposures = _known(self._read_exposures(day), known)
+        exposures = _known(self._exposures_on(day), known)
         snap = _Snapshot(self._last_seq, self.clock(), exposures, dict(exposures))
         self._snapshots.pop(day, None)
         self._snapshots[day] = snap
@@ -276,6 +301,13 @@ class FundingDesk:
         if changed:  # the other dates' reservations now count for a different set of funders
             self._rebuild()
         return snap
+
+    def _exposures_on(self, day: date) -> Mapping[str, Exposure]:
+        """The book's exposures on `day`: as `prefetch` read them if recent enough, else now."""
+        ahead = self._prefetched.pop(day, None)
+        if ahead is not None and self.clock() - ahead[0] < self.refresh_seconds:
+            return ahead[1]
+        return self._read_exposures(day)
 
     def _fresh_funders(self) -> tuple[Funder, ...]:
         """The stored funders, re-read at most once per `refresh_seconds`: a batch meets a

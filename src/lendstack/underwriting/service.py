@@ -82,6 +82,7 @@ class FundingSource(Protocol):
 
     def plan(self, request: LoanRequest) -> FundingPlan: ...
     def release(self, loan_id: str) -> None: ...
+    def prefetch(self, days: Iterable[date]) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,6 +202,11 @@ class Underwriting:
             return plan
         self.desk.release(decision_id)
         return self.desk.plan(replace(request, guarantee_fee_allowed=False))
+
+    def prefetch_funding(self, days: Iterable[date]) -> None:
+        """Let the desk read ahead, in one go, the exposures on the dates a batch plans on."""
+        if self.desk is not None:
+            self.desk.prefetch(days)
 
     def fund(
         self, app: Application, history: BorrowerHistory, decision: Decision, decision_id: str
