@@ -57,6 +57,15 @@ def test_memoised_and_batch_engine_paths_equal_a_fresh_engine_per_decision(popul
     staged = [engine.stage(app, history, engine.score_encoded(X[i])) for i, app in enumerate(apps)]
     assert [d.as_json() for d in engine.finish_many(staged, X)] == reference
     assert {d["outcome"] for d in reference} >= {"APPROVE", "DECLINE", "COUNTER_OFFER"}
+    # Explained rows are remembered: rows seen before, repeated within a chunk, in another
+    # order and mixed with unseen ones (a fresh engine) still get exactly their reasons.
+    order = [*range(len(apps))[::-1], *range(0, len(apps), 3)]
+    for again in (engine, replace(engine)):
+        restaged = [engine.stage(apps[i], history, scores[i]) for i in order]
+        finished = again.finish_many(restaged, X[order])
+        assert [d.as_json() for d in finished] == [reference[i] for i in order]
+    assert engine.explained
+    assert len(engine.explained) < len(apps)
 
 
 def with_repeats(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -125,9 +125,13 @@ class Engine:
     policy: Policy
     catalog: ProductCatalog
     offers: OfferBook = field(init=False, repr=False, compare=False)
+    explained: dict[bytes, tuple[ModelReason, ...]] = field(init=False, repr=False, compare=False)
+    """Model reasons by encoded row (its bytes), as `finish_many` computed them: applicants
+    re-apply with unchanged features, and a TreeSHAP row costs ~200 µs."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "offers", OfferBook(self.catalog))
+        object.__setattr__(self, "explained", {})
 
     def decide(self, app: Application, history: BorrowerHistory) -> Decision:
         """Decide one application (batch callers use `stage` and `finish_many`)."""
@@ -205,8 +209,22 @@ class Engine:
         need = [i for i, s in enumerate(staged) if s.needs_reasons]
         reasons: dict[int, Sequence[ModelReason]] = {}
         if need and self.policy.max_model_reasons > 0:
-            reasons = dict(zip(need, self.model.reasons_matrix(X[need]), strict=True))
+            reasons = self._explain(X, need)
         return [self.finish(s, reasons.get(i, ())) for i, s in enumerate(staged)]
+
+    def _explain(self, X: Any, rows: list[int]) -> dict[int, Sequence[ModelReason]]:
+        """`reasons_matrix` of `X[rows]`, each distinct row computed once (here or by an
+        earlier chunk). Exact: a row's reasons depend on that row alone (TreeSHAP and the
+        linear terms are per row), so the rows asked for are all that is computed."""
+        memo = self.explained
+        keys = {i: X[i].tobytes() for i in rows}
+        missing = list({k: i for i, k in keys.items() if k not in memo}.values())
+        if missing:
+            if len(memo) + len(missing) > _EXPLAINED_MEMO:
+                memo.clear()
+            for i, found in zip(missing, self.model.reasons_matrix(X[missing]), strict=True):
+                memo[keys[i]] = found
+        return {i: memo[k] for i, k in keys.items()}
 
     # -- stages ---------------------------------------------------------------------------
 
@@ -366,6 +384,9 @@ class Engine:
 
 
 _T = TypeVar("_T")
+
+_EXPLAINED_MEMO = 100_000
+"""Explained rows kept before the memo is emptied (four reasons and a 21-float key each)."""
 
 
 def _need(value: _T | None) -> _T:
