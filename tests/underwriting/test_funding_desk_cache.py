@@ -16,7 +16,7 @@ from decimal import Decimal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lendstack.funding import Exposure, LoanRequest, Policy
+from lendstack.funding import Exposure, Funder, LoanRequest, Policy
 from lendstack.underwriting.funding_desk import FundingDesk, _plus
 from underwriting.test_decision_funding import PANEL, Clock, bank
 
@@ -161,3 +161,27 @@ def test_reading_dates_ahead_changes_no_plan(steps: list[tuple[object, ...]]) ->
                 clock.now += 6.0
     for day in DAYS:  # (reading a date snapshots it: only once the plans are made)
         assert plain._current(day) == ahead._current(day)
+
+
+def test_partners_are_read_once_per_refresh_period_and_changes_seen_after_it() -> None:
+    panels = [PANEL, (*PANEL, bank("bank-c", "0.001"))]
+    state = {"panel": 0, "reads": 0}
+
+    def funders() -> tuple[Funder, ...]:
+        state["reads"] += 1
+        return tuple(panels[state["panel"]])
+
+    clock = Clock()
+    desk = FundingDesk(funders, lambda _day: BOOK, lambda _day: Policy(), clock=clock,
+                       refresh_seconds=10.0)  # fmt: skip
+    for n in range(20):  # a new business date every plan, all inside one refresh period
+        day = DAYS[0] + timedelta(days=n)
+        request = LoanRequest(f"r{n}", Decimal(5000), 0.02, Decimal("0.18"), "Guangdong", "p",
+                              12, "consumption", day)  # fmt: skip
+        desk.plan(request)
+    assert state["reads"] == 1
+    state["panel"] = 1
+    clock.now += 10.0
+    desk._current(DAYS[0] + timedelta(days=40))
+    assert state["reads"] == 2
+    assert "bank-c" in {f.id for f in desk._funders}
