@@ -4,6 +4,7 @@ the first month it is measurable and not before."""
 
 from __future__ import annotations
 
+import itertools
 import json
 from datetime import date
 from pathlib import Path
@@ -234,6 +235,39 @@ def test_roll_rate_alert_by_hand() -> None:
 def test_roll_rate_needs_the_trailing_months() -> None:
     # At March only February has M1 loans before it (January's M1 start is out of the panel).
     assert evaluate(roll_panel(), date(2024, 3, 31), ROLL) == ()
+
+
+ROLL6 = load_thresholds(
+    "[roll_m1_m2]\ntrailing_months = 6\nmin_loans = 1\nwarn_ratio = 1.3\ncritical_ratio = 1.6\n"
+)
+# (rolled, in M1) for Feb..Jul 2024: summed in another order, these rates' last bit differs,
+# so a baseline summed in whatever order a group_by hands the months over would vary.
+TRAILING = [(2, 5), (1, 7), (2, 4), (2, 7), (1, 6), (1, 3)]
+AUG = date(2024, 8, 31)
+
+
+def roll6_panel() -> Any:
+    """Dec 2023 cohort; each month m of Feb..Aug has loans in M1 at m−1, some M2 at m."""
+    dec, rows, loan = date(2023, 12, 1), [], 0
+    for k, (rolled, n) in enumerate([*TRAILING, (3, 3)]):  # Aug: all three roll
+        for i in range(n):
+            loan += 1
+            after = [40, 70, 100] if i < rolled else [0, 0, 0]
+            rows += loan_rows(loan, dec, [*[0] * (k + 1), 10, *after][:10])
+    return panel_frame(rows)
+
+
+def test_roll_rate_baseline_sums_in_month_order_whatever_order_the_rows_come_in() -> None:
+    rates = [r / n for r, n in TRAILING]
+    assert len({sum(p) / 6 for p in itertools.permutations(rates)}) > 1  # the order would matter
+    panel = roll6_panel()
+    runs = [
+        evaluate(panel.sample(fraction=1.0, shuffle=True, seed=s), AUG, ROLL6) for s in range(8)
+    ]
+    assert len({json.dumps([a.as_json() for a in run], sort_keys=True) for run in runs}) == 1
+    (alert,) = only(runs[0], Metric.ROLL_M1_M2)
+    assert alert.detail["trailing_average"] == sum(rates) / 6  # in month order
+    assert alert.value == 1.0 / (sum(rates) / 6)
 
 
 # --- (4) NPL ratio -----------------------------------------------------------------------

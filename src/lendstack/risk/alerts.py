@@ -371,7 +371,7 @@ def _cohort_loans(lazy: pl.LazyFrame, cohort: date, event: pl.Expr) -> pl.DataFr
 def _ratio_alert(
     metric: Metric, rate: float, earlier: list[float], levels: Levels, **context: Any
 ) -> Alert | None:
-    baseline = sum(earlier) / len(earlier)
+    baseline = sum(earlier) / len(earlier)  # in period order: the last bit depends on the order
     if baseline <= 0:
         return None
     ratio = rate / baseline
@@ -458,6 +458,7 @@ def _roll_m1_m2(lazy: pl.LazyFrame, as_of: date, t: RollThresholds) -> list[Aler
         .agg(pl.len().alias("loans"), pl.col("rolled").sum().alias("rolled"))
         .filter(pl.col("loans") >= max(t.min_loans, 1))
         .with_columns((pl.col("rolled") / pl.col("loans")).alias("rate"))
+        .sort("month")  # a group_by's come in no fixed order, and the baseline's sum is ordered
         .collect()
     )
     current = per_month.filter(pl.col("month") == now)
