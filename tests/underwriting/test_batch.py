@@ -28,7 +28,7 @@ from lendstack.settings import Settings
 from lendstack.storage.db import make_engine, migrate
 from lendstack.storage.decisions import SqlDecisionLog, prepare_entry
 from lendstack.underwriting.application import Application
-from lendstack.underwriting.batch import BatchJob, RowResult, collector_paused, decide_rows
+from lendstack.underwriting.batch import BatchJob, RowResult, _collector_paused, decide_rows
 from lendstack.underwriting.batch_input import parse
 from lendstack.underwriting.decision import GRANTED
 from lendstack.underwriting.engine import BorrowerHistory
@@ -210,7 +210,7 @@ def test_parallel_replay_and_backtest_equal_the_in_process_runs(recorded):
 
 
 def _fail_while_paused() -> None:
-    with collector_paused():
+    with _collector_paused():
         assert not gc.isenabled()
         raise RuntimeError("a chunk that fails")
 

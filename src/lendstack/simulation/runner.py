@@ -18,9 +18,11 @@ quarter-end) is one; collections would be another (see docs/simulation.md).
 
 from __future__ import annotations
 
+import gc
 import shutil
 from collections import Counter, defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from functools import partial
@@ -57,7 +59,7 @@ from lendstack.storage.db import make_engine, migrate
 from lendstack.storage.decisions import prepare_entry
 from lendstack.storage.funding import SqlFunding
 from lendstack.storage.repositories import SqlUnitOfWork
-from lendstack.underwriting.batch import BatchJob, collector_paused, decide_rows
+from lendstack.underwriting.batch import BatchJob, decide_rows
 from lendstack.underwriting.decision import GRANTED
 from lendstack.underwriting.origination import originate_many
 from lendstack.underwriting.population import Population, PopulationConfig, generate_population
@@ -188,8 +190,10 @@ class _Run:
         self.job = BatchJob(self.service, prepare_entry, factory, self.cfg.workers)
 
     def run(self) -> None:
-        for month in range(1, self.cfg.months + 1):
-            self.month(month)
+        with collected_monthly() as month_end:
+            for month in range(1, self.cfg.months + 1):
+                self.month(month)
+                month_end()
 
     # -- one month ---------------------------------------------------------------------------
 
@@ -248,15 +252,6 @@ class _Run:
         return rows
 
     def _decide(
-        self, month: int, apps: list[tuple[int, dict[str, Any]]], label: str
-    ) -> tuple[list[tuple[int, dict[str, Any]]], list[dict[str, Any]]]:
-        # The collector stays off for the whole month's decisions, not only inside each chunk:
-        # reading back the granted records (a few KB of JSON each) otherwise triggers
-        # collections that walk the run's whole heap (measured: a fifth of deciding's time).
-        with collector_paused():
-            return self._decide_all(month, apps, label)
-
-    def _decide_all(
         self, month: int, apps: list[tuple[int, dict[str, Any]]], label: str
     ) -> tuple[list[tuple[int, dict[str, Any]]], list[dict[str, Any]]]:
         granted, decided = [], []
@@ -358,6 +353,44 @@ class _Run:
             )
         for loan_id in closed:
             self.active.pop(int(loan_id), None)
+
+
+@contextmanager
+def collected_monthly() -> Iterator[Callable[[], None]]:
+    """The cyclic garbage collector's policy for a run: once a month, and only the month's.
+
+    A run keeps a large heap alive (population, book, decisions so far), and the collector's
+    automatic full collections walk all of it each time, though almost none of it is garbage:
+    measured as 13-22% of a run's CPU. Inside the block the automatic collector is off, and
+    what is alive on entry (the run's setup) is frozen (`gc.freeze`: never walked again). The
+    block yields `month_end`, to call once each month-end: it collects the month's garbage
+    cycles, so none outlive the month they were made in, then freezes the survivors, so the
+    next month-end walks only the next month's objects (a collection walking the whole run
+    grew from 0.01 s to 0.10 s by month 12 at 5000 borrowers; frozen, each stays ~0.01 s).
+    Reference counting frees everything else as it goes, frozen or not; a cycle among frozen
+    objects that dies later waits for the block's end (measured: one object in a run).
+
+    On exit, even on error, the collector is as it was: re-enabled if it was enabled, and
+    what was frozen unfrozen (collectable again). If the caller had frozen objects already,
+    nothing is frozen (unfreezing cannot tell theirs from ours): month-ends only collect.
+    """
+    was_enabled = gc.isenabled()
+    freeze = gc.get_freeze_count() == 0
+    gc.disable()
+
+    def month_end() -> None:
+        gc.collect()
+        if freeze:
+            gc.freeze()
+
+    month_end()  # the setup's own garbage goes first, then the setup is frozen
+    try:
+        yield month_end
+    finally:
+        if freeze:
+            gc.unfreeze()
+        if was_enabled:
+            gc.enable()
 
 
 def _no_fsync(dbapi_connection: Any, _record: Any) -> None:

@@ -120,7 +120,7 @@ class ChunkDecider:
     prepare: Prepare
 
     def __call__(self, chunk: _Chunk) -> list[_Item]:
-        with collector_paused():
+        with _collector_paused():
             return self._decide_chunk(chunk)
 
     def _decide_chunk(self, chunk: _Chunk) -> list[_Item]:
@@ -204,7 +204,7 @@ class ChunkDecider:
 
 
 @contextmanager
-def collector_paused() -> Iterator[None]:
+def _collector_paused() -> Iterator[None]:
     """No cyclic garbage collection while a chunk is decided.
 
     Deciding allocates many objects that live for the chunk, which keeps triggering
