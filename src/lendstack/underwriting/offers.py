@@ -11,8 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any, TypeVar
 
+from lendstack.core.dates import due_dates, periods_between
+from lendstack.core.daycount import DayCount, day_count_days
 from lendstack.core.money import quantize_fen
 from lendstack.servicing import (
     LoanRequest,
@@ -74,10 +77,14 @@ class OfferBook:
         """Monthly burden per yuan lent on these terms: limits scale it to an amount.
 
         Only the burden is needed, so the reference schedule's APR (an IRR) is never solved.
+        The burden is made of the schedule's amounts, which depend on the start date only
+        through the days each period counts (`_days_key`), so it is remembered by those days:
+        the applications of a month (days 1-28 share them) and of the same month a year on
+        share one reference schedule, not one a day.
         """
         reference = max(REFERENCE_AMOUNT, terms.product.amount_min)
         request = terms.request(reference)
-        key = _key(request)
+        key = (*_key(request, dated=False), *_days_key(terms))
         burden = self._burdens.get(key)
         if burden is None:
             burden = monthly_burden(quote(self.catalog, request)) / reference
@@ -101,8 +108,9 @@ class OfferBook:
         return offer
 
 
-def _key(request: LoanRequest) -> tuple[Any, ...]:
-    """Everything in a request that the schedule depends on (the catalog is the book's).
+def _key(request: LoanRequest, dated: bool = True) -> tuple[Any, ...]:
+    """Everything in a request that the schedule depends on (the catalog is the book's); with
+    `dated` false, all but the start date (for a key that has `_days_key` instead).
 
     Decimals enter as text: 20000 and 20000.00 are equal but print differently in an offer.
     """
@@ -111,11 +119,39 @@ def _key(request: LoanRequest) -> tuple[Any, ...]:
         str(request.amount),
         request.term_months,
         str(request.rate),
-        request.start,
+        *((request.start,) if dated else ()),
         str(request.fee_rate),
         str(request.upfront_fee_rate),
         str(request.guarantee_fee_rate),
     )
+
+
+@lru_cache(maxsize=4_096)
+def _days_by_start(
+    day_count: DayCount, start: date, term_months: int
+) -> tuple[tuple[int, ...], int, int]:
+    maturity = due_dates(start, term_months, after=start)[-1]
+    return (
+        tuple(day_count_days(day_count, a, b) for a, b in _periods(start, term_months)),
+        day_count_days(day_count, start, maturity),
+        periods_between(start, start, maturity),
+    )
+
+
+def _periods(start: date, term_months: int) -> tuple[tuple[date, date], ...]:
+    dues = due_dates(start, term_months, after=start)
+    return tuple(zip((start, *dues[:-1]), dues, strict=True))
+
+
+def _days_key(terms: Terms) -> tuple[Any, ...]:
+    """What a new loan's schedule amounts take from its start date: the days each period
+    counts under the product's day count (interest of a period is balance x rate x days /
+    year days: `daycount.simple_interest`), the days from start to maturity (a bullet's one
+    period) and the periods between (a bullet's burden divides by them). With the method,
+    rounding and everything else in `_key`, equal keys give equal installment amounts."""
+    product = terms.product
+    days = _days_by_start(product.day_count, terms.start, terms.term_months)
+    return (product.method, product.day_count, product.rounding, *days)
 
 
 def _remember(memo: dict[tuple[Any, ...], _V], key: tuple[Any, ...], value: _V, size: int) -> None:
