@@ -1,13 +1,14 @@
 """IRR and the PBOC 〔2021〕 No. 3 APR disclosure, checked against numpy-financial."""
 
 import math
-from decimal import Decimal
+from decimal import Decimal, localcontext
 
 import numpy_financial as npf
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from lendstack.core import rates
 from lendstack.core.errors import ValidationError
 from lendstack.core.rates import AprDisclosure, disclose, npv, periodic_irr
 
@@ -91,3 +92,48 @@ def test_disclosure_relations(flows: list[Decimal]) -> None:
         assert apr.apr_effective >= apr.apr_irr
     cost = -sum(flows)
     assert apr.apr_simple == (cost * 12 / (flows[0] * (len(flows) - 1))).quantize(Decimal("1e-10"))
+
+
+# The solver as it was before the bracket kept its NPVs (each NPV was evaluated with its
+# slope, and the one at the bracket's lower end twice): the same rate, digit for digit.
+
+
+def _old_bracket(values: tuple[Decimal, ...]) -> tuple[Decimal, Decimal]:
+    for points in rates._BRACKET_GRIDS:
+        prev = points[0]
+        prev_sign = rates._sign(rates._npv_and_slope(values, prev)[0])
+        if prev_sign == 0:
+            return prev, prev
+        for point in points[1:]:
+            sign = rates._sign(rates._npv_and_slope(values, point)[0])
+            if sign != prev_sign:
+                return (prev, point) if prev < point else (point, prev)
+            prev = point
+    raise ValidationError("no root", field="flows")
+
+
+def _old_irr(flows: list[Decimal]) -> Decimal:
+    values = tuple(flows)
+    with localcontext() as ctx:
+        ctx.prec = rates._PRECISION
+        lo, hi = _old_bracket(values)
+        f_lo = rates._npv_and_slope(values, lo)[0]
+        rate = lo if lo == hi else rates._solve(values, lo, hi, f_lo)
+    return +rate
+
+
+subsidised = st.builds(
+    lambda amount, back: [Decimal(amount) / 100, -Decimal(back) / 100],
+    st.integers(10_000, 1_000_000),
+    st.integers(1_000, 9_999),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(loan_flows(), subsidised))
+def test_the_solver_keeping_the_brackets_npvs_gives_the_same_digits(flows: list[Decimal]) -> None:
+    assert str(periodic_irr(flows)) == str(_old_irr(flows))
+    with localcontext() as ctx:
+        ctx.prec = rates._PRECISION
+        for rate in (Decimal(0), Decimal("0.013"), Decimal("-0.5")):
+            assert rates._npv(flows, rate) == rates._npv_and_slope(flows, rate)[0]
