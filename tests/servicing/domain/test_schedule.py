@@ -475,3 +475,32 @@ def test_a_remembered_schedule_carries_the_callers_own_terms() -> None:
     assert str(generate(long).terms.annual_rate) == "0.180"
     assert generate(short).installments == generate(long).installments
     assert generate(short) is generate(short)  # remembered, not rebuilt
+
+
+def _interest_by_dates(schedule: Schedule) -> list[Decimal]:
+    """Each installment's interest as the per-period path computed it: simple interest on
+    the opening balance over the period's own dates."""
+    t, balance, out = schedule.terms, schedule.terms.principal, []
+    for i in schedule.installments:
+        owed = simple_interest(balance, t.annual_rate, t.day_count, i.start_date, i.due_date)
+        out.append(quantize_fen(owed, t.rounding))
+        balance -= i.principal
+    return out
+
+
+@settings(max_examples=300, deadline=None)
+@given(loan_terms(max_term=120), st.data())
+def test_interest_from_the_remembered_day_grid_is_interest_by_the_periods_dates(
+    t: LoanTerms, data: st.DataObject
+) -> None:
+    """Periods' days are counted once per grid; every installment's interest is still the
+    simple interest of its own dates, on fresh schedules and re-amortised tails alike."""
+    s = generate(t)
+    assert [i.interest for i in s.installments] == _interest_by_dates(s)
+    if s.terms.method is RepaymentMethod.BULLET or len(s.installments) < 2:
+        return
+    restart = s.installments[data.draw(st.integers(0, len(s.installments) - 2))].due_date
+    paid = sum((i.principal for i in s.installments if i.due_date <= restart), Decimal(0))
+    assume(t.principal - paid > FEN)
+    tail = reamortize(s, t.principal - paid - FEN, restart, PrepaymentMode.LOWER_INSTALLMENT)
+    assert [i.interest for i in tail.installments] == _interest_by_dates(tail)

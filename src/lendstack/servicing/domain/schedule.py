@@ -25,7 +25,7 @@ from functools import lru_cache
 from typing import TypeVar
 
 from lendstack.core.dates import due_dates, periods_between
-from lendstack.core.daycount import DayCount, simple_interest
+from lendstack.core.daycount import DayCount, day_count_days, simple_interest, year_days
 from lendstack.core.errors import InvariantViolation, ValidationError
 from lendstack.core.money import FEN, ZERO, Rounding, from_fen, quantize_fen, to_fen
 from lendstack.core.rates import AprDisclosure, disclose
@@ -284,13 +284,29 @@ def _period_grid(anchor: date, start: date, count: int) -> tuple[tuple[date, dat
     return tuple(zip(starts, dates, strict=True))
 
 
-def _periods(terms: LoanTerms, count: int) -> tuple[tuple[date, date], ...]:
-    """(period start, due date) of each of `count` periods."""
-    return _period_grid(terms.anchor, terms.start_date, count)
+@lru_cache(maxsize=_GRIDS_REMEMBERED)
+def _day_grid(
+    anchor: date, start: date, count: int, dc: DayCount
+) -> tuple[tuple[date, date, Decimal], ...]:
+    return tuple(
+        (a, b, Decimal(day_count_days(dc, a, b))) for a, b in _period_grid(anchor, start, count)
+    )
+
+
+def _periods_with_days(terms: LoanTerms, count: int) -> tuple[tuple[date, date, Decimal], ...]:
+    """(period start, due date, days under the day count) of each of `count` periods; the
+    days are counted once per grid, not once per schedule."""
+    return _day_grid(terms.anchor, terms.start_date, count, terms.day_count)
 
 
 def _interest(terms: LoanTerms, balance: Decimal, start: date, end: date) -> Decimal:
     return terms.round(simple_interest(balance, terms.annual_rate, terms.day_count, start, end))
+
+
+def _interest_for(terms: LoanTerms, balance: Decimal, days: Decimal) -> Decimal:
+    """`_interest` over a period of `days` (from `_periods_with_days`): simple_interest's own
+    expression, operation for operation, so the same digits."""
+    return terms.round(balance * terms.annual_rate * days / Decimal(year_days(terms.day_count)))
 
 
 def annuity_payment(principal: Decimal, monthly_rate: Decimal, n: int) -> Decimal:
@@ -364,9 +380,9 @@ def _run_level(terms: LoanTerms, level: Decimal) -> list[Installment]:
     annuity = terms.method is RepaymentMethod.EQUAL_INSTALLMENT
     derived = terms.installment_amount is not None
     balance, rows = terms.principal, list[Installment]()
-    periods = _periods(terms, terms.term_months)
-    for index, (start, due) in enumerate(periods):
-        interest = _interest(terms, balance, start, due)
+    periods = _periods_with_days(terms, terms.term_months)
+    for index, (start, due, days) in enumerate(periods):
+        interest = _interest_for(terms, balance, days)
         wanted = level - interest if annuity else level
         last = index == len(periods) - 1
         part = balance if last else min(balance, max(ZERO, wanted))
@@ -379,7 +395,7 @@ def _run_level(terms: LoanTerms, level: Decimal) -> list[Installment]:
 
 def _interest_first(terms: LoanTerms) -> list[Installment]:
     fee = terms.round(terms.principal * terms.fee_rate)
-    periods = _periods(terms, terms.term_months)
+    periods = _periods_with_days(terms, terms.term_months)
     last = len(periods) - 1
     return [
         Installment(
@@ -387,10 +403,10 @@ def _interest_first(terms: LoanTerms) -> list[Installment]:
             start,
             due,
             terms.principal if i == last else ZERO,
-            _interest(terms, terms.principal, start, due),
+            _interest_for(terms, terms.principal, days),
             fee,
         )
-        for i, (start, due) in enumerate(periods)
+        for i, (start, due, days) in enumerate(periods)
     ]
 
 
