@@ -103,6 +103,10 @@ loans = Table(
     # The accrual and the snapshot walk the active loans in id order; the write-off step reads
     # only the charged-off loans due (0018_cob_speed).
     Index("ix_loans_status_id", "status", "id"),
+    # The snapshot groups the active loans by product, bucket and class: walked in that order
+    # it needs no sort (0020_snapshot_order). Its entries change only with a loan's status,
+    # bucket or class, never with the daily balances.
+    Index("ix_loans_status_snapshot", "status", "product_id", "bucket", "risk_class"),
     Index("ix_loans_status_write_off", "status", "write_off_days", "closed_on"),
     Index("ix_loans_disbursement_date", "disbursement_date"),
     Index(
