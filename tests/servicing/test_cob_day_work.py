@@ -9,6 +9,8 @@ replaced.
   loan, classification's cured walk with no cured loan, non-accrual and charge-off with no
   delinquent loan. Over random states every loan still ends in its DPD's bucket, with an
   event for each move, and a book with no delinquent loan runs none of those statements.
+- On SQLite the close's UPDATEs run OR FAIL (no statement journal); a statement that fails
+  half-way still leaves nothing of the date behind: the date's transaction is rolled back.
 - The index migrates down and up.
 """
 
@@ -21,6 +23,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Connection, event, text
+from sqlalchemy.exc import IntegrityError
 
 from lendstack.servicing.cob import close_day
 from lendstack.servicing.domain.delinquency import DEFAULT_BUCKETS
@@ -163,13 +166,14 @@ def test_a_book_with_no_delinquent_loan_runs_no_delinquency_statements(book):
     seen: list[str] = []
 
     def record(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
-        seen.append(" ".join(statement.split()))
+        seen.append(" ".join(statement.split()).replace("UPDATE OR FAIL ", "UPDATE "))
 
     event.listen(book.engine, "before_cursor_execute", record)
     close_day(book.store, DAY)
     event.remove(book.engine, "before_cursor_execute", record)
     ran = [s for s in seen if s.startswith(SKIPPED)]
     assert ran == []
+    assert any(s.startswith("UPDATE loans SET bal_interest") for s in seen)  # the accrual ran
     steps = dict(book.rows(f"SELECT step, rows FROM cob_steps WHERE business_date = '{DAY}'"))
     assert steps["penalty"] == steps["non_accrual"] == steps["charge_off"] == 0
     assert steps["classification"] == 0
@@ -192,3 +196,36 @@ def test_the_snapshot_index_migrates_down_and_up(engine):
     assert "ix_loans_status_snapshot" not in indexes()
     migrate(engine)
     assert "ix_loans_status_snapshot" in indexes()
+
+
+def test_a_close_failing_half_way_through_an_update_leaves_nothing_behind(book):
+    """OR FAIL keeps the rows a failing statement changed before the failure; the close's
+    transaction discards them with the rest of the date."""
+    first = book.book("cash-loan-installment", "12000", 12, "0.18", START)
+    second = book.book("cash-loan-installment", "12000", 12, "0.18", START)
+    book.close_through(START)
+    seen: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        seen.append(" ".join(statement.split()))
+
+    columns = "id, bal_interest, period_accrued, rounding"
+    before = book.rows(f"SELECT {columns} FROM loans ORDER BY id")
+    with book.engine.begin() as conn:  # no such mode: the target is NULL, a NOT NULL breach
+        conn.execute(text("UPDATE loans SET rounding = 'bogus' WHERE id = :id"), {"id": second.id})
+    event.listen(book.engine, "before_cursor_execute", record)
+    with pytest.raises(IntegrityError, match=r"(?i)null"):
+        close_day(book.store, DAY)
+    event.remove(book.engine, "before_cursor_execute", record)
+    with book.engine.begin() as conn:
+        conn.execute(
+            text("UPDATE loans SET rounding = 'half-up' WHERE id = :id"), {"id": second.id}
+        )
+    assert book.rows(f"SELECT {columns} FROM loans ORDER BY id") == before
+    assert book.store.last_closed() == START
+    accrual = next(s for s in seen if "SET bal_interest" in s)
+    sqlite = book.engine.dialect.name == "sqlite"
+    assert accrual.startswith("UPDATE OR FAIL loans" if sqlite else "UPDATE loans"), accrual
+    assert first.id < second.id  # the first loan's row was changed before the failure
+    close_day(book.store, DAY)
+    book.assert_ties()
