@@ -85,7 +85,7 @@ def test_a_period_without_interest_but_with_accrued_interest_is_still_accrued(bo
 
 PLANS = {
     "UPDATE loans SET bal_interest": "ix_loans_status_id",
-    "INSERT INTO portfolio_snapshots": "ix_loans_status_id",
+    "INSERT INTO portfolio_snapshots": "ix_loans_status_snapshot",
     "SELECT id FROM loans WHERE bal_credit > 0": "ix_loans_holding_credit",
     "SELECT min(loans.disbursement_date)": "ix_loans_disbursement_date",
     "SELECT SUM(CASE WHEN non_accrual THEN 0 ELSE COALESCE(": "ix_loans_status_period_due",
@@ -111,13 +111,19 @@ def test_the_close_reads_loans_through_its_indexes(book, database_url):
         raw = conn.connection.dbapi_connection
         assert raw is not None
         for start, index in PLANS.items():
-            found = [(s, p) for s, p in seen if " ".join(s.split()).startswith(start)]
+            found = [
+                (s, p)
+                for s, p in seen
+                if " ".join(s.split()).replace("UPDATE OR FAIL ", "UPDATE ").startswith(start)
+            ]
             assert found, start
             statement, params = found[0]
             plan = " ".join(
                 str(r[3]) for r in raw.execute(f"EXPLAIN QUERY PLAN {statement}", params)
             )
             assert f"INDEX {index}" in plan, (start, plan)
+            if index == "ix_loans_status_snapshot":  # walked in group order: no sort
+                assert "TEMP B-TREE" not in plan, plan
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)

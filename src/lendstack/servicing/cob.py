@@ -68,7 +68,7 @@ def _check_date(store: CloseStore, day: date) -> bool:
         raise Conflict(f"{day} is earlier than the last closed business date {last}", field="date")
     if last is not None and day == last:
         return True
-    expected = next_open(store)
+    expected = None if last is None else last + timedelta(days=1)  # next_open, read once
     if expected is not None and day != expected:
         raise Conflict(
             f"{day} skips business dates; the next to close is {expected} (use --through)",

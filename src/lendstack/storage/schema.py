@@ -100,10 +100,14 @@ loans = Table(
     Index("ix_loans_status_oldest_due", "status", "oldest_due"),
     Index("ix_loans_status_dpd_bucket", "status", "dpd", "bucket"),
     Index("ix_loans_status_non_accrual", "status", "non_accrual"),
-    # The accrual and the snapshot walk the active loans in id order; the write-off step reads
-    # only the charged-off loans due (0018_cob_speed).
+    # The accrual walks the active loans in id order; the write-off step reads only the
+    # charged-off loans due (0018_cob_speed).
     Index("ix_loans_status_id", "status", "id"),
     Index("ix_loans_status_write_off", "status", "write_off_days", "closed_on"),
+    # The snapshot groups the active loans by product, bucket and class: walked in that order
+    # it needs no sort (0020_snapshot_order). Its entries change only with a loan's status,
+    # bucket or class, never with the daily balances.
+    Index("ix_loans_status_snapshot", "status", "product_id", "bucket", "risk_class"),
     Index("ix_loans_disbursement_date", "disbursement_date"),
     Index(
         "ix_loans_holding_credit",
