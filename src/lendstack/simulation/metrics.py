@@ -213,8 +213,9 @@ def _exposure(conn: Any) -> tuple[dict[str, float], float]:
 def _ecl(engine: Engine, month_end: date, reads: MonthEndReads | None) -> float:
     try:
         outcome = run_ecl(
-            engine, month_end, ecl_inputs(), post=True, pds=None if reads is None else reads.pds
-        )
+            engine, month_end, ecl_inputs(), post=True,
+            pds=None if reads is None else reads.pds, explain=False,
+        )  # fmt: skip
     except LendstackError:
         return 0.0  # e.g. nothing on the book yet
     return outcome.run.total_fen / 100.0

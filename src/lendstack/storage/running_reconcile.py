@@ -17,7 +17,8 @@ it carried:
   of a date after it (the open date) waits until that date is closed.
 
 Everything read from the loan book (sub-ledger totals, schedules, the allowance, loans to
-positions) is read whole, as `reconcile` does. The result is `reconcile`'s, difference for
+positions) is read whole, as `reconcile` does; rows are fetched at once (`.all()`: one
+driver call, not one per row). The result is `reconcile`'s, difference for
 difference (tests/funding/test_running_reconcile.py checks both, on books that tie and books
 that do not).
 """
@@ -105,13 +106,13 @@ class RunningReconcile:
         if hi <= self.lines_through:
             return
         span = {"lo": self.lines_through, "hi": hi}
-        for account, funder_id, debit, credit in conn.execute(_LINE_SUMS, span):
+        for account, funder_id, debit, credit in conn.execute(_LINE_SUMS, span).all():
             sums = self.accounts.setdefault(str(account), [0, 0])
             sums[0] += int(debit or 0)
             sums[1] += int(credit or 0)
             if funder_id is not None:
                 self.by_funder[(str(account), str(funder_id))] += int(debit or 0) - int(credit or 0)
-        for entry_id, debit, credit in conn.execute(_ENTRY_SUMS, span):
+        for entry_id, debit, credit in conn.execute(_ENTRY_SUMS, span).all():
             if int(debit or 0) != int(credit or 0):
                 self.unbalanced[int(entry_id)] = (int(debit or 0), int(credit or 0))
             else:
@@ -123,9 +124,9 @@ class RunningReconcile:
         if hi <= self.flows_through:
             return
         span = {"lo": self.flows_through, "hi": hi}
-        for loan_id, funder_id, fen in conn.execute(_POSITION_FLOWS, span):
+        for loan_id, funder_id, fen in conn.execute(_POSITION_FLOWS, span).all():
             self.positions[(int(loan_id), str(funder_id))] += int(fen or 0)
-        for funder_id, flow, day, fen in conn.execute(_DAY_FLOWS, span):
+        for funder_id, flow, day, fen in conn.execute(_DAY_FLOWS, span).all():
             when = as_date(day)
             assert when is not None  # business_date is NOT NULL
             key = (str(funder_id), str(flow))
@@ -154,14 +155,16 @@ class RunningReconcile:
     def _funders(self, conn: Connection, closed: date | None) -> list[Mismatch]:
         """`reconcile_funders(conn)`: loans to positions, positions to flows, flows to GL."""
         out = loans_to_positions(conn)
-        rows = conn.execute(text("SELECT loan_id, funder_id, principal_fen FROM funder_positions"))
+        rows = conn.execute(
+            text("SELECT loan_id, funder_id, principal_fen FROM funder_positions")
+        ).all()
         for loan_id, funder_id, principal in rows:
             flows = self.positions.get((int(loan_id), str(funder_id)), 0)
             if int(principal) != flows:
                 out.append(position_mismatch(int(loan_id), str(funder_id), int(principal), flows))
         banks = {
             str(f)
-            for f, kind in conn.execute(text("SELECT id, kind FROM funders"))
+            for f, kind in conn.execute(text("SELECT id, kind FROM funders")).all()
             if kind != "platform"
         }
         expected = (
