@@ -10,7 +10,11 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from polars.testing import assert_frame_equal
 
 from lendstack.core.errors import ValidationError
 from lendstack.risk.alerts import (
@@ -22,8 +26,10 @@ from lendstack.risk.alerts import (
     evaluate,
     load_thresholds,
 )
-from lendstack.risk.panel import State, loan_rows, month_end_after, panel_frame
+from lendstack.risk.panel import State, loan_rows, month_end_after, panel_frame, validate_panel
+from lendstack.risk.stock import fpd_by_cohort, fpd_table, stock_measures, stock_total
 from lendstack.risk.synthetic_panel import PanelSpec, Spike, generate_panel
+from lendstack.risk.vintages import vintage_curves, vintage_table
 
 
 def only(alerts: tuple[Alert, ...], metric: Metric) -> list[Alert]:
@@ -394,3 +400,33 @@ def test_planted_spike_fires_first_when_measurable_and_not_before() -> None:
     assert len(alert.loan_ids) == min(alert.loan_count, 100)
     # The same seed without the spike raises no vintage alert at any month-end.
     assert vintage_alerts_by_month((), t) == {}
+
+
+# --- the batched measures ----------------------------------------------------------------
+
+
+@given(
+    seed=st.integers(0, 2**16),
+    cohorts=st.integers(1, 8),
+    extra_months=st.integers(0, 6),
+    at=st.integers(0, 14),
+    dpd=st.sampled_from((1, 30, 60)),
+    seasoning=st.integers(1, 4),
+)
+@settings(max_examples=25, deadline=None)
+def test_the_batched_measures_are_the_public_functions_tables(
+    seed: int, cohorts: int, extra_months: int, at: int, dpd: int, seasoning: int
+) -> None:
+    """`evaluate` collects the vintage, FPD and stock tables in one `collect_all`
+    (`vintage_table`, `fpd_table`, `stock_total`): each must equal, row for row and bit for
+    bit, what `vintage_curves`, `fpd_by_cohort` and `stock_measures` return at that month-end."""
+    spec = PanelSpec(cohorts=cohorts, months=cohorts + extra_months, loans_per_cohort=60, seed=seed)
+    panel = generate_panel(spec)
+    as_of = month_end_after(spec.first_cohort, min(at, spec.months - 1))
+    lazy = validate_panel(panel).filter(pl.col("month_end") <= as_of)
+    vintages, fpd, stock = pl.collect_all(
+        [vintage_table(lazy, (dpd,), as_of), fpd_table(lazy, seasoning), stock_total(lazy, as_of)]
+    )
+    assert_frame_equal(vintages, vintage_curves(lazy, (dpd,), as_of=as_of).table)
+    assert_frame_equal(fpd, fpd_by_cohort(lazy, seasoning_months=seasoning, as_of=as_of).table)
+    assert_frame_equal(stock, stock_measures(lazy, as_of, dimensions=()).rows())

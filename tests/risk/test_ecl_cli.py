@@ -16,6 +16,7 @@ from sqlalchemy import Engine, func, select, text
 from cli_runner import Result, Run
 from lendstack.servicing import ProductCatalog
 from lendstack.servicing.domain.ledger import Account
+from lendstack.storage.ecl_runs import ecl_inputs, run_ecl
 from lendstack.storage.reports import reconcile, trial_balance
 from lendstack.storage.schema import ecl_run_loans, ecl_runs, journal_entries
 from risk.ecl_book import AS_OF, BOOKED, book, close, pay_installment, three_loans
@@ -278,3 +279,26 @@ def test_a_transition_matrix_gives_the_pd_term_structure(
     assert data["by_stage"]["2"]["loans"] == 1  # 33 DPD
     model = ecl(cli, small_book).json()
     assert model["run"]["id"] != data["run"]["id"]  # another input, another run
+
+
+def test_a_run_without_its_roll_forward_is_the_same_run(
+    engine: Engine, catalog: ProductCatalog
+) -> None:
+    """`explain=False` (the simulator's month-ends) stores and posts the same run; only the
+    roll-forward from the previous run is left out of the outcome."""
+    loan = book(engine, catalog)
+    first = date(2026, 1, 31)
+    close(engine, first)
+    run_ecl(engine, first, ecl_inputs(), post=True)
+    pay_installment(engine, loan, 1)
+    day = date(2026, 2, 28)
+    close(engine, day)
+    quiet = run_ecl(engine, day, ecl_inputs(), post=True, explain=False)
+    assert quiet.roll_forward is None
+    assert not quiet.reused
+    full = run_ecl(engine, day, ecl_inputs(), post=True)
+    assert full.reused
+    assert full.run == quiet.run
+    assert full.roll_forward is not None
+    with engine.connect() as conn:
+        assert reconcile(conn) == []

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import base64
 import os
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 import numpy as np
@@ -18,6 +18,8 @@ from lendstack.core.money import to_fen
 from lendstack.risk.ecl_settings import default_config
 from lendstack.servicing import LoanState, Payment, ProductCatalog, take_payment
 from lendstack.settings import Settings
+from lendstack.storage import risk_book
+from lendstack.storage.mapping import to_day
 from lendstack.storage.repositories import SqlUnitOfWork
 from lendstack.storage.risk_book import (
     BookInputs,
@@ -194,3 +196,31 @@ def test_kept_origination_pds_read_each_decision_once_and_give_the_same_book(
         same_book(kept, load_book(conn, day, default_config()))
     assert known.by_loan[later.id] == pytest.approx(recorded.record["decision"]["score"]["pd"])
     assert kept.from_decisions == 2
+
+
+def test_the_driver_cursor_reads_the_columns_sqlalchemy_reads(
+    engine: Engine, catalog: ProductCatalog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On SQLite `fetch_columns` reads plain SQL through the driver's cursor: every column of
+    the loans and installments queries is the array the SQLAlchemy path gives, in partitions
+    or not, and parameters it does not cover go through SQLAlchemy."""
+    three_loans(engine, catalog)
+    monkeypatch.setattr(risk_book, "_PARTITION", 2)  # several partitions, the last one short
+    day = AS_OF
+    params = {"day": day, "d": to_day(day)}
+    i8, f8 = np.int64, np.float64
+    queries = (
+        (risk_book._LOANS, (i8, np.str_, f8, f8, i8, i8, i8, i8, i8, np.intp, bool)),
+        (risk_book._INSTALLMENTS, (i8, "datetime64[D]", i8, i8, i8, i8)),
+    )
+    with engine.connect() as conn:
+        for sql, dtypes in queries:
+            result = conn.execute(sql, params)
+            expected = risk_book._columns([result.all()], dtypes)
+            got = risk_book.fetch_columns(conn, sql, params, dtypes)
+            assert got[0].size > 0
+            for want, have in zip(expected, got, strict=True):
+                assert have.dtype == want.dtype
+                assert np.array_equal(have, want)
+    assert risk_book._driver_params(params) == {"day": day.isoformat(), "d": to_day(day)}
+    assert risk_book._driver_params({"at": datetime(2026, 1, 1)}) is None

@@ -49,8 +49,8 @@ from lendstack.risk.panel import (
     month_index,
     validate_panel,
 )
-from lendstack.risk.stock import fpd_by_cohort, stock_measures
-from lendstack.risk.vintages import measure_name, vintage_curves
+from lendstack.risk.stock import fpd_table, stock_total
+from lendstack.risk.vintages import measure_name, vintage_table
 
 MAX_LOAN_IDS = 100
 """Loan ids listed on an alert; `loan_count` always has the full number."""
@@ -328,16 +328,47 @@ def evaluate(
     if (as_of_month_end + timedelta(days=1)).day != 1:
         raise ValidationError("must be the last day of a month", field="as_of_month_end")
     lazy = validate_panel(panel).filter(pl.col("month_end") <= as_of_month_end)
+    m = _measure(lazy, as_of_month_end, t)
     alerts: list[Alert] = []
-    alerts += _vintage(lazy, as_of_month_end, t.vintage)
-    alerts += _fpd(lazy, as_of_month_end, t.fpd)
+    alerts += _vintage(lazy, as_of_month_end, t.vintage, m.vintage)
+    alerts += _fpd(lazy, as_of_month_end, t.fpd, m.fpd)
     alerts += _roll_m1_m2(lazy, as_of_month_end, t.roll_m1_m2)
-    alerts += _npl(lazy, as_of_month_end, t.npl)
+    alerts += _npl(lazy, as_of_month_end, t.npl, m.stock)
     if partner_headroom is not None:
         alerts += _headroom(partner_headroom, as_of_month_end, t.partner_headroom)
     if approvals is not None:
         alerts += _approval_jump(approvals, as_of_month_end, t.approval_jump)
     return tuple(alerts)
+
+
+@dataclass(frozen=True, slots=True)
+class _Measures:
+    """The panel measures the metrics judge, collected together (`_measure`)."""
+
+    vintage: pl.DataFrame
+    """`vintage_curves(...).table` at the month-end, for the vintage threshold's DPD."""
+    fpd: pl.DataFrame
+    """`fpd_by_cohort(...).table` at the month-end."""
+    stock: pl.DataFrame
+    """`stock_measures(..., dimensions=()).table`: the book's total row."""
+
+
+def _measure(lazy: pl.LazyFrame, as_of: date, t: Thresholds) -> _Measures:
+    """The vintage, FPD and stock tables in one `pl.collect_all`: the plans share the
+    validated panel, and each collect has a fixed cost (planning, a thread-pool round trip)
+    that a month-end's small panel makes a large share of the whole.
+
+    The roll rate's months are sorted before its trailing average sums their rates: a
+    group-by emits its groups in an order that hangs on polars' hashing state, which any
+    earlier polars work in the process shifts, and the sum's last bit followed it."""
+    frames = pl.collect_all(
+        [
+            vintage_table(lazy, (t.vintage.dpd,), as_of),
+            fpd_table(lazy, t.fpd.seasoning_months),
+            stock_total(lazy, as_of),
+        ]
+    )
+    return _Measures(*frames)
 
 
 def _months_back(month_end: date, months: int) -> date:
@@ -382,10 +413,11 @@ def _ratio_alert(
     return Alert(metric, hit[0], ratio, hit[1], detail=detail, **context)
 
 
-def _vintage(lazy: pl.LazyFrame, as_of: date, t: VintageThresholds) -> list[Alert]:
+def _vintage(
+    lazy: pl.LazyFrame, as_of: date, t: VintageThresholds, table: pl.DataFrame
+) -> list[Alert]:
     cohort = _months_back(as_of, t.months_on_book)
     name = measure_name(t.dpd)
-    table = vintage_curves(lazy, (t.dpd,), as_of=as_of).table
     at_mob = table.filter(
         (pl.col("months_on_book") == t.months_on_book) & (pl.col("loans") >= t.min_cohort_loans)
     ).sort("origination_month")
@@ -415,9 +447,8 @@ def _with_loans(
     return [replace(alert, loan_ids=ids, loan_count=count)]
 
 
-def _fpd(lazy: pl.LazyFrame, as_of: date, t: FpdThresholds) -> list[Alert]:
+def _fpd(lazy: pl.LazyFrame, as_of: date, t: FpdThresholds, table: pl.DataFrame) -> list[Alert]:
     cohort = _months_back(as_of, t.seasoning_months)
-    table = fpd_by_cohort(lazy, seasoning_months=t.seasoning_months, as_of=as_of).table
     usable = table.filter(
         (pl.col("loans") >= t.min_cohort_loans) & pl.col("fpd_rate").is_not_null()
     ).sort("origination_month")
@@ -477,8 +508,7 @@ def _roll_m1_m2(lazy: pl.LazyFrame, as_of: date, t: RollThresholds) -> list[Aler
     return [replace(alert, cohorts=cohorts, loan_ids=ids, loan_count=count)]
 
 
-def _npl(lazy: pl.LazyFrame, as_of: date, levels: Levels) -> list[Alert]:
-    total = stock_measures(lazy, as_of, dimensions=()).rows()
+def _npl(lazy: pl.LazyFrame, as_of: date, levels: Levels, total: pl.DataFrame) -> list[Alert]:
     ratio = total["npl_ratio"][0]
     if ratio is None:
         return []

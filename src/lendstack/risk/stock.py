@@ -99,13 +99,33 @@ def stock_measures(
     when = month_end or lazy.select(pl.col("month_end").max()).collect().item()
     if not isinstance(when, date):
         raise ValidationError("the panel has no rows", field="month_end")
-    on_books = lazy.filter((pl.col("month_end") == when) & pl.col("state").is_in(BUCKETS))
-    parts = [_breakdown(on_books, [], thresholds).with_columns(_label(TOTAL, pl.lit("all")))]
+    on_books = _on_books(lazy, when)
+    parts = [_total(on_books, thresholds)]
     for dimension in dimensions:
         grouped = _breakdown(on_books, [dimension.value], thresholds)
-        parts.append(grouped.with_columns(_label(dimension.value, pl.col(dimension.value))))
-    tables = pl.collect_all([p.select(_columns(thresholds)) for p in parts])
+        labelled = grouped.with_columns(_label(dimension.value, pl.col(dimension.value)))
+        parts.append(labelled.select(_columns(thresholds)))
+    tables = pl.collect_all(parts)
     return StockMeasures(when, tuple(thresholds), pl.concat(tables))
+
+
+def stock_total(
+    lazy: pl.LazyFrame, month_end: date, thresholds: tuple[int, ...] = DELINQUENCY_THRESHOLDS
+) -> pl.LazyFrame:
+    """`stock_measures(lazy, month_end, dimensions=()).table` (the total row) of a panel
+    `validate_panel` already returned, not yet collected: for a caller that collects it with
+    other measures of the same panel in one `pl.collect_all`."""
+    _check_thresholds(thresholds)
+    return _total(_on_books(lazy, month_end), thresholds)
+
+
+def _on_books(lazy: pl.LazyFrame, when: date) -> pl.LazyFrame:
+    return lazy.filter((pl.col("month_end") == when) & pl.col("state").is_in(BUCKETS))
+
+
+def _total(on_books: pl.LazyFrame, thresholds: tuple[int, ...]) -> pl.LazyFrame:
+    total = _breakdown(on_books, [], thresholds).with_columns(_label(TOTAL, pl.lit("all")))
+    return total.select(_columns(thresholds))
 
 
 def stock_history(
@@ -182,6 +202,15 @@ def fpd_by_cohort(
     lazy = validate_panel(panel)
     if as_of is not None:
         lazy = lazy.filter(pl.col("month_end") <= as_of)
+    return FirstPaymentDefault(seasoning_months, fpd_table(lazy, seasoning_months).collect())
+
+
+def fpd_table(lazy: pl.LazyFrame, seasoning_months: int) -> pl.LazyFrame:
+    """`fpd_by_cohort(lazy, seasoning_months=…).table` of a panel `validate_panel` already
+    returned, not yet collected: for a caller that collects it with other measures of the
+    same panel in one `pl.collect_all`."""
+    if seasoning_months < 1:
+        raise ValidationError("must be >= 1", field="seasoning_months")
     mob, flagged = pl.col("months_on_book"), pl.col("first_payment_default")
     starts = lazy.filter(mob == 0).select("loan_id", "origination_month")
     known = (
@@ -192,7 +221,7 @@ def fpd_by_cohort(
     seasoned = _loans_per_cohort(lazy.filter(known), starts, "seasoned_loans")
     defaulted = _loans_per_cohort(lazy.filter(flagged), starts, "fpd_loans")
     sizes = starts.group_by("origination_month").agg(pl.len().cast(pl.Int64).alias("loans"))
-    table = (
+    return (
         sizes.join(seasoned, on="origination_month", how="left")
         .join(defaulted, on="origination_month", how="left")
         .with_columns(pl.col("seasoned_loans", "fpd_loans").fill_null(0))
@@ -202,9 +231,7 @@ def fpd_by_cohort(
             .alias("fpd_rate")
         )
         .sort("origination_month")
-        .collect()
     )
-    return FirstPaymentDefault(seasoning_months, table)
 
 
 def _loans_per_cohort(rows: pl.LazyFrame, starts: pl.LazyFrame, name: str) -> pl.LazyFrame:

@@ -96,22 +96,46 @@ def vintage_curves(
     lazy = validate_panel(panel)
     if as_of is not None:
         lazy = lazy.filter(pl.col("month_end") <= as_of)
-    starts = lazy.filter(pl.col("months_on_book") == 0).select("loan_id", "origination_month")
-    events = _events(thresholds)
-    firsts = (
-        lazy.filter(_any_event(thresholds))
-        .group_by("loan_id")
-        .agg(*(pl.col("months_on_book").filter(e).min().alias(n) for n, e in events))
-        .join(starts, on="loan_id", how="inner")
-    )
-    sizes = starts.group_by("origination_month").agg(pl.len().cast(pl.Int64).alias("loans"))
+    firsts, sizes = _firsts_and_sizes(lazy, thresholds)
     last = lazy.select(pl.col("month_end").max())
     first_rows, size_rows, last_row = pl.collect_all([firsts, sizes, last])
     end = as_of or _last_month_end(last_row)
-    table = _grid(size_rows.lazy(), end)
-    for name, _ in events:
-        table = _accumulate(table, _new_per_month(first_rows.lazy(), name), name)
-    return VintageCurves(end, tuple(thresholds), table.sort(_KEY).collect())
+    table = _table(first_rows.lazy(), size_rows.lazy(), end, thresholds)
+    return VintageCurves(end, tuple(thresholds), table.collect())
+
+
+def vintage_table(lazy: pl.LazyFrame, thresholds: tuple[int, ...], as_of: date) -> pl.LazyFrame:
+    """`vintage_curves(lazy, thresholds, as_of=as_of).table` of a panel `validate_panel`
+    already returned, not yet collected: for a caller that collects it with other measures
+    of the same panel in one `pl.collect_all` (each collect has a fixed cost, which is most
+    of the cost on a month-end's panel)."""
+    lazy = lazy.filter(pl.col("month_end") <= as_of)
+    firsts, sizes = _firsts_and_sizes(lazy, thresholds)
+    return _table(firsts, sizes, as_of, thresholds)
+
+
+def _firsts_and_sizes(
+    lazy: pl.LazyFrame, thresholds: tuple[int, ...]
+) -> tuple[pl.LazyFrame, pl.LazyFrame]:
+    """Each cohort loan's first MOB of each measure (null: never), and each cohort's size."""
+    starts = lazy.filter(pl.col("months_on_book") == 0).select("loan_id", "origination_month")
+    firsts = (
+        lazy.filter(_any_event(thresholds))
+        .group_by("loan_id")
+        .agg(*(pl.col("months_on_book").filter(e).min().alias(n) for n, e in _events(thresholds)))
+        .join(starts, on="loan_id", how="inner")
+    )
+    sizes = starts.group_by("origination_month").agg(pl.len().cast(pl.Int64).alias("loans"))
+    return firsts, sizes
+
+
+def _table(
+    firsts: pl.LazyFrame, sizes: pl.LazyFrame, end: date, thresholds: tuple[int, ...]
+) -> pl.LazyFrame:
+    table = _grid(sizes, end)
+    for name, _ in _events(thresholds):
+        table = _accumulate(table, _new_per_month(firsts, name), name)
+    return table.sort(_KEY)
 
 
 _KEY = ["origination_month", "months_on_book"]

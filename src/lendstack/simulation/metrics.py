@@ -16,8 +16,9 @@ warnings are evaluated with `lendstack risk alerts`' thresholds and stored in ri
 
 A run's month-ends keep what does not change between them (`MonthEndReads`): the loans'
 origination PDs (each decision record is parsed once, not every month) and the loan-month
-panel (each month reads only its own rows), so the month-end costs what the book holds now,
-not everything the run has written so far.
+panel (each month reads only its own rows), and the reconciliation's sums over the journal and
+the funders' flows (`RunningReconcile`: each month sums only the rows written since), so the
+month-end costs what the book holds now, not everything the run has written so far.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from lendstack.storage.ecl_runs import ecl_inputs, run_ecl
 from lendstack.storage.funding import held_by_funder
 from lendstack.storage.reports import reconcile
 from lendstack.storage.risk_book import DecisionPds
+from lendstack.storage.running_reconcile import RunningReconcile
 from lendstack.underwriting.decision import GRANTED
 
 INCOME = ("6011", "6021", "6031", "6051")
@@ -113,6 +115,8 @@ class MonthEndReads:
     panel: pl.DataFrame | None = None
     """The loan-month panel through `panel_through`, as `read_panel` returns it."""
     panel_through: date | None = None
+    ledger: RunningReconcile = field(default_factory=RunningReconcile)
+    """The reconciliation's sums through the journal lines and funder flows already read."""
 
     def read_panel(self, engine: Engine, month_end: date) -> pl.DataFrame:
         """`read_panel(engine, month_end)`, reading only the rows after the last call's.
@@ -209,8 +213,9 @@ def _exposure(conn: Any) -> tuple[dict[str, float], float]:
 def _ecl(engine: Engine, month_end: date, reads: MonthEndReads | None) -> float:
     try:
         outcome = run_ecl(
-            engine, month_end, ecl_inputs(), post=True, pds=None if reads is None else reads.pds
-        )
+            engine, month_end, ecl_inputs(), post=True,
+            pds=None if reads is None else reads.pds, explain=False,
+        )  # fmt: skip
     except LendstackError:
         return 0.0  # e.g. nothing on the book yet
     return outcome.run.total_fen / 100.0
@@ -287,7 +292,7 @@ def measure_month(
         book, gl = _book(conn), _gl(conn, first, month_end)
         exposure, funding_cost = _exposure(conn)
         limit_use = _limit_use(conn, exposure)
-        balanced = not reconcile(conn)
+        balanced = not (reconcile(conn) if reads is None else reads.ledger.check(conn))
         charged = conn.execute(
             # principal the close charged off this month (a loan sold later keeps its date)
             text("SELECT COALESCE(SUM(charged_off_fen), 0) FROM loans"

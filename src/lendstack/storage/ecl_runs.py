@@ -39,6 +39,7 @@ from lendstack.risk.pd_curves import TransitionMatrix
 from lendstack.risk.pd_curves import load_matrix as read_matrix
 from lendstack.risk.rollforward import RollForward, roll_forward
 from lendstack.servicing.domain.ledger import Account, EventType, JournalEntry, Side, leg
+from lendstack.storage.batches import execute_many
 from lendstack.storage.calendar import as_date
 from lendstack.storage.repositories import SqlLedger, now
 from lendstack.storage.risk_book import (
@@ -52,6 +53,7 @@ from lendstack.storage.risk_book import (
 from lendstack.storage.schema import ecl_run_loans, ecl_runs
 
 _CHUNK = 20_000
+_INSERT_LOANS = insert(ecl_run_loans)
 WRITTEN_OFF_STATUSES = ("charged_off", "written_off")
 
 
@@ -220,7 +222,7 @@ def _save_loans(conn: Connection, run_id: int, result: EclResult) -> None:
             {"run_id": run_id, "loan_id": i, "stage": s, "causes": c, "ead_fen": e, "ecl_fen": x}
             for i, s, c, e, x in zip(ids, stage, causes, ead, ecl, strict=True)
         ]
-        conn.execute(insert(ecl_run_loans), rows)
+        execute_many(conn, _INSERT_LOANS, rows)
 
 
 @dataclass(frozen=True, slots=True)
@@ -388,12 +390,15 @@ def run_ecl(
     *,
     post: bool = False,
     pds: DecisionPds | None = None,
+    explain: bool = True,
 ) -> EclOutcome:
     """Measure (or recall) the allowance of closed date `day`; with `post`, post its change.
-    `pds` keeps the loans' origination PDs between runs on the same database (`load_book`)."""
+    `pds` keeps the loans' origination PDs between runs on the same database (`load_book`);
+    `explain=False` leaves out the roll-forward from the previous run (reads both runs'
+    loans, writes nothing), for a caller that uses only the run's figures."""
     try:
         with engine.begin() as conn:
-            return _run(conn, day, inputs, post, pds)
+            return _run(conn, day, inputs, post, pds, explain)
     except IntegrityError as exc:
         raise Conflict(
             f"another ECL run for {day} was stored or posted at the same time: run it again",
@@ -402,7 +407,12 @@ def run_ecl(
 
 
 def _run(
-    conn: Connection, day: date, inputs: EclInputs, post: bool, pds: DecisionPds | None
+    conn: Connection,
+    day: date,
+    inputs: EclInputs,
+    post: bool,
+    pds: DecisionPds | None,
+    explain: bool = True,
 ) -> EclOutcome:
     require_closed(conn, day)
     run = find_run(conn, day, inputs)
@@ -415,4 +425,4 @@ def _run(
     posting = _post(conn, run) if post else None
     if posting is not None and not posting.already_posted:
         run = _stored(conn.execute(select(ecl_runs).where(ecl_runs.c.id == run.id)).one())
-    return EclOutcome(run, reused, posting, _roll_forward(conn, run))
+    return EclOutcome(run, reused, posting, _roll_forward(conn, run) if explain else None)

@@ -6,6 +6,7 @@ the CLI and API render.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -16,7 +17,7 @@ from lendstack.core.money import ZERO, from_fen
 from lendstack.servicing.domain.delinquency import DEFAULT_BUCKETS, RiskClass
 from lendstack.servicing.domain.ledger import Account
 from lendstack.storage.repositories import ACCOUNTS_BY_CODE
-from lendstack.storage.subledger import reconcile_funders
+from lendstack.storage.subledger import Mismatch, reconcile_funders
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,9 +60,14 @@ def trial_balance(conn: Connection) -> TrialBalance:
             " GROUP BY account ORDER BY account"
         )
     )
+    return trial_balance_of((str(code), int(d or 0), int(c or 0)) for code, d, c in rows)
+
+
+def trial_balance_of(sums: Iterable[tuple[str, int, int]]) -> TrialBalance:
+    """The trial balance of (account code, debit fen, credit fen) sums, in account order."""
     lines = []
-    for code, debit, credit in rows:
-        net = int(debit or 0) - int(credit or 0)
+    for code, debit, credit in sums:
+        net = debit - credit
         lines.append(
             TrialBalanceLine(ACCOUNTS_BY_CODE[code], from_fen(max(net, 0)), from_fen(max(-net, 0)))
         )
@@ -102,27 +108,42 @@ def reconcile(conn: Connection) -> list[Difference]:
 
     Includes the funder sub-ledgers: loans to funders' positions, positions to their flows,
     and each bank's GL balances to its flows of closed dates."""
-    out: list[Difference] = []
-    tb = trial_balance(conn)
-    if not tb.balanced:
-        out.append(Difference("trial balance", tb.total_debit, tb.total_credit))
     unbalanced = conn.execute(
         text(
             "SELECT entry_id, SUM(debit_fen), SUM(credit_fen) FROM journal_lines"
             " GROUP BY entry_id HAVING SUM(debit_fen) <> SUM(credit_fen)"
         )
     )
+    entries = [(int(e), int(d), int(c)) for e, d, c in unbalanced]
+    return reconcile_from(conn, trial_balance(conn), entries, reconcile_funders(conn))
+
+
+def reconcile_from(
+    conn: Connection,
+    tb: TrialBalance,
+    unbalanced: Iterable[tuple[int, int, int]],
+    funders: Iterable[Mismatch],
+) -> list[Difference]:
+    """`reconcile`'s differences, given the journal's trial balance, its unbalanced entries
+    (id, debit fen, credit fen) and the funder sub-ledgers' mismatches, however they were
+    summed (`storage.running_reconcile` carries them from one check to the next); the checks
+    against the loan book are read here."""
+    out: list[Difference] = []
+    if not tb.balanced:
+        out.append(Difference("trial balance", tb.total_debit, tb.total_credit))
     for entry_id, debit, credit in unbalanced:
-        out.append(Difference(f"entry {entry_id}", from_fen(int(debit)), from_fen(int(credit))))
-    for account, expr in _SUBLEDGER.items():
-        loans_total = _scalar(conn, f"SELECT {expr} FROM loans")
+        out.append(Difference(f"entry {entry_id}", from_fen(debit), from_fen(credit)))
+    # one pass over the loans for every sub-ledger total
+    totals = conn.execute(text(f"SELECT {', '.join(_SUBLEDGER.values())} FROM loans")).one()
+    for (account, _), total in zip(_SUBLEDGER.items(), totals, strict=True):
+        loans_total = from_fen(int(total or 0))
         if loans_total != tb.balance(account):
             out.append(
                 Difference(f"{account.value} (loans vs GL)", tb.balance(account), loans_total)
             )
     out += _installments_vs_loans(conn)
     out += _allowance_vs_last_ecl_run(conn, tb)
-    out += [Difference(m.what, m.expected, m.found) for m in reconcile_funders(conn)]
+    out += [Difference(m.what, m.expected, m.found) for m in funders]
     return out
 
 

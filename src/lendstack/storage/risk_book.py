@@ -28,15 +28,15 @@ book") states every input and approximation; in short:
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, TextClause, text
 
 from lendstack.core.dates import add_months, is_month_end, last_day_of_month, months_between
 from lendstack.core.errors import Conflict
@@ -175,16 +175,43 @@ def fetch_columns(
     conn: Connection, sql: Any, params: dict[str, Any], dtypes: Sequence[Any]
 ) -> list[NDArray[Any]]:
     """A query's columns as numpy arrays, read in partitions so that a large book never sits
-    in memory as Python row objects."""
-    parts: list[list[NDArray[Any]]] = [[] for _ in dtypes]
+    in memory as Python row objects.
+
+    A plain SQL text on SQLite goes to the driver's own cursor (its `:name` parameters are
+    sqlite3's named style): the same values SQLAlchemy hands back for an untyped text query,
+    without a Row object per row, which at a month-end is most of reading the book."""
+    driver = _driver_params(params) if conn.dialect.name == "sqlite" else None
+    if driver is not None and isinstance(sql, TextClause):
+        cursor = conn.connection.cursor()
+        try:
+            cursor.execute(sql.text, driver)
+            return _columns(iter(lambda: cursor.fetchmany(_PARTITION), []), dtypes)
+        finally:
+            cursor.close()
     result = conn.execute(sql, params, execution_options={"yield_per": _PARTITION})
-    for rows in result.partitions(_PARTITION):
+    return _columns(result.partitions(_PARTITION), dtypes)
+
+
+def _columns(partitions: Iterable[Sequence[Any]], dtypes: Sequence[Any]) -> list[NDArray[Any]]:
+    parts: list[list[NDArray[Any]]] = [[] for _ in dtypes]
+    for rows in partitions:
         for k, (values, dtype) in enumerate(zip(zip(*rows, strict=True), dtypes, strict=True)):
             parts[k].append(np.array(values, dtype=dtype))
     return [
         np.concatenate(p) if p else np.array([], dtype=dt)
         for p, dt in zip(parts, dtypes, strict=True)
     ]
+
+
+def _driver_params(params: dict[str, Any]) -> dict[str, Any] | None:
+    """The parameters as SQLAlchemy binds them on SQLite (a date as its ISO text), or None
+    when one is of a type this does not cover (SQLAlchemy binds it then)."""
+    out: dict[str, Any] = {}
+    for name, value in params.items():
+        if isinstance(value, datetime) or not isinstance(value, int | float | str | date):
+            return None
+        out[name] = value.isoformat() if isinstance(value, date) else value
+    return out
 
 
 def load_book(

@@ -530,10 +530,10 @@ class Mismatch:
 
 def reconcile_funders(conn: Connection) -> list[Mismatch]:
     """Loans to funders and funders to the general ledger, to the fen."""
-    return _loans_to_positions(conn) + _flows_to_positions(conn) + _funders_to_gl(conn)
+    return loans_to_positions(conn) + _flows_to_positions(conn) + _funders_to_gl(conn)
 
 
-def _loans_to_positions(conn: Connection) -> list[Mismatch]:
+def loans_to_positions(conn: Connection) -> list[Mismatch]:
     rows = conn.execute(
         text(
             "SELECT l.id, l.bal_principal, SUM(p.principal_fen) FROM loans l"
@@ -547,7 +547,8 @@ def _loans_to_positions(conn: Connection) -> list[Mismatch]:
     ]
 
 
-def _position_sql(alias: str) -> str:
+def position_sql(alias: str) -> str:
+    """SQL for the sign a flow of `alias` moves its funder's position by (0: it does not)."""
     arms = " ".join(f"WHEN '{f.value}' THEN {s}" for f, s in POSITION_SIGN.items())
     return f"(CASE {alias}.flow {arms} ELSE 0 END)"
 
@@ -561,24 +562,35 @@ def _flows_to_positions(conn: Connection) -> list[Mismatch]:
     rows = conn.execute(
         text(
             "SELECT p.loan_id, p.funder_id, p.principal_fen,"
-            f" COALESCE(SUM({_position_sql('x')} * x.amount_fen), 0)"
+            f" COALESCE(SUM({position_sql('x')} * x.amount_fen), 0)"
             " FROM funder_positions p LEFT JOIN funder_flows x"
             " ON x.loan_id = p.loan_id AND x.funder_id = p.funder_id"
             " GROUP BY p.loan_id, p.funder_id, p.principal_fen"
-            f" HAVING p.principal_fen <> COALESCE(SUM({_position_sql('x')} * x.amount_fen), 0)"
+            f" HAVING p.principal_fen <> COALESCE(SUM({position_sql('x')} * x.amount_fen), 0)"
         )
     )
-    return [
-        Mismatch(f"loan {lid} funder {fid}: position vs its flows", from_fen(s), from_fen(p))
-        for lid, fid, p, s in rows
-    ]
+    return [position_mismatch(lid, fid, p, s) for lid, fid, p, s in rows]
+
+
+def position_mismatch(loan_id: int, funder_id: str, position: int, flows: int) -> Mismatch:
+    """A funder's position in a loan that is not the signed sum of its flows."""
+    return Mismatch(
+        f"loan {loan_id} funder {funder_id}: position vs its flows",
+        from_fen(flows),
+        from_fen(position),
+    )
 
 
 def _funders_to_gl(conn: Connection) -> list[Mismatch]:
     """Each bank's GL balances equal its closed flows: participation, payable, income share."""
     closed = last_closed(conn)
-    expected = _expected_gl(conn, closed)
-    found = _gl_by_funder(conn)
+    return gl_mismatches(_expected_gl(conn, closed), _gl_by_funder(conn))
+
+
+def gl_mismatches(
+    expected: Mapping[tuple[str, str], int], found: Mapping[tuple[str, str], int]
+) -> list[Mismatch]:
+    """Each (account code, funder) whose GL balance is not what its closed flows imply."""
     out = []
     for key in sorted(set(expected) | set(found), key=lambda k: (k[1], k[0])):
         want, got = expected.get(key, 0), found.get(key, 0)
@@ -602,12 +614,17 @@ def _expected_gl(conn: Connection, closed: Any) -> dict[tuple[str, str], int]:
         ),
         {"closed": closed},
     )
+    return expected_gl_of((str(f), str(flow), int(fen)) for f, flow, fen in rows)
+
+
+def expected_gl_of(sums: Iterable[tuple[str, str, int]]) -> dict[tuple[str, str], int]:
+    """Net debit per (account code, funder) of the banks' (funder, flow, fen) flow sums."""
     net: dict[tuple[str, str], int] = defaultdict(int)
-    for funder_id, flow, fen in rows:
+    for funder_id, flow, fen in sums:
         accounts = GL_ACCOUNTS.get(Flow(flow))
         if accounts is not None:
-            net[(accounts[0].code, funder_id)] += int(fen)
-            net[(accounts[1].code, funder_id)] -= int(fen)
+            net[(accounts[0].code, funder_id)] += fen
+            net[(accounts[1].code, funder_id)] -= fen
     return {k: v for k, v in net.items() if v}
 
 
