@@ -123,11 +123,13 @@ def _kill_rounds(
 ) -> list[tuple[int, date | None]]:
     """Start the close and SIGKILL it, `rounds` times.
 
-    Even rounds kill after a random delay running from late in start-up into the part of the
+    Even rounds watch the database and kill just after the run has closed a date of its own:
+    on a machine whose speed swings under load, a timed kill can land before every close or
+    after the last, and this round still lands inside. The first round is one of these, so a
+    timed round that overshoots cannot close every date before any kill lands part-way. Odd
+    rounds kill after a random delay running from late in start-up into the part of the
     close still left (start-up and close times are measured on this machine, now, so a loaded
-    machine stretches the window too). Odd rounds watch the database and kill just after the
-    run has closed a date of its own: on a machine whose speed swings under load, a timed
-    kill can land before every close or after the last, and this round still lands inside.
+    machine stretches the window too).
     Returns each run's exit code with the last closed date it left behind.
     """
     # Warm, then measure: a fresh install compiles every module on its first run, and a kill
@@ -144,7 +146,7 @@ def _kill_rounds(
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        if n % 2:
+        if n % 2 == 0:
             _wait_for_progress(proc, store, last, rng)
         else:
             # Aim inside the work still left: earlier rounds have closed some of the dates.
