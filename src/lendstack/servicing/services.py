@@ -338,7 +338,7 @@ def take_payments(uow: UnitOfWork, batch: Sequence[Payment]) -> tuple[StoredPaym
         known = uow.payments.by_keys([p.idempotency_key for p in batch])
         for on in sorted({p.on for p in batch}):
             ensure_open(uow.calendar, on)
-        loans = uow.loans.get_many([p.loan_id for p in batch], for_update=True)
+        loans = _payment_loans(uow, batch)
         new: list[tuple[Payment, PaymentOutcome, StoredPayment]] = []
         for n, payment in enumerate(batch):
             try:
@@ -360,6 +360,13 @@ def take_payments(uow: UnitOfWork, batch: Sequence[Payment]) -> tuple[StoredPaym
         (s.idempotency_key or "", replace(s, id=i)) for s, i in zip(stored, ids, strict=True)
     )
     return tuple(known[p.idempotency_key] for p in batch)
+
+
+def _payment_loans(uow: UnitOfWork, batch: Sequence[Payment]) -> dict[int, LoanState]:
+    """The batch's loans, locked: whole where a prepayment re-issues the schedule, else with
+    only the installments a regular payment reads (`Loans.for_payment`)."""
+    whole = {p.loan_id for p in batch if p.prepay is not None}
+    return uow.loans.for_payment([p.loan_id for p in batch], whole)
 
 
 def _dated(entry: JournalEntry, on: date) -> JournalEntry:

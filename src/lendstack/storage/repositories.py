@@ -10,7 +10,7 @@ from datetime import UTC, date, datetime
 from types import TracebackType
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, func, insert, or_, select, update
 from sqlalchemy import delete as sql_delete
 
 from lendstack.core.errors import InvariantViolation, NotFound
@@ -90,6 +90,30 @@ _CURRENT_ITEMS = (
 )
 """The current schedule version's installments of many loans, as `mapping.ITEM_COLUMNS`
 after the loan id."""
+_LATER = installments.alias("later")
+_UNPAID_FEN = (
+    installments.c.principal_fen
+    + installments.c.interest_fen
+    + installments.c.fee_fen
+    - installments.c.paid_principal_fen
+    - installments.c.paid_interest_fen
+    - installments.c.paid_fee_fen
+)
+_FIRST_UNBILLED = (
+    select(func.min(_LATER.c.number))
+    .where(
+        _LATER.c.loan_id == installments.c.loan_id,
+        _LATER.c.version == installments.c.version,
+        ~_LATER.c.billed,
+    )
+    .scalar_subquery()
+)
+_DUE_ITEMS = _CURRENT_ITEMS.where(
+    or_(installments.c.billed & (_UNPAID_FEN > 0), installments.c.number == _FIRST_UNBILLED)
+)
+"""`_CURRENT_ITEMS` as a regular payment reads them (`SqlLoans.for_payment`): the billed
+installments with something unpaid (in fen, exactly `InstallmentState.unpaid > 0`), and the
+first unbilled one, if any."""
 _BY_KEY = select(payments).where(payments.c.idempotency_key == bindparam("key"))
 _BY_KEYS = select(payments).where(payments.c.idempotency_key.in_(bindparam("keys", expanding=True)))
 
@@ -156,17 +180,48 @@ class SqlLoans:
         self, loan_ids: Collection[int], *, for_update: bool = False
     ) -> dict[int, LoanState]:
         """Many loans in two statements per chunk (rows, then their current installments)."""
+        query = _MANY_LOANS_LOCKED if for_update else _MANY_LOANS
+        return self._found(loan_ids, self._many(loan_ids, query, _CURRENT_ITEMS))
+
+    def for_payment(
+        self, loan_ids: Collection[int], whole: Collection[int] = ()
+    ) -> dict[int, LoanState]:
+        """Many loans, locked, for payments: those in `whole` as `get_many` reads them, the
+        others with only the installments a regular payment (`apply_payment`, or a recovery)
+        reads or changes: the billed ones with something unpaid, which it settles, and the
+        first unbilled one, whose presence alone it asks about (whether a loan with nothing
+        receivable is paid off). A loan runs to dozens of installments and a payment touches
+        one or two.
+
+        Such a state serves a regular payment and the `save_many` after it only: a save
+        writes the installments that moved and the loan's columns, which these installments
+        determine (the oldest unpaid due date). A prepayment re-issues the whole schedule:
+        its loan goes in `whole`.
+        """
+        partial = set(loan_ids) - set(whole)
+        found = self._many(partial, _MANY_LOANS_LOCKED, _DUE_ITEMS)
+        found.update(self._many(set(loan_ids) - partial, _MANY_LOANS_LOCKED, _CURRENT_ITEMS))
+        return self._found(loan_ids, found)
+
+    def _many(self, loan_ids: Collection[int], query: Any, item_query: Any) -> dict[int, LoanState]:
+        """The loans of `query` with the installments of `item_query`, by id (two statements
+        per chunk); an unknown id is left out."""
         found: dict[int, LoanState] = {}
         for ids in chunks(sorted(set(loan_ids))):
-            query = _MANY_LOANS_LOCKED if for_update else _MANY_LOANS
             rows = self.conn.execute(query, {"ids": ids}).all()
             items: dict[int, list[Any]] = {row.id: [] for row in rows}
             installment_of = mapping.installment_of
-            for item in self.conn.execute(_CURRENT_ITEMS, {"ids": ids}).all():
+            for item in self.conn.execute(item_query, {"ids": ids}).all():
                 items[item[0]].append(installment_of(*item[1:]))
             for row in rows:
                 loan: Any = _LoanRow._make(row)  # SQLAlchemy's Row reads a field ~10x slower
                 found[loan.id] = mapping.loan_from(loan, tuple(items[loan.id]))
+        return found
+
+    def _found(
+        self, loan_ids: Collection[int], found: dict[int, LoanState]
+    ) -> dict[int, LoanState]:
+        """`found`, remembered for `save`, if it holds every one of `loan_ids`."""
         missing = set(loan_ids) - set(found)
         if missing:
             raise NotFound(f"no loan {min(missing)}", field="loan_id")
