@@ -10,7 +10,7 @@ from datetime import UTC, date, datetime
 from types import TracebackType
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, func, insert, or_, select, update
+from sqlalchemy import Connection, Engine, bindparam, exists, insert, or_, select, update
 from sqlalchemy import delete as sql_delete
 
 from lendstack.core.errors import InvariantViolation, NotFound
@@ -90,7 +90,7 @@ _CURRENT_ITEMS = (
 )
 """The current schedule version's installments of many loans, as `mapping.ITEM_COLUMNS`
 after the loan id."""
-_LATER = installments.alias("later")
+_PRIOR = installments.alias("prior")
 _UNPAID_FEN = (
     installments.c.principal_fen
     + installments.c.interest_fen
@@ -99,21 +99,23 @@ _UNPAID_FEN = (
     - installments.c.paid_interest_fen
     - installments.c.paid_fee_fen
 )
-_FIRST_UNBILLED = (
-    select(func.min(_LATER.c.number))
+_AFTER_BILLED = ~(
+    exists()
     .where(
-        _LATER.c.loan_id == installments.c.loan_id,
-        _LATER.c.version == installments.c.version,
-        ~_LATER.c.billed,
+        _PRIOR.c.loan_id == installments.c.loan_id,
+        _PRIOR.c.version == installments.c.version,
+        _PRIOR.c.number == installments.c.number - 1,
+        ~_PRIOR.c.billed,
     )
-    .scalar_subquery()
+    .correlate(installments)
 )
 _DUE_ITEMS = _CURRENT_ITEMS.where(
-    or_(installments.c.billed & (_UNPAID_FEN > 0), installments.c.number == _FIRST_UNBILLED)
+    or_(installments.c.billed & (_UNPAID_FEN > 0), ~installments.c.billed & _AFTER_BILLED)
 )
 """`_CURRENT_ITEMS` as a regular payment reads them (`SqlLoans.for_payment`): the billed
 installments with something unpaid (in fen, exactly `InstallmentState.unpaid > 0`), and the
-first unbilled one, if any."""
+unbilled ones whose predecessor is not unbilled: the first unbilled one, if any, always
+(an index lookup per row, where "the lowest unbilled number" would scan the schedule)."""
 _BY_KEY = select(payments).where(payments.c.idempotency_key == bindparam("key"))
 _BY_KEYS = select(payments).where(payments.c.idempotency_key.in_(bindparam("keys", expanding=True)))
 
@@ -190,8 +192,9 @@ class SqlLoans:
         others with only the installments a regular payment (`apply_payment`, or a recovery)
         reads or changes: the billed ones with something unpaid, which it settles, and the
         first unbilled one, whose presence alone it asks about (whether a loan with nothing
-        receivable is paid off). A loan runs to dozens of installments and a payment touches
-        one or two.
+        receivable is paid off; `_DUE_ITEMS` may add an unbilled one after a billed one,
+        which a payment passes on untouched). A loan runs to dozens of installments and a
+        payment touches one or two.
 
         Such a state serves a regular payment and the `save_many` after it only: a save
         writes the installments that moved and the loan's columns, which these installments
