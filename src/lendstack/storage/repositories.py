@@ -69,12 +69,24 @@ _PAY_ITEM = (
 """`_SAVE_ITEM` for an installment only paid on: the same row, without rewriting the columns
 a payment never moves (fewer values to bind on the hot path)."""
 _INSERT_LINES = insert(journal_lines)
+_INSERT_ITEMS = insert(installments)
+_RETIRE_ITEMS = (
+    update(installments)
+    .where(installments.c.loan_id == bindparam("lid"), installments.c.active)
+    .values(active=False)
+)
 _INSERT_PARTS = insert(payment_parts)
-_LoanRow = namedtuple("_LoanRow", [c.name for c in loans.columns])  # type: ignore[misc]
+_LOAN_COLUMNS = [c for c in loans.columns if c.name != "created_at"]
+"""A loan's columns but its creation time, which no loan state holds (and whose text would
+be parsed into a datetime for every loan read)."""
+_LoanRow = namedtuple("_LoanRow", [c.name for c in _LOAN_COLUMNS])  # type: ignore[misc]
 """A `loans` row as `_MANY_LOANS` returns it, for `mapping.loan_from`."""
 _MANY_LOANS = (
-    select(loans).where(loans.c.id.in_(bindparam("ids", expanding=True))).order_by(loans.c.id)
+    select(*_LOAN_COLUMNS)
+    .where(loans.c.id.in_(bindparam("ids", expanding=True)))
+    .order_by(loans.c.id)
 )
+
 _MANY_LOANS_LOCKED = _MANY_LOANS.with_for_update()
 _CURRENT_ITEMS = (
     select(installments.c.loan_id, *(installments.c[name] for name in mapping.ITEM_COLUMNS))
@@ -128,6 +140,9 @@ class SqlLoans:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
         self._loaded: dict[int, LoanState] = {}
+        self._rows: dict[int, Any] = {}
+        """Each loan's row as `_many` read it or `save_many` last wrote it (a `_LoanRow`):
+        `save_many` writes only the columns that differ from it."""
 
     def add(self, loan: LoanState, reference: str | None) -> int:
         return self.add_many([(loan, reference)])[0]
@@ -154,7 +169,7 @@ class SqlLoans:
             for i in loan.installments
         ]
         if items:
-            self.conn.execute(insert(installments), items)
+            self.conn.execute(_INSERT_ITEMS, items)
         return ids
 
     def _insert_installments(self, loan: LoanState) -> None:
@@ -163,7 +178,7 @@ class SqlLoans:
             for i in loan.installments
         ]
         if rows:
-            self.conn.execute(insert(installments), rows)
+            self.conn.execute(_INSERT_ITEMS, rows)
 
     def _items(self, loan_id: int, version: int) -> tuple[Any, ...]:
         rows = self.conn.execute(_ITEMS, {"lid": loan_id, "ver": version})
@@ -219,6 +234,7 @@ class SqlLoans:
             for row in rows:
                 loan: Any = _LoanRow._make(row)  # SQLAlchemy's Row reads a field ~10x slower
                 found[loan.id] = mapping.loan_from(loan, tuple(items[loan.id]))
+                self._rows[loan.id] = loan
         return found
 
     def _found(
@@ -246,6 +262,7 @@ class SqlLoans:
 
     def save(self, loan: LoanState) -> None:
         before = self._loaded.get(loan.id) or self.get(loan.id)
+        self._rows.pop(loan.id, None)  # written whole: a later `save_many` writes it whole
         self.conn.execute(_SAVE_LOAN, {"lid": loan.id, **mapping.state_columns(loan)})
         if loan.schedule_version != before.schedule_version:
             self._supersede(loan)
@@ -271,24 +288,36 @@ class SqlLoans:
                     self.save(state)
                 continue
             loan = seq[-1]
-            rows.append({"lid": loan.id, **mapping.state_columns(loan)})
+            rows.append(self._moved_columns(loan))
             changed = self._changed_items(loan, before)
             paid += changed[0]
             items += changed[1]
             self._loaded[loan.id] = loan
-        if rows:
-            execute_many(self.conn, _SAVE_LOAN, rows)
+        by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for row in rows:
+            if len(row) > 1:  # a state whose columns all stand as they are writes nothing
+                by_columns.setdefault(tuple(row), []).append(row)
+        for same in by_columns.values():  # a payment moves the same few columns on most loans
+            execute_many(self.conn, _SAVE_LOAN, same)
         if paid:
             execute_many(self.conn, _PAY_ITEM, paid)
         if items:
             execute_many(self.conn, _SAVE_ITEM, items)
 
+    def _moved_columns(self, loan: LoanState) -> dict[str, Any]:
+        """`_SAVE_LOAN`'s values for `loan`: its state columns that differ from its row as
+        this transaction read or last wrote it (all of them if it has none). The row ends
+        exactly as if every column were written; an UPDATE that leaves an indexed column out
+        (the status, the oldest due date) spares SQLite the index's rewrite."""
+        columns = mapping.state_columns(loan)
+        row = self._rows.get(loan.id)
+        if row is not None:
+            columns = {k: v for k, v in columns.items() if v != getattr(row, k)}
+            self._rows[loan.id] = row._replace(**columns)
+        return {"lid": loan.id, **columns}
+
     def _supersede(self, loan: LoanState) -> None:
-        self.conn.execute(
-            update(installments)
-            .where(installments.c.loan_id == loan.id, installments.c.active)
-            .values(active=False)
-        )
+        self.conn.execute(_RETIRE_ITEMS, {"lid": loan.id})
         self._insert_installments(loan)
 
     def _update_changed(self, loan: LoanState, before: LoanState) -> None:
