@@ -128,6 +128,9 @@ _DUE_ITEMS = _CURRENT_ITEMS.where(
 installments with something unpaid (in fen, exactly `InstallmentState.unpaid > 0`), and the
 unbilled ones whose predecessor is not unbilled: the first unbilled one, if any, always
 (an index lookup per row, where "the lowest unbilled number" would scan the schedule)."""
+_BY_REFERENCES = select(loans.c.id, loans.c.reference).where(
+    loans.c.reference.in_(bindparam("refs", expanding=True))
+)
 _BY_KEY = select(payments).where(payments.c.idempotency_key == bindparam("key"))
 _BY_KEYS = select(payments).where(payments.c.idempotency_key.in_(bindparam("keys", expanding=True)))
 
@@ -168,8 +171,7 @@ class SqlLoans:
             for (loan, _), loan_id in zip(batch, ids, strict=True)
             for i in loan.installments
         ]
-        if items:
-            self.conn.execute(_INSERT_ITEMS, items)
+        execute_many(self.conn, _INSERT_ITEMS, items)  # a dozen or more rows per loan
         return ids
 
     def _insert_installments(self, loan: LoanState) -> None:
@@ -254,8 +256,8 @@ class SqlLoans:
         """The loans booked under any of `references`, by reference."""
         ids: dict[int, str] = {}
         for chunk in chunks(sorted(set(references))):
-            query = select(loans.c.id, loans.c.reference).where(loans.c.reference.in_(chunk))
-            ids.update((row.id, row.reference) for row in self.conn.execute(query))
+            rows = self.conn.execute(_BY_REFERENCES, {"refs": chunk})
+            ids.update((row.id, row.reference) for row in rows)
         if not ids:
             return {}
         return {ids[loan_id]: loan for loan_id, loan in self.get_many(list(ids)).items()}
