@@ -75,3 +75,16 @@ def test_an_update_with_a_value_fixed_in_the_statement() -> None:
 def test_an_update_of_one_named_value() -> None:
     statement = update(_ITEMS).where(_ITEMS.c.name == "a").values(amount=bindparam("paid"))
     _same(statement, [{"paid": 3}])
+
+
+def test_rows_sharing_a_value_and_rows_changing_it() -> None:
+    """A value converted once is reused for the very same object only: a batch's shared date
+    converts once, and a different date (or the same one again later) still converts."""
+    shared, other = date(2026, 4, 30), date(2026, 5, 1)
+    days = [shared, shared, other, shared, None, date(2026, 4, 30), other]
+    rows = [
+        {"id": 20 + n, "name": f"r{n}", "day": day, "flag": n % 2 == 0, "amount": n}
+        for n, day in enumerate(days)
+    ]
+    _same(insert(_ITEMS), rows)
+    _same(insert(_ITEMS), list(reversed(rows)))  # the statement's plan is reused: its memo too

@@ -5,13 +5,15 @@ payments (short, exact, overpaid, prepayments in both modes, a loan paid more th
 repeated idempotency keys) is posted one by one on the first and as one batch on the second.
 Then the books must be identical: loans, installments of every schedule version, payments,
 journal, funder positions and flows. If any payment of the sequence is refused, the batch
-must refuse with the same error, name the payment, and write nothing.
+must refuse with the same error, name the payment, and write nothing. A statement failing
+half-way through the batch's writes (a row of a multi-row write the database refuses) leaves
+nothing written either: the batch's transaction is rolled back whole.
 """
 
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import date, timedelta
 from decimal import Decimal
@@ -23,12 +25,14 @@ from dbstate import dump, fingerprint
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine, text
+from sqlalchemy.exc import IntegrityError
 
 from lendstack.core.errors import Conflict, LendstackError, NotFound, ValidationError
 from lendstack.servicing import LoanRequest, Payment, ProductCatalog, book_loan
 from lendstack.servicing.cob import close_through
 from lendstack.servicing.domain.schedule import PrepaymentMode
 from lendstack.servicing.services import take_payment, take_payments
+from lendstack.storage import mapping, repositories, subledger
 from lendstack.storage.cob import SqlCloseStore
 from lendstack.storage.db import make_engine, migrate
 from lendstack.storage.funding import SqlFunding
@@ -191,3 +195,51 @@ def test_a_closed_date_or_an_unknown_loan_refuses_the_batch(
         )
     assert caught.value.field == "loan_id"
     assert dump(engine) == before
+
+
+def _nulled_on_call(real: Callable[..., Any], call: int, column: str) -> Callable[..., Any]:
+    """`real`, but its `call`-th result (a row, or the first of a list of rows) has `column`
+    set to NULL: a NOT NULL breach the database refuses on that row alone."""
+    calls = [0]
+
+    def wrapped(*args: Any) -> Any:
+        out = real(*args)
+        calls[0] += 1
+        if calls[0] == call:
+            row = out[0] if isinstance(out, list) else out
+            row[column] = None
+        return out
+
+    return wrapped
+
+
+FAILURES = {  # where: (module, function, failing call, NOT NULL column)
+    # the journal lines' insert, on a line of the second entry: the entries are written
+    "journal line": (repositories, "_line_row", 5, "account"),
+    # the loans' update, on the third loan: the journal and two loans are written
+    "loan update": (mapping, "state_columns", 3, "status"),
+    # the funder flows' insert, the batch's last write, on the second co-funded payment
+    "funder flow": (subledger, "_flow_rows", 2, "amount_fen"),
+}
+
+
+@pytest.mark.parametrize("where", sorted(FAILURES))
+def test_a_write_failing_half_way_through_a_batch_leaves_nothing_written(
+    engine: Engine, catalog: ProductCatalog, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    ids = prepare(engine, catalog)
+    batch = [
+        Payment(loan_id, Decimal(amount), OPEN, f"half-{n}")
+        for n, (loan_id, amount) in enumerate(zip(ids, ("900", "500", "100", "50"), strict=True))
+    ]
+    before = dump(engine)
+    module, name, call, column = FAILURES[where]
+    with monkeypatch.context() as patched:
+        patched.setattr(module, name, _nulled_on_call(getattr(module, name), call, column))
+        with pytest.raises(IntegrityError, match=r"(?i)null"):
+            take_payments(SqlUnitOfWork(engine), batch)
+    assert dump(engine) == before
+    stored = take_payments(SqlUnitOfWork(engine), batch)  # and the batch then posts whole
+    assert [s.idempotency_key for s in stored] == [p.idempotency_key for p in batch]
+    with engine.connect() as conn:
+        assert reconcile(conn) == []

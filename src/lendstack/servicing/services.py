@@ -338,7 +338,7 @@ def take_payments(uow: UnitOfWork, batch: Sequence[Payment]) -> tuple[StoredPaym
         known = uow.payments.by_keys([p.idempotency_key for p in batch])
         for on in sorted({p.on for p in batch}):
             ensure_open(uow.calendar, on)
-        loans = uow.loans.get_many([p.loan_id for p in batch], for_update=True)
+        loans = _payment_loans(uow, batch)
         new: list[tuple[Payment, PaymentOutcome, StoredPayment]] = []
         for n, payment in enumerate(batch):
             try:
@@ -353,13 +353,43 @@ def take_payments(uow: UnitOfWork, batch: Sequence[Payment]) -> tuple[StoredPaym
             new.append((payment, outcome, unposted))
         entry_ids = uow.ledger.post_many([_dated(o.entry, p.on) for p, o, _ in new])
         uow.loans.save_many([o.loan for _, o, _ in new])
-        stored = [replace(s, entry_id=e) for (*_, s), e in zip(new, entry_ids, strict=True)]
+        stored = [_numbered(s, 0, e) for (*_, s), e in zip(new, entry_ids, strict=True)]
         ids = uow.payments.add_many(stored)
         uow.commit()
     known.update(
-        (s.idempotency_key or "", replace(s, id=i)) for s, i in zip(stored, ids, strict=True)
+        (s.idempotency_key or "", _numbered(s, i, s.entry_id))
+        for s, i in zip(stored, ids, strict=True)
     )
     return tuple(known[p.idempotency_key] for p in batch)
+
+
+def _numbered(s: StoredPayment, payment_id: int, entry_id: int) -> StoredPayment:
+    """`replace(s, id=payment_id, entry_id=entry_id)`, built whole: a batch makes two per
+    payment, and `replace` costs several times a constructor call."""
+    return StoredPayment(
+        id=payment_id,
+        loan_id=s.loan_id,
+        kind=s.kind,
+        value_date=s.value_date,
+        amount=s.amount,
+        idempotency_key=s.idempotency_key,
+        request_hash=s.request_hash,
+        status=s.status,
+        applied=s.applied,
+        parts=s.parts,
+        entry_id=entry_id,
+        schedule_version_before=s.schedule_version_before,
+        mode=s.mode,
+        accrued_interest=s.accrued_interest,
+        accrued_fee=s.accrued_fee,
+    )
+
+
+def _payment_loans(uow: UnitOfWork, batch: Sequence[Payment]) -> dict[int, LoanState]:
+    """The batch's loans, locked: whole where a prepayment re-issues the schedule, else with
+    only the installments a regular payment reads (`Loans.for_payment`)."""
+    whole = {p.loan_id for p in batch if p.prepay is not None}
+    return uow.loans.for_payment([p.loan_id for p in batch], whole)
 
 
 def _dated(entry: JournalEntry, on: date) -> JournalEntry:

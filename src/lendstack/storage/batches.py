@@ -7,6 +7,8 @@ statements instead of a few statements per row; these are the two shapes they sh
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import date, datetime
+from decimal import Decimal
 from operator import itemgetter
 from typing import Any, TypeVar
 
@@ -108,6 +110,10 @@ class _Plan:
         named = [slot for slot in slots if slot[0] is not None]
         self._converts = tuple((i, c) for i, (_, c, _) in enumerate(named) if c is not None)
         self._fixed = tuple((i, value) for i, (name, _, value) in enumerate(slots) if name is None)
+        self._last: list[tuple[Any, Any]] = [(_UNSEEN, None)] * len(self._converts)
+        """Per converted slot, the last value converted and what it became: a batch's rows
+        share their date and creation time (the same objects), and a bind processor is a
+        pure function of its value, so each is converted once per batch, not once per row."""
 
     def params(self, row: Mapping[str, Any]) -> tuple[Any, ...]:
         values = self._get(row)
@@ -116,13 +122,22 @@ class _Plan:
         if not self._converts and not self._fixed:
             return values
         out = list(values)
-        for i, convert in self._converts:
-            out[i] = convert(out[i])
+        last = self._last
+        for n, (i, convert) in enumerate(self._converts):
+            value, seen = out[i], last[n]
+            if seen[0] is value:  # the very same object: identity, so never a lookalike
+                out[i] = seen[1]
+            else:
+                out[i] = converted = convert(value)
+                if type(value) in _IMMUTABLE:  # a mutable value may change under its identity
+                    last[n] = (value, converted)  # one tuple, swapped whole: thread-safe
         for i, value in self._fixed:  # in ascending order, so each lands at its own place
             out.insert(i, value)
         return tuple(out)
 
 
+_UNSEEN = object()
+_IMMUTABLE = frozenset({date, datetime, bool, int, str, Decimal, type(None)})
 _Slot = tuple[str | None, Callable[[Any], Any] | None, Any]
 """Where one positional parameter comes from: the row's value under a name (converted by
 the column type's bind processor, if it has one), or, for a name of None, a value fixed in

@@ -10,7 +10,7 @@ from datetime import UTC, date, datetime
 from types import TracebackType
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, exists, insert, or_, select, update
 from sqlalchemy import delete as sql_delete
 
 from lendstack.core.errors import InvariantViolation, NotFound
@@ -69,12 +69,24 @@ _PAY_ITEM = (
 """`_SAVE_ITEM` for an installment only paid on: the same row, without rewriting the columns
 a payment never moves (fewer values to bind on the hot path)."""
 _INSERT_LINES = insert(journal_lines)
+_INSERT_ITEMS = insert(installments)
+_RETIRE_ITEMS = (
+    update(installments)
+    .where(installments.c.loan_id == bindparam("lid"), installments.c.active)
+    .values(active=False)
+)
 _INSERT_PARTS = insert(payment_parts)
-_LoanRow = namedtuple("_LoanRow", [c.name for c in loans.columns])  # type: ignore[misc]
+_LOAN_COLUMNS = [c for c in loans.columns if c.name != "created_at"]
+"""A loan's columns but its creation time, which no loan state holds (and whose text would
+be parsed into a datetime for every loan read)."""
+_LoanRow = namedtuple("_LoanRow", [c.name for c in _LOAN_COLUMNS])  # type: ignore[misc]
 """A `loans` row as `_MANY_LOANS` returns it, for `mapping.loan_from`."""
 _MANY_LOANS = (
-    select(loans).where(loans.c.id.in_(bindparam("ids", expanding=True))).order_by(loans.c.id)
+    select(*_LOAN_COLUMNS)
+    .where(loans.c.id.in_(bindparam("ids", expanding=True)))
+    .order_by(loans.c.id)
 )
+
 _MANY_LOANS_LOCKED = _MANY_LOANS.with_for_update()
 _CURRENT_ITEMS = (
     select(installments.c.loan_id, *(installments.c[name] for name in mapping.ITEM_COLUMNS))
@@ -90,6 +102,35 @@ _CURRENT_ITEMS = (
 )
 """The current schedule version's installments of many loans, as `mapping.ITEM_COLUMNS`
 after the loan id."""
+_PRIOR = installments.alias("prior")
+_UNPAID_FEN = (
+    installments.c.principal_fen
+    + installments.c.interest_fen
+    + installments.c.fee_fen
+    - installments.c.paid_principal_fen
+    - installments.c.paid_interest_fen
+    - installments.c.paid_fee_fen
+)
+_AFTER_BILLED = ~(
+    exists()
+    .where(
+        _PRIOR.c.loan_id == installments.c.loan_id,
+        _PRIOR.c.version == installments.c.version,
+        _PRIOR.c.number == installments.c.number - 1,
+        ~_PRIOR.c.billed,
+    )
+    .correlate(installments)
+)
+_DUE_ITEMS = _CURRENT_ITEMS.where(
+    or_(installments.c.billed & (_UNPAID_FEN > 0), ~installments.c.billed & _AFTER_BILLED)
+)
+"""`_CURRENT_ITEMS` as a regular payment reads them (`SqlLoans.for_payment`): the billed
+installments with something unpaid (in fen, exactly `InstallmentState.unpaid > 0`), and the
+unbilled ones whose predecessor is not unbilled: the first unbilled one, if any, always
+(an index lookup per row, where "the lowest unbilled number" would scan the schedule)."""
+_BY_REFERENCES = select(loans.c.id, loans.c.reference).where(
+    loans.c.reference.in_(bindparam("refs", expanding=True))
+)
 _BY_KEY = select(payments).where(payments.c.idempotency_key == bindparam("key"))
 _BY_KEYS = select(payments).where(payments.c.idempotency_key.in_(bindparam("keys", expanding=True)))
 
@@ -102,6 +143,9 @@ class SqlLoans:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
         self._loaded: dict[int, LoanState] = {}
+        self._rows: dict[int, Any] = {}
+        """Each loan's row as `_many` read it or `save_many` last wrote it (a `_LoanRow`):
+        `save_many` writes only the columns that differ from it."""
 
     def add(self, loan: LoanState, reference: str | None) -> int:
         return self.add_many([(loan, reference)])[0]
@@ -127,8 +171,7 @@ class SqlLoans:
             for (loan, _), loan_id in zip(batch, ids, strict=True)
             for i in loan.installments
         ]
-        if items:
-            self.conn.execute(insert(installments), items)
+        execute_many(self.conn, _INSERT_ITEMS, items)  # a dozen or more rows per loan
         return ids
 
     def _insert_installments(self, loan: LoanState) -> None:
@@ -137,7 +180,7 @@ class SqlLoans:
             for i in loan.installments
         ]
         if rows:
-            self.conn.execute(insert(installments), rows)
+            self.conn.execute(_INSERT_ITEMS, rows)
 
     def _items(self, loan_id: int, version: int) -> tuple[Any, ...]:
         rows = self.conn.execute(_ITEMS, {"lid": loan_id, "ver": version})
@@ -156,17 +199,50 @@ class SqlLoans:
         self, loan_ids: Collection[int], *, for_update: bool = False
     ) -> dict[int, LoanState]:
         """Many loans in two statements per chunk (rows, then their current installments)."""
+        query = _MANY_LOANS_LOCKED if for_update else _MANY_LOANS
+        return self._found(loan_ids, self._many(loan_ids, query, _CURRENT_ITEMS))
+
+    def for_payment(
+        self, loan_ids: Collection[int], whole: Collection[int] = ()
+    ) -> dict[int, LoanState]:
+        """Many loans, locked, for payments: those in `whole` as `get_many` reads them, the
+        others with only the installments a regular payment (`apply_payment`, or a recovery)
+        reads or changes: the billed ones with something unpaid, which it settles, and the
+        first unbilled one, whose presence alone it asks about (whether a loan with nothing
+        receivable is paid off; `_DUE_ITEMS` may add an unbilled one after a billed one,
+        which a payment passes on untouched). A loan runs to dozens of installments and a
+        payment touches one or two.
+
+        Such a state serves a regular payment and the `save_many` after it only: a save
+        writes the installments that moved and the loan's columns, which these installments
+        determine (the oldest unpaid due date). A prepayment re-issues the whole schedule:
+        its loan goes in `whole`.
+        """
+        partial = set(loan_ids) - set(whole)
+        found = self._many(partial, _MANY_LOANS_LOCKED, _DUE_ITEMS)
+        found.update(self._many(set(loan_ids) - partial, _MANY_LOANS_LOCKED, _CURRENT_ITEMS))
+        return self._found(loan_ids, found)
+
+    def _many(self, loan_ids: Collection[int], query: Any, item_query: Any) -> dict[int, LoanState]:
+        """The loans of `query` with the installments of `item_query`, by id (two statements
+        per chunk); an unknown id is left out."""
         found: dict[int, LoanState] = {}
         for ids in chunks(sorted(set(loan_ids))):
-            query = _MANY_LOANS_LOCKED if for_update else _MANY_LOANS
             rows = self.conn.execute(query, {"ids": ids}).all()
             items: dict[int, list[Any]] = {row.id: [] for row in rows}
             installment_of = mapping.installment_of
-            for item in self.conn.execute(_CURRENT_ITEMS, {"ids": ids}).all():
+            for item in self.conn.execute(item_query, {"ids": ids}).all():
                 items[item[0]].append(installment_of(*item[1:]))
             for row in rows:
                 loan: Any = _LoanRow._make(row)  # SQLAlchemy's Row reads a field ~10x slower
                 found[loan.id] = mapping.loan_from(loan, tuple(items[loan.id]))
+                self._rows[loan.id] = loan
+        return found
+
+    def _found(
+        self, loan_ids: Collection[int], found: dict[int, LoanState]
+    ) -> dict[int, LoanState]:
+        """`found`, remembered for `save`, if it holds every one of `loan_ids`."""
         missing = set(loan_ids) - set(found)
         if missing:
             raise NotFound(f"no loan {min(missing)}", field="loan_id")
@@ -180,14 +256,15 @@ class SqlLoans:
         """The loans booked under any of `references`, by reference."""
         ids: dict[int, str] = {}
         for chunk in chunks(sorted(set(references))):
-            query = select(loans.c.id, loans.c.reference).where(loans.c.reference.in_(chunk))
-            ids.update((row.id, row.reference) for row in self.conn.execute(query))
+            rows = self.conn.execute(_BY_REFERENCES, {"refs": chunk})
+            ids.update((row.id, row.reference) for row in rows)
         if not ids:
             return {}
         return {ids[loan_id]: loan for loan_id, loan in self.get_many(list(ids)).items()}
 
     def save(self, loan: LoanState) -> None:
         before = self._loaded.get(loan.id) or self.get(loan.id)
+        self._rows.pop(loan.id, None)  # written whole: a later `save_many` writes it whole
         self.conn.execute(_SAVE_LOAN, {"lid": loan.id, **mapping.state_columns(loan)})
         if loan.schedule_version != before.schedule_version:
             self._supersede(loan)
@@ -213,24 +290,36 @@ class SqlLoans:
                     self.save(state)
                 continue
             loan = seq[-1]
-            rows.append({"lid": loan.id, **mapping.state_columns(loan)})
+            rows.append(self._moved_columns(loan))
             changed = self._changed_items(loan, before)
             paid += changed[0]
             items += changed[1]
             self._loaded[loan.id] = loan
-        if rows:
-            execute_many(self.conn, _SAVE_LOAN, rows)
+        by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for row in rows:
+            if len(row) > 1:  # a state whose columns all stand as they are writes nothing
+                by_columns.setdefault(tuple(row), []).append(row)
+        for same in by_columns.values():  # a payment moves the same few columns on most loans
+            execute_many(self.conn, _SAVE_LOAN, same)
         if paid:
             execute_many(self.conn, _PAY_ITEM, paid)
         if items:
             execute_many(self.conn, _SAVE_ITEM, items)
 
+    def _moved_columns(self, loan: LoanState) -> dict[str, Any]:
+        """`_SAVE_LOAN`'s values for `loan`: its state columns that differ from its row as
+        this transaction read or last wrote it (all of them if it has none). The row ends
+        exactly as if every column were written; an UPDATE that leaves an indexed column out
+        (the status, the oldest due date) spares SQLite the index's rewrite."""
+        columns = mapping.state_columns(loan)
+        row = self._rows.get(loan.id)
+        if row is not None:
+            columns = {k: v for k, v in columns.items() if v != getattr(row, k)}
+            self._rows[loan.id] = row._replace(**columns)
+        return {"lid": loan.id, **columns}
+
     def _supersede(self, loan: LoanState) -> None:
-        self.conn.execute(
-            update(installments)
-            .where(installments.c.loan_id == loan.id, installments.c.active)
-            .values(active=False)
-        )
+        self.conn.execute(_RETIRE_ITEMS, {"lid": loan.id})
         self._insert_installments(loan)
 
     def _update_changed(self, loan: LoanState, before: LoanState) -> None:

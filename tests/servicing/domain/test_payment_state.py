@@ -1,0 +1,126 @@
+"""A regular payment reads only a loan's billed unpaid installments and whether any is unbilled.
+
+`SqlLoans.for_payment` loads a loan with just those (the billed ones with something unpaid,
+and the unbilled ones whose predecessor is not unbilled, so the first unbilled one always);
+`take_payments` applies the payment to that narrower state. Here random loans, part billed
+and part paid, are paid on the whole state and on the narrowed one: the outcome (what was
+applied, the parts, the entry) and everything a save writes (the loan's columns, the
+installments that moved) must be the same.
+"""
+
+from __future__ import annotations
+
+from dataclasses import fields, replace
+from datetime import date, timedelta
+from decimal import Decimal
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lendstack.core.money import ZERO
+from lendstack.servicing.domain.booking import contract_for, open_loan, with_id
+from lendstack.servicing.domain.delinquency import RiskClass
+from lendstack.servicing.domain.lifecycle import LoanStatus
+from lendstack.servicing.domain.loan import AccrualPeriod, Balances, InstallmentState, LoanState
+from lendstack.servicing.domain.payments import apply_payment
+from lendstack.servicing.domain.products import ProductCatalog
+from lendstack.servicing.services import LoanRequest, quote
+from lendstack.storage.mapping import state_columns
+
+CATALOG = ProductCatalog()
+PRODUCTS = sorted(p.id for p in CATALOG.all())
+START = date(2026, 1, 15)
+
+
+def narrowed(loan: LoanState) -> LoanState:
+    """The installments `for_payment` reads (`_DUE_ITEMS`), computed in Python."""
+    items = loan.installments
+    kept = tuple(
+        item
+        for n, item in enumerate(items)
+        if (item.billed and item.unpaid > ZERO)
+        or (not item.billed and (n == 0 or items[n - 1].billed))
+    )
+    return replace(loan, installments=kept)
+
+
+@st.composite
+def loans(draw: st.DrawFn) -> LoanState:
+    product = CATALOG.get(draw(st.sampled_from(PRODUCTS)))
+    term = draw(st.sampled_from(product.terms_allowed))
+    low, high = int(product.amount_min * 100), int(min(product.amount_max, Decimal(50_000)) * 100)
+    amount = Decimal(draw(st.integers(low, high))) / 100
+    schedule = quote(CATALOG, LoanRequest(product.id, amount, term, None, START))
+    loan = with_id(open_loan(contract_for(product, schedule), schedule), 7)
+    billed = draw(st.integers(0, len(loan.installments)))
+    items = []
+    for n, item in enumerate(loan.installments):
+        if n >= billed:
+            items.append(item)
+            continue
+        share = draw(st.sampled_from((0, 0, 1, 2, 3, 4)))  # quarters of it paid, mostly none
+        paid = [
+            (v * share / 4).quantize(Decimal("0.01"))
+            for v in (item.principal, item.interest, item.fee)
+        ]
+        items.append(
+            replace(
+                item, billed=True, paid_principal=paid[0], paid_interest=paid[1], paid_fee=paid[2]
+            )
+        )
+    unpaid = [i for i in items if i.billed]
+    principal = loan.balances.principal - sum((i.paid_principal for i in unpaid), ZERO)
+    if draw(st.booleans()):  # only the billed principal: a payment may then clear the receivable
+        principal = sum((i.unpaid_principal for i in unpaid), ZERO)  # with installments unbilled
+    balances = Balances(
+        principal=principal,
+        interest=sum((i.unpaid_interest for i in unpaid), ZERO),
+        fee=sum((i.unpaid_fee for i in unpaid), ZERO),
+        penalty=Decimal(draw(st.integers(0, 5_000))) / 100,
+        credit=Decimal(draw(st.integers(0, 500))) / 100,
+    )
+    period = AccrualPeriod(9, START, START + timedelta(days=30), Decimal("4.56"), Decimal("1.23"))
+    return replace(
+        loan,
+        installments=tuple(items),
+        balances=balances,
+        period=period,
+        dpd=draw(st.integers(0, 90)),
+        risk_class=RiskClass.SPECIAL_MENTION,
+        non_accrual=draw(st.booleans()),
+        schedule_version=2,
+    )
+
+
+def written(loan: LoanState, before: LoanState) -> tuple[object, ...]:
+    """What `save_many` writes: the loan's columns and the installments that moved."""
+    old = {i.number: i for i in before.installments}
+    moved = tuple(i for i in loan.installments if old.get(i.number) != i)
+    return (state_columns(loan), moved)
+
+
+@settings(max_examples=300, deadline=None)
+@given(loan=loans(), fen=st.integers(1, 3_000_000), days=st.integers(0, 400))
+def test_a_payment_on_the_narrowed_loan_is_the_same_payment(
+    loan: LoanState, fen: int, days: int
+) -> None:
+    amount, on = Decimal(fen) / 100, START + timedelta(days=days)
+    whole = apply_payment(loan, amount, on, "payment:k")
+    narrow = narrowed(loan)
+    part = apply_payment(narrow, amount, on, "payment:k")
+    assert (part.applied, part.parts, part.entry) == (whole.applied, whole.parts, whole.entry)
+    assert written(part.loan, narrow) == written(whole.loan, loan)
+    assert part.loan.status == whole.loan.status
+
+
+@settings(max_examples=50, deadline=None)
+@given(loan=loans(), fen=st.integers(1, 3_000_000))
+def test_a_payment_keeps_every_field_it_does_not_move(loan: LoanState, fen: int) -> None:
+    """`_after_payment` builds the state field by field: none may fall back to a default."""
+    after = apply_payment(loan, Decimal(fen) / 100, START + timedelta(days=60), "payment:k").loan
+    moved = {"installments", "balances", "status", "closed_on"}
+    for f in fields(LoanState):
+        if f.name not in moved:
+            assert getattr(after, f.name) == getattr(loan, f.name), f.name
+    assert after.status in (LoanStatus.ACTIVE, LoanStatus.PAID_OFF)
+    assert all(isinstance(i, InstallmentState) for i in after.installments)
