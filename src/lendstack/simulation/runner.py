@@ -403,7 +403,7 @@ def scratch_engine(url: str) -> Engine:
     """The run's engine: the usual SQLite settings, but no fsync at each commit. A run's
     database is output, rebuilt by rerunning; durability against power loss buys nothing
     and costs most of a small run's time (one fsync per payment)."""
-    engine = make_engine(url)
+    engine = make_engine(url, pool_use_lifo=True)
     event.listen(engine, "connect", _no_fsync)
     return engine
 

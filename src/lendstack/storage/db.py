@@ -33,10 +33,11 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def make_engine(url: str) -> Engine:
-    """An engine for `url`, with SQLite tuned for durability; bad URLs name the field."""
+def make_engine(url: str, **options: Any) -> Engine:
+    """An engine for `url`, with SQLite tuned for durability; bad URLs name the field.
+    `options` go to `create_engine` (pool settings, say)."""
     try:
-        engine = create_engine(url, future=True)
+        engine = create_engine(url, future=True, **options)
     except (ArgumentError, ModuleNotFoundError) as exc:
         raise ValidationError(f"cannot use database URL {url!r}: {exc}", field="database") from exc
     if engine.dialect.name == "sqlite":
