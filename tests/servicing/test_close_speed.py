@@ -20,9 +20,9 @@ from lendstack.servicing import LoanRequest, Payment, ProductCatalog, book_loan,
 from lendstack.servicing.cob import close_through
 from lendstack.servicing.domain.schedule import PrepaymentMode
 from lendstack.storage.cob import SqlCloseStore
-from lendstack.storage.db import migrate
 from lendstack.storage.funding import SqlFunding, close_exposures
 from lendstack.storage.repositories import SqlUnitOfWork
+from migration_checks import assert_index_migrates_down_and_up
 
 START = date(2026, 3, 2)
 BANK = "big-state-bank"
@@ -144,17 +144,4 @@ def test_the_reversed_payoff_check_reads_the_payoff_index(
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_the_close_speed_index_migrates_down_and_up(engine: Engine) -> None:
-    def indexes() -> set[str]:
-        with engine.connect() as conn:
-            query = "SELECT name FROM sqlite_master WHERE type = 'index'"
-            return {r[0] for r in conn.execute(text(query))}
-
-    assert "ix_loan_month_ends_paid_off" in indexes()
-    from alembic import command
-
-    from lendstack.storage.db import _alembic_config
-
-    command.downgrade(_alembic_config(engine), "0018")
-    assert "ix_loan_month_ends_paid_off" not in indexes()
-    migrate(engine)
-    assert "ix_loan_month_ends_paid_off" in indexes()
+    assert_index_migrates_down_and_up(engine, "ix_loan_month_ends_paid_off", previous="0018")

@@ -28,7 +28,7 @@ from sqlalchemy.exc import IntegrityError
 from lendstack.servicing.cob import close_day
 from lendstack.servicing.domain.delinquency import DEFAULT_BUCKETS
 from lendstack.storage.cob import classify, snapshot
-from lendstack.storage.db import migrate
+from migration_checks import assert_index_migrates_down_and_up
 
 START = date(2026, 3, 10)
 DAY = START + timedelta(days=1)
@@ -182,20 +182,7 @@ def test_a_book_with_no_delinquent_loan_runs_no_delinquency_statements(book):
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_the_snapshot_index_migrates_down_and_up(engine):
-    def indexes() -> set[str]:
-        with engine.connect() as conn:
-            query = "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'loans'"
-            return {r[0] for r in conn.execute(text(query))}
-
-    assert "ix_loans_status_snapshot" in indexes()
-    from alembic import command
-
-    from lendstack.storage.db import _alembic_config
-
-    command.downgrade(_alembic_config(engine), "0019")
-    assert "ix_loans_status_snapshot" not in indexes()
-    migrate(engine)
-    assert "ix_loans_status_snapshot" in indexes()
+    assert_index_migrates_down_and_up(engine, "ix_loans_status_snapshot", previous="0019")
 
 
 def test_a_close_failing_half_way_through_an_update_leaves_nothing_behind(book):

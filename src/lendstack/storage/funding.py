@@ -637,18 +637,38 @@ def _since_close(
     nothing counted as today)."""
     if not at_close:
         return {}
-    query = text(_SINCE.format(until="" if as_of is None else " AND x.business_date <= :today"))
+    return _summed(at_close, _flows_since(conn, at_close, as_of), as_of)
+
+
+def _flows_since(
+    conn: Connection, at_close: Mapping[str, _AtClose], until: date | None
+) -> list[tuple[str, date, int, int]]:
+    """(funder, day, increase, granted) per funder and day after the earliest close row, up
+    to `until` (None: all)."""
+    query = text(_SINCE.format(until="" if until is None else " AND x.business_date <= :today"))
     params = {"ids": sorted(at_close), "after": min(r.closed_on for r in at_close.values()),
-              "today": as_of}  # fmt: skip
-    sums = {f: [r.balance_fen, r.allocated_fen, 0] for f, r in at_close.items()}
+              "today": until}  # fmt: skip
     rows = conn.execute(query.bindparams(bindparam("ids", expanding=True)), params)
-    for funder_id, day, increase, granted in rows:
-        on = as_date(day) or _EPOCH
-        if on > at_close[funder_id].closed_on:
+    return [
+        (str(funder_id), as_date(day) or _EPOCH, int(increase), int(granted))
+        for funder_id, day, increase, granted in rows
+    ]
+
+
+def _summed(
+    at_close: Mapping[str, _AtClose],
+    flows: Sequence[tuple[str, date, int, int]],
+    as_of: date | None,
+) -> dict[str, Exposure]:
+    """`at_close` plus each funder's `flows` after its own close, up to `as_of` (None: all,
+    nothing counted as today)."""
+    sums = {f: [r.balance_fen, r.allocated_fen, 0] for f, r in at_close.items()}
+    for funder_id, on, increase, granted in flows:
+        if at_close[funder_id].closed_on < on and (as_of is None or on <= as_of):
             tally = sums[funder_id]
-            tally[0] += int(increase)
-            tally[1] += int(granted)
-            tally[2] += int(granted) if on == as_of else 0
+            tally[0] += increase
+            tally[1] += granted
+            tally[2] += granted if on == as_of else 0
     return {
         funder_id: Exposure(
             balance=from_fen(balance), today=from_fen(today), total_allocated=from_fen(allocated)
@@ -684,33 +704,8 @@ def fast_exposures_many(conn: Connection, days: Sequence[date]) -> dict[date, di
     at_close = {r.id: _at_close(r) for r in rows}
     if not at_close:
         return {d: {} for d in open_days}
-    query = text(_SINCE.format(until=" AND x.business_date <= :today"))
-    params = {"ids": sorted(at_close), "after": min(r.closed_on for r in at_close.values()),
-              "today": max(open_days)}  # fmt: skip
-    flows = [
-        (str(funder_id), as_date(day) or _EPOCH, int(increase), int(granted))
-        for funder_id, day, increase, granted in conn.execute(
-            query.bindparams(bindparam("ids", expanding=True)), params
-        )
-    ]
-    out: dict[date, dict[str, Exposure]] = {}
-    for as_of in open_days:  # as `_since_close` sums them for one date
-        sums = {f: [r.balance_fen, r.allocated_fen, 0] for f, r in at_close.items()}
-        for funder_id, on, increase, granted in flows:
-            if at_close[funder_id].closed_on < on <= as_of:
-                tally = sums[funder_id]
-                tally[0] += increase
-                tally[1] += granted
-                tally[2] += granted if on == as_of else 0
-        out[as_of] = {
-            funder_id: Exposure(
-                balance=from_fen(balance),
-                today=from_fen(today),
-                total_allocated=from_fen(allocated),
-            )
-            for funder_id, (balance, allocated, today) in sums.items()
-        }
-    return out
+    flows = _flows_since(conn, at_close, max(open_days))
+    return {as_of: _summed(at_close, flows, as_of) for as_of in open_days}
 
 
 def close_exposures(conn: Connection, day: date) -> int:

@@ -187,9 +187,8 @@ class FundingDesk:
         """Dates read ahead by `prefetch`, with when: what a refresh of the date reads."""
         self.clock, self.refresh_seconds = clock, refresh_seconds
         self._funders: tuple[Funder, ...] = ()
-        self._funders_now: tuple[Funder, ...] = ()
         self._funders_read: float | None = None
-        """When `_funders_now` was read (clock seconds); None: never."""
+        """When the stored funders were last read (clock seconds); None: never."""
         self._allocators: dict[Policy, Allocator] = {}
         self._policies: dict[date, Policy] = {}
         self._snapshots: dict[date, _Snapshot] = {}
@@ -316,9 +315,9 @@ class FundingDesk:
         `refresh_seconds`, as the exposures are."""
         now = self.clock()
         if self._funders_read is None or now - self._funders_read >= self.refresh_seconds:
-            self._funders_now = tuple(self._read_funders())
             self._funders_read = now
-        return self._funders_now
+            return tuple(self._read_funders())
+        return self._funders  # what the last refresh read (and kept)
 
     def policy_on(self, day: date) -> Policy:
         """The co-lending policy in force on `day` (the pack's), as the desk checks plans by

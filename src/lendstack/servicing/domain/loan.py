@@ -112,11 +112,19 @@ class InstallmentState:
         return (on - self.due_date).days if self.overdue_on(on, grace_days) else 0
 
     def pay(self, principal: Decimal, interest: Decimal, fee: Decimal) -> InstallmentState:
-        return replace(
-            self,
-            paid_principal=self.paid_principal + principal,
-            paid_interest=self.paid_interest + interest,
-            paid_fee=self.paid_fee + fee,
+        # Built whole: `replace` costs several times a constructor call, and every payment
+        # pays an installment or two.
+        return InstallmentState(
+            self.number,
+            self.start_date,
+            self.due_date,
+            self.principal,
+            self.interest,
+            self.fee,
+            self.paid_principal + principal,
+            self.paid_interest + interest,
+            self.paid_fee + fee,
+            self.billed,
         )
 
 

@@ -149,20 +149,7 @@ def _settle(
 
 
 def _pay(item: InstallmentState, part: InstallmentPart) -> InstallmentState:
-    """`item.pay(part.principal, part.interest, part.fee)`, built whole: `replace` costs
-    several times a constructor call, and every payment pays an installment or two."""
-    return InstallmentState(
-        item.number,
-        item.start_date,
-        item.due_date,
-        item.principal,
-        item.interest,
-        item.fee,
-        item.paid_principal + part.principal,
-        item.paid_interest + part.interest,
-        item.paid_fee + part.fee,
-        item.billed,
-    )
+    return item.pay(part.principal, part.interest, part.fee)
 
 
 def income_recognition(loan: LoanState, applied: Applied) -> list[Posting | None]:
