@@ -67,11 +67,13 @@ def test_a_callers_frozen_objects_stay_frozen(collector_on: None) -> None:
     gc.freeze()
     try:
         frozen = gc.get_freeze_count()
+        # Frozen objects still die by reference counting, which lowers the count (seen: by
+        # two, in a full run); the policy must neither freeze more nor unfreeze theirs.
         with collected_monthly() as month_end:
             assert not gc.isenabled()
             month_end()
-            assert gc.get_freeze_count() == frozen
-        assert gc.get_freeze_count() == frozen
+            assert 0 < gc.get_freeze_count() <= frozen
+        assert 0 < gc.get_freeze_count() <= frozen
     finally:
         gc.unfreeze()
 
