@@ -68,20 +68,24 @@ def table_digests(db: Path) -> dict[str, list[Any]]:
     return digests
 
 
-def fingerprint(scenario: str, borrowers: int, months: int, seed: int) -> dict[str, Any]:
+def fingerprint(
+    scenario: str, borrowers: int, months: int, seed: int, workers: int = 1
+) -> dict[str, Any]:
+    """The run's fingerprint; `workers` is not part of the run's identity (its results must
+    not depend on it), so fingerprints made with 1 and 2 compare."""
+    config = RunConfig(borrowers=borrowers, months=months, seed=seed, workers=workers)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "run"
-        started = time.process_time()
-        result = run_scenario(
-            load_scenario(scenario), RunConfig(borrowers=borrowers, months=months, seed=seed), out
-        )
-        cpu = time.process_time() - started
+        started, wall = time.process_time(), time.perf_counter()
+        result = run_scenario(load_scenario(scenario), config, out)
+        cpu, wall = time.process_time() - started, time.perf_counter() - wall
         monthly = [json.loads(json.dumps(m.as_json(), default=str)) for m in result.months]
         result.engine.dispose()
         tables = table_digests(out / "lendstack.db")
     return {
         "run": {"scenario": scenario, "borrowers": borrowers, "months": months, "seed": seed},
         "cpu_s": round(cpu, 1),
+        "wall_s": round(wall, 1),
         "monthly": monthly,
         "tables": tables,
     }
@@ -113,15 +117,18 @@ def main() -> None:
     run.add_argument("--borrowers", type=int, default=3_000)
     run.add_argument("--months", type=int, default=12)
     run.add_argument("--seed", type=int, default=7)
+    run.add_argument("--workers", type=int, default=1, help="1 or 2 (RunConfig.workers)")
     run.add_argument("--out", type=Path, required=True)
     compare = commands.add_parser("compare", help="exit 1 if two fingerprints differ")
     compare.add_argument("before", type=Path)
     compare.add_argument("after", type=Path)
     args = parser.parse_args()
     if args.command == "run":
-        found = fingerprint(args.scenario, args.borrowers, args.months, args.seed)
+        found = fingerprint(args.scenario, args.borrowers, args.months, args.seed, args.workers)
         args.out.write_text(json.dumps(found, indent=1, sort_keys=True), encoding="utf-8")
-        print(f"{args.out}: {len(found['tables'])} tables, {found['cpu_s']} s of CPU")
+        print(
+            f"{args.out}: {len(found['tables'])} tables, {found['cpu_s']} s of CPU, {found['wall_s']} s wall"
+        )
         return
     a, b = (json.loads(p.read_text(encoding="utf-8")) for p in (args.before, args.after))
     found = differences(a, b)

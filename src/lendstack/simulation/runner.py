@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import gc
 import shutil
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -37,6 +37,7 @@ from lendstack.core.errors import Conflict, ValidationError
 from lendstack.funding import is_no_capacity
 from lendstack.servicing import LoanState, ProductCatalog, close_day
 from lendstack.simulation import behaviour
+from lendstack.simulation.deciding import SideProcess, decide_first
 from lendstack.simulation.funds import FundsFeed
 from lendstack.simulation.metrics import (
     MonthEndReads,
@@ -59,7 +60,7 @@ from lendstack.storage.db import make_engine, migrate
 from lendstack.storage.decisions import prepare_entry
 from lendstack.storage.funding import SqlFunding
 from lendstack.storage.repositories import SqlUnitOfWork
-from lendstack.underwriting.batch import BatchJob, decide_rows
+from lendstack.underwriting.batch import BatchJob, RowResult
 from lendstack.underwriting.decision import GRANTED
 from lendstack.underwriting.origination import originate_many
 from lendstack.underwriting.population import Population, PopulationConfig, generate_population
@@ -76,6 +77,8 @@ class RunConfig:
     seed: int = 7
     start: date = date(2025, 10, 1)
     workers: int = 1
+    """1: each month is decided in the run's process before it is serviced; 2: in a second
+    process while the first services it (`simulation.deciding`: the same results, faster)."""
     npl_sale: bool = True
     """Sell the eligible bad loans at each quarter-end (`simulation.npl.NplSale`)."""
     retrain: bool = False
@@ -88,8 +91,8 @@ class RunConfig:
             raise ValidationError("must be 1..120", field="months")
         if self.start.day != 1:
             raise ValidationError("must be the first day of a month", field="start")
-        if self.workers < 1:
-            raise ValidationError("must be at least 1", field="workers")
+        if self.workers not in (1, 2):
+            raise ValidationError("must be 1 or 2", field="workers")
 
 
 class MonthEndHook(Protocol):
@@ -150,6 +153,8 @@ class _Run:
         self.spec = ServiceSpec(settings, self.scenario.name, self._pack(()), self.scenario.policy)
         self.catalog = ProductCatalog(settings.products_dir)
         self._service()
+        # After the service: the side process opens the database and the PII key it made.
+        self.side = SideProcess(self.spec) if self.cfg.workers == 2 else None
         cfg = self.cfg
         self.population = generate_population(
             PopulationConfig(seed=cfg.seed, n=cfg.borrowers, start=cfg.start, months=cfg.months)
@@ -187,13 +192,17 @@ class _Run:
     def _service(self) -> None:
         self.service = build_service(self.spec, self.engine)
         factory = partial(worker_service, self.spec)
-        self.job = BatchJob(self.service, prepare_entry, factory, self.cfg.workers)
+        self.job = BatchJob(self.service, prepare_entry, factory)
 
     def run(self) -> None:
-        with collected_monthly() as month_end:
-            for month in range(1, self.cfg.months + 1):
-                self.month(month)
-                month_end()
+        try:
+            with collected_monthly() as month_end:
+                for month in range(1, self.cfg.months + 1):
+                    self.month(month)
+                    month_end()
+        finally:
+            if self.side is not None:
+                self.side.close()
 
     # -- one month ---------------------------------------------------------------------------
 
@@ -203,19 +212,15 @@ class _Run:
         label = f"month {month}/{self.cfg.months} {first:%Y-%m}"
         apps = self._applications(month, first, days)
         self.progress(f"{label}: deciding", 0, len(apps))
-        granted, decided = self._decide(month, apps, label)
-        by_day: dict[date, list[tuple[int, dict[str, Any]]]] = defaultdict(list)
-        for borrower, record in granted:
-            by_day[date.fromisoformat(record["application"]["application_date"])].append(
-                (borrower, record)
-            )
+        decisions = _MonthDecisions(month, apps, self._decisions(apps, label), self)
         store, booked = SqlCloseStore(self.engine), []
         for n in range(days):
             day = first + timedelta(days=n)
             self.progress(f"{label}: servicing {day}", n, days)
-            booked += self._book(by_day.get(day, []))
+            booked += self._book(decisions.granted_through(day))
             self.repay.post_day(day, month)
             close_day(store, day)
+        decided = decisions.all()
         self.progress(f"{label}: month-end", days, days)
         month_end = first + timedelta(days=days - 1)
         flagged = self.funds.deliver()
@@ -251,28 +256,31 @@ class _Run:
             rows.append((borrower, _application(self.rendered[borrower], day, income)))
         return rows
 
-    def _decide(
-        self, month: int, apps: list[tuple[int, dict[str, Any]]], label: str
-    ) -> tuple[list[tuple[int, dict[str, Any]]], list[dict[str, Any]]]:
-        granted, decided = [], []
-        for i, result in enumerate(decide_rows([row for _, row in apps], self.job)):
-            borrower, row = apps[result.number - 1]
-            line = result.line
-            entry = {
-                "month": month, "borrower": borrower, "decision_id": line.get("decision_id"),
-                "application_date": row["application_date"], "outcome": result.outcome,
-                "pd": line.get("pd"), "offer_amount": line.get("offer_amount"),
-                "apr_irr": line.get("apr_irr"), "reasons": ",".join(line.get("reasons", [])),
-            }  # fmt: skip
-            decided.append(entry)
-            self.tables.decisions.append(entry)
-            self.tables.applications.append(_app_row(month, borrower, row))
-            if result.outcome in GRANTED:
-                stored = result.record or self.service.get(line["decision_id"]).record
-                granted.append((borrower, dict(stored)))
-            if i % 200 == 0:
-                self.progress(f"{label}: deciding", i, len(apps))
-        return granted, decided
+    def _decisions(self, apps: list[tuple[int, dict[str, Any]]], label: str) -> Iterator[RowResult]:
+        """The month's results in application order: decided now, or started in the side
+        process (which has pinned the month's moment when this returns)."""
+        rows = [row for _, row in apps]
+        if self.side is not None:
+            return self.side.month(self.spec, self.job, rows)
+        return decide_first(rows, self.job, partial(self.progress, f"{label}: deciding"))
+
+    def _decided(
+        self, month: int, borrower: int, row: dict[str, Any], result: RowResult
+    ) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        """Tabulate one decision: its table row, and a granted one's stored record to book."""
+        line = result.line
+        entry = {
+            "month": month, "borrower": borrower, "decision_id": line.get("decision_id"),
+            "application_date": row["application_date"], "outcome": result.outcome,
+            "pd": line.get("pd"), "offer_amount": line.get("offer_amount"),
+            "apr_irr": line.get("apr_irr"), "reasons": ",".join(line.get("reasons", [])),
+        }  # fmt: skip
+        self.tables.decisions.append(entry)
+        self.tables.applications.append(_app_row(month, borrower, row))
+        if result.outcome not in GRANTED:
+            return entry, None
+        stored = result.record or self.service.get(line["decision_id"]).record
+        return entry, dict(stored)
 
     def _book(self, granted: list[tuple[int, dict[str, Any]]]) -> list[dict[str, Any]]:
         """Book a day's granted decisions with their funding plans, in one transaction; an
@@ -406,6 +414,46 @@ def scratch_engine(url: str) -> Engine:
     engine = make_engine(url, pool_use_lifo=True)
     event.listen(engine, "connect", _no_fsync)
     return engine
+
+
+@dataclass
+class _MonthDecisions:
+    """A month's decisions, taken in application order as the days reach them (the
+    applications are sorted by date)."""
+
+    month: int
+    apps: list[tuple[int, dict[str, Any]]]
+    results: Iterator[RowResult]
+    run: _Run
+    taken: int = 0
+    decided: list[dict[str, Any]] = field(default_factory=list)
+
+    def granted_through(self, day: date) -> list[tuple[int, dict[str, Any]]]:
+        """The granted (borrower, record) of every application dated up to `day` not yet
+        taken."""
+        granted = []
+        while self.taken < len(self.apps) and self._dated(self.taken) <= day:
+            borrower, row = self.apps[self.taken]
+            result = next(self.results)
+            if result.number != self.taken + 1:
+                raise RuntimeError(f"decision {result.number} came for row {self.taken + 1}")
+            self.taken += 1
+            entry, record = self.run._decided(self.month, borrower, row, result)
+            self.decided.append(entry)
+            if record is not None:
+                granted.append((borrower, record))
+        return granted
+
+    def all(self) -> list[dict[str, Any]]:
+        """Every decision's table row, the rest taken first (and the results run to their end,
+        so a side process's month is finished)."""
+        self.granted_through(date.max)
+        for extra in self.results:
+            raise RuntimeError(f"decision {extra.number} came for no application")
+        return self.decided
+
+    def _dated(self, i: int) -> date:
+        return date.fromisoformat(self.apps[i][1]["application_date"])
 
 
 def _application(raw: dict[str, Any], day: date, income_factor: float) -> dict[str, Any]:

@@ -104,8 +104,8 @@ class _Deferred:
     row: dict[str, Any]
 
 
-_Item = _Decided | _Invalid | _Deferred
-_Chunk = list[tuple[int, dict[str, Any], bool]]
+Item = _Decided | _Invalid | _Deferred
+Chunk = list[tuple[int, dict[str, Any], bool]]
 """(row number, raw row, deferred?) in input order."""
 
 
@@ -119,13 +119,13 @@ class ChunkDecider:
     service: Underwriting
     prepare: Prepare
 
-    def __call__(self, chunk: _Chunk) -> list[_Item]:
+    def __call__(self, chunk: Chunk) -> list[Item]:
         with _collector_paused():
             return self._decide_chunk(chunk)
 
-    def _decide_chunk(self, chunk: _Chunk) -> list[_Item]:
+    def _decide_chunk(self, chunk: Chunk) -> list[Item]:
         parsed: list[tuple[int, Application]] = []
-        items: dict[int, _Item] = {}
+        items: dict[int, Item] = {}
         for number, row, deferred in chunk:
             result = None if deferred else parse(row)
             if result is None:
@@ -256,13 +256,13 @@ def _init_worker(factory: Factory) -> None:
     _worker = ChunkDecider(service, prepare)
 
 
-def _run_chunk(chunk: _Chunk) -> list[_Item]:
+def _run_chunk(chunk: Chunk) -> list[Item]:
     if _worker is None:
         raise RuntimeError("worker used before its initializer ran")
     return _worker(chunk)
 
 
-def _run_chunk_on_dask(factory: Factory, chunk: _Chunk) -> list[_Item]:
+def _run_chunk_on_dask(factory: Factory, chunk: Chunk) -> list[Item]:
     """A Dask worker has no pool initializer: build its service on its first chunk."""
     if _worker is None:
         _init_worker(factory)
@@ -292,7 +292,7 @@ class BatchJob:
 
 def decide_rows(rows: Iterable[dict[str, Any]], job: BatchJob) -> Iterator[RowResult]:
     """Decide and record every row, yielding each row's result in input order."""
-    chunks = _chunks(rows, job.chunk_size)
+    chunks = chunked(rows, job.chunk_size)
     first = next(chunks, None)
     if first is None:
         return
@@ -300,17 +300,17 @@ def decide_rows(rows: Iterable[dict[str, Any]], job: BatchJob) -> Iterator[RowRe
     if job.scheduler is not None:
         with _dask(job) as pool:
             for items in _ordered(pool, _prepend([first, *filter(None, [second])], chunks), 4):
-                yield from _record(job.service, items)
+                yield from record_chunk(job.service, items)
         return
     if second is None or job.workers <= 1:
         local = ChunkDecider(job.service, job.prepare)
         rest = [first] if second is None else _prepend([first, second], chunks)
         for chunk in rest:
-            yield from _record(job.service, local(chunk))
+            yield from record_chunk(job.service, local(chunk))
         return
     with _pool(job) as pool:
         for items in _ordered(pool, _prepend([first, second], chunks), 2 * job.workers):
-            yield from _record(job.service, items)
+            yield from record_chunk(job.service, items)
 
 
 def _pool(job: BatchJob) -> ProcessPoolExecutor:
@@ -326,7 +326,7 @@ class _DaskPool:
     def __init__(self, client: Any, factory: Factory) -> None:
         self._client, self._factory = client, factory
 
-    def submit(self, fn: Callable[..., Any], chunk: _Chunk) -> Any:
+    def submit(self, fn: Callable[..., Any], chunk: Chunk) -> Any:
         if fn is not _run_chunk:
             raise ValueError("only chunk decisions run on Dask")
         return self._client.submit(_run_chunk_on_dask, self._factory, chunk, pure=False)
@@ -340,14 +340,14 @@ def _dask(job: BatchJob) -> Iterator[_DaskPool]:
         yield _DaskPool(client, job.factory)
 
 
-def _prepend(head: list[_Chunk], rest: Iterator[_Chunk]) -> Iterator[_Chunk]:
+def _prepend(head: list[Chunk], rest: Iterator[Chunk]) -> Iterator[Chunk]:
     yield from head
     yield from rest
 
 
 def _ordered(
-    pool: ProcessPoolExecutor | _DaskPool, chunks: Iterator[_Chunk], depth: int
-) -> Iterator[list[_Item]]:
+    pool: ProcessPoolExecutor | _DaskPool, chunks: Iterator[Chunk], depth: int
+) -> Iterator[list[Item]]:
     """Results in submission order, at most `depth` chunks in flight (bounded memory)."""
     running: deque[Any] = deque()
     for chunk in chunks:
@@ -358,7 +358,7 @@ def _ordered(
         yield running.popleft().result()
 
 
-def _chunks(rows: Iterable[dict[str, Any]], size: int) -> Iterator[_Chunk]:
+def chunked(rows: Iterable[dict[str, Any]], size: int) -> Iterator[Chunk]:
     """Numbered rows in chunks, each flagged deferred if its borrower was in an earlier chunk
     (or has a deferred row earlier in this one)."""
     seen: set[int] = set()
@@ -366,7 +366,7 @@ def _chunks(rows: Iterable[dict[str, Any]], size: int) -> Iterator[_Chunk]:
     while batch := list(islice(numbered, size)):
         deferred: set[int] = set()
         here: set[int] = set()
-        chunk: _Chunk = []
+        chunk: Chunk = []
         for number, row in batch:
             person = _person(row)
             late = person is not None and (person in seen or person in deferred)
@@ -386,7 +386,7 @@ def _person(row: dict[str, Any]) -> int | None:
     return hash(value.strip().upper()) if isinstance(value, str) else None
 
 
-def _record(service: Underwriting, items: list[_Item]) -> Iterator[RowResult]:
+def record_chunk(service: Underwriting, items: list[Item]) -> Iterator[RowResult]:
     """Chain a chunk in order: runs of decided rows in one transaction each; a deferred row
     goes through `Underwriting.decide` once everything before it is in the log."""
     run: list[_Decided] = []
