@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import text
 
 from lendstack.core.errors import ValidationError
+from lendstack.simulation import deciding
 from lendstack.simulation.deciding import SideProcess
 from lendstack.simulation.runner import RunConfig, _noop, _Run, run_scenario
 from lendstack.simulation.scenario import load_scenario
@@ -46,7 +47,11 @@ def _fingerprint(fp: ModuleType, tmp: Path, workers: int) -> dict[str, object]:
 
 
 @pytest.mark.slow
-def test_a_side_process_decides_the_same_run(fp: ModuleType, tmp_path: Path) -> None:
+def test_a_side_process_decides_the_same_run(
+    fp: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Chunks of 7 rows: each month is many chunks, recorded as taken, day by day."""
+    monkeypatch.setattr(deciding, "SIDE_CHUNK", 7)
     first = _fingerprint(fp, tmp_path, workers=1)
     side = _fingerprint(fp, tmp_path, workers=2)
     events = [e for m in first["monthly"] for e in m["events"]]  # type: ignore[attr-defined]

@@ -38,7 +38,6 @@ from lendstack.simulation.platform import ServiceSpec, build_service
 from lendstack.storage.decisions import prepare_entry
 from lendstack.storage.snapshot import PinnedReader
 from lendstack.underwriting.batch import (
-    CHUNK,
     BatchJob,
     Chunk,
     ChunkDecider,
@@ -49,6 +48,11 @@ from lendstack.underwriting.batch import (
     record_chunk,
 )
 from lendstack.underwriting.service import Underwriting
+
+SIDE_CHUNK = 500
+"""Rows per chunk in the side process: the run waits for the first chunk at each month's
+start (about two days of applications), so smaller than the batch path's `CHUNK`; a chunk's
+size changes no decision (each row is decided alone against the same moment)."""
 
 Rows = Sequence[dict[str, Any]]
 Progress = Callable[[int, int], None]
@@ -68,9 +72,9 @@ def decide_first(rows: Rows, job: BatchJob, progress: Progress) -> Iterator[RowR
 class SideProcess:
     """Decides each month in one spawned process, alongside the run's servicing of it."""
 
-    def __init__(self, spec: ServiceSpec, chunk_size: int = CHUNK) -> None:
+    def __init__(self, spec: ServiceSpec, chunk_size: int | None = None) -> None:
         self._spec = spec
-        self._chunk_size = chunk_size
+        self._chunk_size = chunk_size or SIDE_CHUNK
         # Spawned, not forked: the run's LightGBM (OpenMP) threads do not survive a fork.
         self._pool = ProcessPoolExecutor(1, get_context("spawn"))
         self._pool.submit(_serve, spec)  # loads the model while the run sets up
