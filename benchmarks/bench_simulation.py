@@ -67,7 +67,9 @@ def main() -> None:
     parser.add_argument("--borrowers", type=int, nargs="+", default=[2_000])
     parser.add_argument("--months", type=int, default=12)
     parser.add_argument("--scenario", default="baseline")
-    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument(
+        "--workers", type=int, default=2, help="RunConfig.workers (simulate's default on 2 cores)"
+    )
     args = parser.parse_args()
     print(f"# {platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()},"
           f" load {os.getloadavg()[0]:.1f}")  # fmt: skip
