@@ -2,7 +2,8 @@
 
 - The funding step's exposure rows equal those of the single UPDATE it replaced (kept here as
   the reference), on every close of a co-funded book with payments, a payoff and a partner
-  added after the first close (a row never closed).
+  added after the first close (a row never closed). Their balances are summed per funder under
+  FILTERs (few funders) or by GROUP BY (many): both ways agree on every one of those days.
 - The month-end's reversed-payoff check reads the payoff rows through their partial index,
   and the index migrates down and up.
 """
@@ -20,7 +21,13 @@ from lendstack.servicing import LoanRequest, Payment, ProductCatalog, book_loan,
 from lendstack.servicing.cob import close_through
 from lendstack.servicing.domain.schedule import PrepaymentMode
 from lendstack.storage.cob import SqlCloseStore
-from lendstack.storage.funding import SqlFunding, close_exposures
+from lendstack.storage.funding import (
+    FILTERED_FUNDERS,
+    SqlFunding,
+    close_exposures,
+    held_by_funder,
+    held_of,
+)
 from lendstack.storage.repositories import SqlUnitOfWork
 from migration_checks import assert_index_migrates_down_and_up
 
@@ -64,6 +71,18 @@ def _both(engine: Engine, day: date) -> tuple[list[Any], list[Any]]:
     return found[0], found[1]
 
 
+def _held_both_ways(engine: Engine) -> None:
+    """`held_of` by FILTERs and by GROUP BY (more funders than the FILTERs take: unknown ones,
+    which hold nothing) equals `held_by_funder`, and gives 0 to a funder holding nothing."""
+    with engine.connect() as conn:
+        ids = sorted(conn.execute(text("SELECT id FROM funders")).scalars())
+        many = ids + [f"nobody-{k}" for k in range(FILTERED_FUNDERS)]
+        filtered, grouped, held = held_of(conn, ids), held_of(conn, many), held_by_funder(conn)
+    assert len(ids) <= FILTERED_FUNDERS < len(many)
+    assert filtered == {f: held.get(f, 0) for f in ids}
+    assert grouped == {**filtered, **dict.fromkeys(many[len(ids) :], 0)}
+
+
 def _book(engine: Engine, catalog: ProductCatalog, amount: str, on: date, plan: Any) -> int:
     request = LoanRequest("cash-loan-installment", Decimal(amount), 12, Decimal("0.18"), on)
     loan_id = book_loan(SqlUnitOfWork(engine), catalog, request).id
@@ -100,6 +119,7 @@ def test_the_exposure_rows_equal_the_statement_they_replace(
             take_payment(SqlUnitOfWork(engine), payment)
         reference, rows = _both(engine, day)
         assert rows == reference
+        _held_both_ways(engine)
         close_through(store, day)
     with engine.begin() as conn:  # a partner with a row never closed counts every flow
         conn.execute(
