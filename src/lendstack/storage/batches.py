@@ -133,6 +133,9 @@ def execute_rows(
     if plan is _BY_SQLALCHEMY:
         conn.execute(statement, [dict(zip(names, row, strict=True)) for row in rows])
         return
+    if plan.as_given:  # the tuples already are the driver's parameters
+        conn.exec_driver_sql(plan.sql, list(rows))
+        return
     conn.exec_driver_sql(plan.sql, [plan.row_params(row) for row in rows])
 
 
@@ -155,6 +158,8 @@ class _Plan:
         named = [slot for slot in slots if slot[0] is not None]
         self._converts = tuple((i, c) for i, (_, c, _) in enumerate(named) if c is not None)
         self._fixed = tuple((i, value) for i, (name, _, value) in enumerate(slots) if name is None)
+        self.as_given = self._pick is None and not self._converts and not self._fixed
+        """Whether a row tuple is its own parameters (in order, nothing to convert or add)."""
         self._last: list[tuple[Any, Any]] = [(_UNSEEN, None)] * len(self._converts)
         """Per converted slot, the last value converted and what it became: a batch's rows
         share their date and creation time (the same objects), and a bind processor is a
