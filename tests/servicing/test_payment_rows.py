@@ -1,8 +1,10 @@
-"""The rows a payment batch writes, built by hand for speed, are what the plain code builds."""
+"""What a payment batch writes and hashes, built by hand for speed, is what the plain code builds."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+from datetime import date
 from decimal import Decimal
 
 from hypothesis import given
@@ -10,7 +12,9 @@ from hypothesis import strategies as st
 
 from lendstack.core.money import from_fen, to_fen
 from lendstack.servicing.domain.payments import Applied
+from lendstack.servicing.domain.schedule import PrepaymentMode
 from lendstack.servicing.ports import StoredPayment
+from lendstack.servicing.services import Payment, _request_text
 from lendstack.storage import mapping
 from lendstack.storage.repositories import _applied_fen, _applied_json
 
@@ -50,3 +54,24 @@ def test_a_zero_of_any_exponent_is_zero_fen() -> None:
         )
     )
     assert payment_fen == dict.fromkeys(Applied.__slots__, 0)
+
+
+_DECIMALS = st.one_of(
+    st.decimals(allow_nan=False, allow_infinity=False, places=2),
+    st.decimals(allow_nan=True, allow_infinity=True),
+)
+
+
+@given(
+    st.integers(min_value=-(2**63), max_value=2**63),
+    _DECIMALS,
+    st.dates(),
+    st.sampled_from([None, *PrepaymentMode]),
+)
+def test_the_request_text_is_the_json_of_the_request(
+    loan_id: int, amount: Decimal, on: date, prepay: PrepaymentMode | None
+) -> None:
+    payment = Payment(loan_id, amount, on, "k", prepay)
+    body = [loan_id, str(amount), on.isoformat(), prepay]
+    assert _request_text(payment) == json.dumps(body)
+    assert payment.fingerprint() == hashlib.sha256(json.dumps(body).encode()).hexdigest()
