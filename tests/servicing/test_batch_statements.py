@@ -1,4 +1,5 @@
-"""`execute_many` writes exactly what SQLAlchemy's own executemany writes.
+"""`execute_many` (and `execute_rows`, of value tuples) writes exactly what SQLAlchemy's own
+executemany writes.
 
 Its SQLite path binds rows itself (a C-level getter, then bind processors and fixed values in
 place), so every shape of parameter list is compared with `conn.execute` on the same rows.
@@ -24,7 +25,7 @@ from sqlalchemy import (
     update,
 )
 
-from lendstack.storage.batches import execute_many
+from lendstack.storage.batches import execute_many, execute_rows, inserted_ids
 
 _META = MetaData()
 _ITEMS = Table(
@@ -88,3 +89,57 @@ def test_rows_sharing_a_value_and_rows_changing_it() -> None:
     ]
     _same(insert(_ITEMS), rows)
     _same(insert(_ITEMS), list(reversed(rows)))  # the statement's plan is reused: its memo too
+
+
+def _rows_written(statement: Any, names: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
+    """`execute_rows` of value tuples writes what `conn.execute` writes of the same rows as
+    dicts (on SQLite its own binding, on any other database the dicts themselves)."""
+    engine = create_engine("sqlite://")
+    _META.create_all(engine)
+    written = []
+    for ours in (True, False):
+        with engine.begin() as conn:
+            conn.execute(_ITEMS.delete())
+            conn.execute(insert(_ITEMS), _ROWS)
+            if ours:
+                execute_rows(conn, statement, names, rows)
+            else:
+                conn.execute(statement, [dict(zip(names, r, strict=True)) for r in rows])
+            written.append(list(conn.execute(select(_ITEMS).order_by(_ITEMS.c.id))))
+    assert written[0] == written[1]
+
+
+def test_value_tuples_in_the_tables_order_and_in_another() -> None:
+    names = ("id", "name", "day", "flag", "amount")
+    rows = [(30 + n, f"t{n}", date(2026, 6, n + 1), n % 2 == 1, -n) for n in range(4)]
+    _rows_written(insert(_ITEMS), names, rows)
+    # the statement's parameters in another order than the tuples' (an update's key last)
+    statement = (
+        update(_ITEMS)
+        .where(_ITEMS.c.id == bindparam("key"))
+        .values(amount=bindparam("paid"), day=bindparam("when"), flag=True)
+    )
+    when = date(2026, 7, 1)
+    _rows_written(statement, ("key", "paid", "when"), [(1, 9, when), (2, 8, when)])
+    _rows_written(statement, ("paid", "when", "key"), [(7, None, 2)])
+
+
+def test_one_value_per_row_and_no_rows() -> None:
+    statement = update(_ITEMS).where(_ITEMS.c.name == "b").values(amount=bindparam("paid"))
+    _rows_written(statement, ("paid",), [(12,)])
+    engine = create_engine("sqlite://")
+    _META.create_all(engine)
+    with engine.begin() as conn:
+        conn.execute(insert(_ITEMS), _ROWS)
+        execute_rows(conn, statement, ("paid",), [])  # no rows: no statement at all
+        assert [r.amount for r in conn.execute(select(_ITEMS).order_by(_ITEMS.c.id))] == [5, -7]
+
+
+def test_inserted_ids_of_value_tuples_are_the_rows_ids_in_order() -> None:
+    engine = create_engine("sqlite://")
+    _META.create_all(engine)
+    names = ("name", "day", "amount")
+    with engine.begin() as conn:
+        ids = inserted_ids(conn, _ITEMS, [("x", date(2026, 1, 2), 1), ("y", None, 2)], names)
+        found = conn.execute(select(_ITEMS.c.id, _ITEMS.c.name).order_by(_ITEMS.c.id)).all()
+    assert [tuple(r) for r in found] == list(zip(ids, ("x", "y"), strict=True))

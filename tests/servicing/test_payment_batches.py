@@ -197,9 +197,10 @@ def test_a_closed_date_or_an_unknown_loan_refuses_the_batch(
     assert dump(engine) == before
 
 
-def _nulled_on_call(real: Callable[..., Any], call: int, column: str) -> Callable[..., Any]:
+def _nulled_on_call(real: Callable[..., Any], call: int, column: str | int) -> Callable[..., Any]:
     """`real`, but its `call`-th result (a row, or the first of a list of rows) has `column`
-    set to NULL: a NOT NULL breach the database refuses on that row alone."""
+    (a key, or a tuple row's index) set to NULL: a NOT NULL breach the database refuses on
+    that row alone."""
     calls = [0]
 
     def wrapped(*args: Any) -> Any:
@@ -207,6 +208,10 @@ def _nulled_on_call(real: Callable[..., Any], call: int, column: str) -> Callabl
         calls[0] += 1
         if calls[0] == call:
             row = out[0] if isinstance(out, list) else out
+            if isinstance(row, tuple):
+                assert isinstance(column, int)
+                row = (*row[:column], None, *row[column + 1 :])
+                return [row, *out[1:]] if isinstance(out, list) else row
             row[column] = None
         return out
 
@@ -215,11 +220,21 @@ def _nulled_on_call(real: Callable[..., Any], call: int, column: str) -> Callabl
 
 FAILURES = {  # where: (module, function, failing call, NOT NULL column)
     # the journal lines' insert, on a line of the second entry: the entries are written
-    "journal line": (repositories, "_line_row", 5, "account"),
+    "journal line": (
+        repositories,
+        "_line_row",
+        5,
+        repositories.LINE_COLUMNS.index("account"),
+    ),
     # the loans' update, on the third loan: the journal and two loans are written
-    "loan update": (mapping, "state_columns", 3, "status"),
+    "loan update": (mapping, "state_values", 3, mapping.STATE_COLUMNS.index("status")),
     # the funder flows' insert, the batch's last write, on the second co-funded payment
-    "funder flow": (subledger, "_flow_rows", 2, "amount_fen"),
+    "funder flow": (
+        subledger,
+        "_flow_values",
+        2,
+        subledger._FLOW_COLUMNS.index("amount_fen"),
+    ),
 }
 
 

@@ -92,6 +92,9 @@ _DAY_COUNTS = {d.value: d for d in DayCount}
 _ROUNDINGS = {r.value: r for r in Rounding}
 _STATUSES = {s.value: s for s in LoanStatus}
 _RISK_CLASSES = {r.value: r for r in RiskClass}
+_STATUS_TEXT = {s: s.value for s in LoanStatus}
+_RISK_CLASS_TEXT = {r: r.value for r in RiskClass}
+"""Members' values by a dict lookup, a fifth of the cost of the enum's `.value` property."""
 
 
 def _member(members: Mapping[str, E], kind: Callable[[str], E], value: str) -> E:
@@ -122,32 +125,63 @@ def cached_fen(fen: int) -> Decimal:
     return from_fen(fen)
 
 
+STATE_COLUMNS = (
+    "status",
+    "bal_principal",
+    "bal_interest",
+    "bal_fee",
+    "bal_penalty",
+    "bal_credit",
+    "period_no",
+    "period_start",
+    "period_due",
+    "period_interest",
+    "period_accrued",
+    "oldest_due",
+    "dpd",
+    "bucket",
+    "risk_class",
+    "non_accrual",
+    "schedule_version",
+    "charged_off_fen",
+    "recovered_fen",
+    "closed_on",
+)
+"""The loan columns servicing changes, in `state_values`' order."""
+
+
 def state_columns(loan: LoanState) -> dict[str, Any]:
     """Everything that servicing changes on a loan row, from the domain state."""
+    return dict(zip(STATE_COLUMNS, state_values(loan), strict=True))
+
+
+def state_values(loan: LoanState) -> tuple[Any, ...]:
+    """`state_columns`' values, in `STATE_COLUMNS` order: a day's payments save each loan
+    they touch, and compare the values with its row as read without building a dict."""
     b, p = loan.balances, loan.period
     oldest = loan.oldest_unpaid_due
-    return {
-        "status": loan.status.value,
-        "bal_principal": to_fen(b.principal),
-        "bal_interest": to_fen(b.interest),
-        "bal_fee": to_fen(b.fee),
-        "bal_penalty": to_fen(b.penalty),
-        "bal_credit": to_fen(b.credit),
-        "period_no": p.number if p else None,
-        "period_start": to_day(p.start) if p else None,
-        "period_due": to_day(p.due) if p else None,
-        "period_interest": to_fen(p.interest) if p else 0,
-        "period_accrued": to_fen(p.accrued) if p else 0,
-        "oldest_due": to_day(oldest) if oldest else None,
-        "dpd": loan.dpd,
-        "bucket": DEFAULT_BUCKETS.index_of(loan.dpd),
-        "risk_class": loan.risk_class.value,
-        "non_accrual": loan.non_accrual,
-        "schedule_version": loan.schedule_version,
-        "charged_off_fen": to_fen(loan.charged_off),
-        "recovered_fen": to_fen(loan.recovered),
-        "closed_on": loan.closed_on,
-    }
+    return (
+        _STATUS_TEXT[loan.status],
+        to_fen(b.principal),
+        to_fen(b.interest),
+        to_fen(b.fee),
+        to_fen(b.penalty),
+        to_fen(b.credit),
+        p.number if p else None,
+        to_day(p.start) if p else None,
+        to_day(p.due) if p else None,
+        to_fen(p.interest) if p else 0,
+        to_fen(p.accrued) if p else 0,
+        to_day(oldest) if oldest else None,
+        loan.dpd,
+        DEFAULT_BUCKETS.index_of(loan.dpd),
+        _RISK_CLASS_TEXT[loan.risk_class],
+        loan.non_accrual,
+        loan.schedule_version,
+        to_fen(loan.charged_off),
+        to_fen(loan.recovered),
+        loan.closed_on,
+    )
 
 
 def installment_columns(loan_id: int, version: int, i: InstallmentState) -> dict[str, Any]:
@@ -169,13 +203,9 @@ def installment_columns(loan_id: int, version: int, i: InstallmentState) -> dict
     }
 
 
-def paid_columns(i: InstallmentState) -> dict[str, int]:
+def paid_fen(i: InstallmentState) -> tuple[int, int, int]:
     """What a payment moves on an installment (`installment_columns`' paid amounts)."""
-    return {
-        "paid_principal": to_fen(i.paid_principal),
-        "paid_interest": to_fen(i.paid_interest),
-        "paid_fee": to_fen(i.paid_fee),
-    }
+    return to_fen(i.paid_principal), to_fen(i.paid_interest), to_fen(i.paid_fee)
 
 
 ITEM_COLUMNS = (

@@ -7,6 +7,7 @@ from collections import namedtuple
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, date, datetime
+from operator import attrgetter, itemgetter
 from types import TracebackType
 from typing import Any
 
@@ -21,7 +22,7 @@ from lendstack.servicing.domain.loan import InstallmentState, LoanState
 from lendstack.servicing.domain.payments import Applied, InstallmentPart
 from lendstack.servicing.ports import LoanProfile, PlanTerms, StoredPayment
 from lendstack.storage import mapping
-from lendstack.storage.batches import chunks, execute_many, inserted_ids
+from lendstack.storage.batches import chunks, execute_many, execute_rows, inserted_ids
 from lendstack.storage.calendar import last_closed
 from lendstack.storage.funding import SqlFunding
 from lendstack.storage.loan_settlements import SqlLoanSettlements
@@ -280,8 +281,8 @@ class SqlLoans:
         by_loan: dict[int, list[LoanState]] = {}
         for state in states:
             by_loan.setdefault(state.id, []).append(state)
-        rows: list[dict[str, Any]] = []
-        paid: list[dict[str, Any]] = []
+        by_columns: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
+        paid: list[tuple[Any, ...]] = []
         items: list[dict[str, Any]] = []
         for loan_id, seq in by_loan.items():
             before = self._loaded.get(loan_id) or self.get(loan_id)
@@ -290,33 +291,36 @@ class SqlLoans:
                     self.save(state)
                 continue
             loan = seq[-1]
-            rows.append(self._moved_columns(loan))
+            names, values = self._moved_columns(loan)
+            if len(names) > 1:  # a state whose columns all stand as they are writes nothing
+                by_columns.setdefault(names, []).append(values)
             changed = self._changed_items(loan, before)
             paid += changed[0]
             items += changed[1]
             self._loaded[loan.id] = loan
-        by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
-        for row in rows:
-            if len(row) > 1:  # a state whose columns all stand as they are writes nothing
-                by_columns.setdefault(tuple(row), []).append(row)
-        for same in by_columns.values():  # a payment moves the same few columns on most loans
-            execute_many(self.conn, _SAVE_LOAN, same)
-        if paid:
-            execute_many(self.conn, _PAY_ITEM, paid)
+        for names, same in by_columns.items():  # a payment moves the same few columns
+            execute_rows(self.conn, _SAVE_LOAN, names, same)
+        execute_rows(self.conn, _PAY_ITEM, _PAID_NAMES, paid)
         if items:
             execute_many(self.conn, _SAVE_ITEM, items)
 
-    def _moved_columns(self, loan: LoanState) -> dict[str, Any]:
-        """`_SAVE_LOAN`'s values for `loan`: its state columns that differ from its row as
-        this transaction read or last wrote it (all of them if it has none). The row ends
-        exactly as if every column were written; an UPDATE that leaves an indexed column out
-        (the status, the oldest due date) spares SQLite the index's rewrite."""
-        columns = mapping.state_columns(loan)
+    def _moved_columns(self, loan: LoanState) -> tuple[tuple[str, ...], tuple[Any, ...]]:
+        """`_SAVE_LOAN`'s names and values for `loan` (the loan id last, as "lid"): its state
+        columns that differ from its row as this transaction read or last wrote it (all of
+        them if it has none). The row ends exactly as if every column were written; an
+        UPDATE that leaves an indexed column out (the status, the oldest due date) spares
+        SQLite the index's rewrite."""
+        values = mapping.state_values(loan)
         row = self._rows.get(loan.id)
-        if row is not None:
-            columns = {k: v for k, v in columns.items() if v != getattr(row, k)}
-            self._rows[loan.id] = row._replace(**columns)
-        return {"lid": loan.id, **columns}
+        if row is None:
+            return _ALL_STATE, (*values, loan.id)
+        old = _row_state(row)
+        moved = [i for i, (v, was) in enumerate(zip(values, old, strict=True)) if v != was]
+        if not moved:
+            return _LID, (loan.id,)
+        names = tuple(_STATE_NAMES[i] for i in moved)
+        self._rows[loan.id] = row._replace(**{_STATE_NAMES[i]: values[i] for i in moved})
+        return (*names, "lid"), (*(values[i] for i in moved), loan.id)
 
     def _supersede(self, loan: LoanState) -> None:
         self.conn.execute(_RETIRE_ITEMS, {"lid": loan.id})
@@ -324,27 +328,29 @@ class SqlLoans:
 
     def _update_changed(self, loan: LoanState, before: LoanState) -> None:
         paid, items = self._changed_items(loan, before)
-        for row in paid:
-            self.conn.execute(_PAY_ITEM, row)
+        for values in paid:
+            self.conn.execute(_PAY_ITEM, dict(zip(_PAID_NAMES, values, strict=True)))
         for row in items:
             self.conn.execute(_SAVE_ITEM, row)
 
     @staticmethod
     def _changed_items(
         loan: LoanState, before: LoanState
-    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    ) -> tuple[list[tuple[Any, ...]], list[dict[str, Any]]]:
         """The installments that moved since `before`, as rows for `_PAY_ITEM` (only paid
-        amounts moved: a payment) and for `_SAVE_ITEM` (anything else moved)."""
+        amounts moved: a payment; value tuples in `_PAID_NAMES` order) and for `_SAVE_ITEM`
+        (anything else moved)."""
         old = {i.number: i for i in before.installments}
-        paid, rows = [], []
+        paid: list[tuple[Any, ...]] = []
+        rows: list[dict[str, Any]] = []
         for item in loan.installments:
             was = old.get(item.number)
             if was is item or was == item:  # a payment passes untouched installments on as is
                 continue
-            key = {"lid": loan.id, "ver": loan.schedule_version, "num": item.number}
             if was is not None and _same_terms(was, item):
-                paid.append({**key, **mapping.paid_columns(item)})
+                paid.append((loan.id, loan.schedule_version, item.number, *mapping.paid_fen(item)))
                 continue
+            key = {"lid": loan.id, "ver": loan.schedule_version, "num": item.number}
             values = mapping.installment_columns(loan.id, loan.schedule_version, item)
             rows.append({**key, **_without_key(values)})
         return paid, rows
@@ -361,6 +367,15 @@ class SqlLoans:
         )
         self._loaded[loan.id] = restored
         return restored
+
+
+_STATE_NAMES = mapping.STATE_COLUMNS
+_ALL_STATE = (*_STATE_NAMES, "lid")
+_LID = ("lid",)
+_row_state = itemgetter(*(_LoanRow._fields.index(name) for name in _STATE_NAMES))
+"""A `_LoanRow`'s state columns, in `mapping.STATE_COLUMNS` order."""
+_PAID_NAMES = ("lid", "ver", "num", "paid_principal", "paid_interest", "paid_fee")
+"""`_PAY_ITEM`'s parameters, in the order of `_changed_items`' paid rows."""
 
 
 def _same_terms(was: InstallmentState, item: InstallmentState) -> bool:
@@ -381,12 +396,46 @@ def _without_key(values: dict[str, Any]) -> dict[str, Any]:
 
 def _applied_fen(p: StoredPayment) -> dict[str, int]:
     """What the payment settled, by kind, in fen: its stored body and its funder split."""
-    return {k: to_fen(v) for k, v in p.applied.as_dict().items()}
+    values = _applied_values(p.applied)  # most kinds are zero on most payments: not converted
+    return {name: to_fen(v) if v else 0 for name, v in zip(_APPLIED, values, strict=True)}
+
+
+_APPLIED = Applied.__slots__
+_applied_values = attrgetter(*_APPLIED)
+_APPLIED_KEYS = tuple(sorted((*_APPLIED, "accrued_interest", "accrued_fee")))
+_APPLIED_TEXT = "{" + ", ".join(f'"{key}": %d' for key in _APPLIED_KEYS) + "}"
+"""`json.dumps(body, sort_keys=True)` of a payment's body of integer fen, as a template:
+the same text (keys in order, `json`'s separators, integers as `repr` writes them), without
+the encoder's per-call work (a test compares the two)."""
+_body_values = itemgetter(*_APPLIED_KEYS)
 
 
 def _applied_json(p: StoredPayment, applied_fen: dict[str, int]) -> str:
-    accrued = {"accrued_interest": to_fen(p.accrued_interest), "accrued_fee": to_fen(p.accrued_fee)}
-    return json.dumps({**applied_fen, **accrued}, sort_keys=True)
+    body = {
+        **applied_fen,
+        "accrued_interest": to_fen(p.accrued_interest),
+        "accrued_fee": to_fen(p.accrued_fee),
+    }
+    text: str = _APPLIED_TEXT % _body_values(body)
+    return text
+
+
+_PAYMENT_COLUMNS = (
+    "loan_id",
+    "kind",
+    "value_date",
+    "amount_fen",
+    "idempotency_key",
+    "request_hash",
+    "status",
+    "mode",
+    "applied",
+    "entry_id",
+    "schedule_version_before",
+    "created_at",
+)
+"""The columns `SqlPayments._insert` writes, in its rows' order."""
+_PART_COLUMNS = ("payment_id", "number", "principal_fen", "interest_fen", "fee_fen")
 
 
 class SqlPayments:
@@ -457,18 +506,11 @@ class SqlPayments:
         for chunk in chunks(list(zip(batch, applied, strict=True))):
             ids += self._insert(chunk)
         parts = [
-            {
-                "payment_id": pid,
-                "number": p.number,
-                "principal_fen": to_fen(p.principal),
-                "interest_fen": to_fen(p.interest),
-                "fee_fen": to_fen(p.fee),
-            }
+            (pid, p.number, to_fen(p.principal), to_fen(p.interest), to_fen(p.fee))
             for pid, payment in zip(ids, batch, strict=True)
             for p in payment.parts
         ]
-        if parts:
-            execute_many(self.conn, _INSERT_PARTS, parts)
+        execute_rows(self.conn, _INSERT_PARTS, _PART_COLUMNS, parts)
         SubLedger(self.conn).on_payments(
             [
                 (pid, p.loan_id, fen, p.entry_id)
@@ -482,23 +524,23 @@ class SqlPayments:
         """Payment rows, each with what it settled in fen (`_applied_fen`)."""
         created = now()
         rows = [
-            {
-                "loan_id": payment.loan_id,
-                "kind": payment.kind,
-                "value_date": payment.value_date,
-                "amount_fen": to_fen(payment.amount),
-                "idempotency_key": payment.idempotency_key,
-                "request_hash": payment.request_hash,
-                "status": payment.status,
-                "mode": payment.mode,
-                "applied": _applied_json(payment, fen),
-                "entry_id": payment.entry_id,
-                "schedule_version_before": payment.schedule_version_before,
-                "created_at": created,
-            }
+            (
+                payment.loan_id,
+                payment.kind,
+                payment.value_date,
+                to_fen(payment.amount),
+                payment.idempotency_key,
+                payment.request_hash,
+                payment.status,
+                payment.mode,
+                _applied_json(payment, fen),
+                payment.entry_id,
+                payment.schedule_version_before,
+                created,
+            )
             for payment, fen in batch
         ]
-        return inserted_ids(self.conn, payments, rows)
+        return inserted_ids(self.conn, payments, rows, _PAYMENT_COLUMNS)
 
     def later_than(self, payment: StoredPayment) -> Sequence[StoredPayment]:
         query = (
@@ -524,19 +566,25 @@ class SqlPayments:
         SubLedger(self.conn).on_reversal(payment_id, loan_id, reversal_entry_id)
 
 
-def line_rows(entry_id: int, postings: Sequence[Posting]) -> list[dict[str, Any]]:
+def line_rows(entry_id: int, postings: Sequence[Posting]) -> list[tuple[Any, ...]]:
+    """An entry's journal lines as value tuples in `LINE_COLUMNS` order."""
     return [_line_row(entry_id, p, to_fen(p.amount)) for p in postings]
 
 
-def _line_row(entry_id: int, p: Posting, fen: int) -> dict[str, Any]:
-    return {
-        "entry_id": entry_id,
-        "account": p.account.code,
-        "loan_id": p.loan_id,
-        "funder_id": p.funder_id,
-        "debit_fen": fen if p.side is Side.DEBIT else 0,
-        "credit_fen": fen if p.side is Side.CREDIT else 0,
-    }
+def _line_row(entry_id: int, p: Posting, fen: int) -> tuple[Any, ...]:
+    debit = p.side is Side.DEBIT
+    return (entry_id, _CODES[p.account], p.loan_id, p.funder_id, fen if debit else 0,
+            0 if debit else fen)  # fmt: skip
+
+
+LINE_COLUMNS = ("entry_id", "account", "loan_id", "funder_id", "debit_fen", "credit_fen")
+"""The `journal_lines` columns a posted line writes, in `line_rows`' order: tuples, not
+dicts, as the rows go straight to the driver (`execute_rows`) a few per payment."""
+_CODES = {account: account.code for account in Account}
+"""Each account's stored code (`Account.code` splits its name at every call)."""
+_ENTRY_COLUMNS = ("event", "business_date", "reference", "reverses", "created_at")
+_EVENT_TEXT = {event: event.value for event in EventType}
+"""Enum members' values by a dict lookup: the enum's `.value` property costs five times it."""
 
 
 class SqlLedger:
@@ -555,24 +603,23 @@ class SqlLedger:
         created = now()
         for chunk in chunks(entries):
             headers = [
-                {
-                    "event": entry.event.value,
-                    "business_date": entry.business_date,
-                    "reference": entry.reference,
-                    "reverses": entry.reverses,
-                    "created_at": created,
-                }
+                (
+                    _EVENT_TEXT[entry.event],
+                    entry.business_date,
+                    entry.reference,
+                    entry.reverses,
+                    created,
+                )
                 for entry in chunk
             ]
-            ids += inserted_ids(self.conn, journal_entries, headers)
+            ids += inserted_ids(self.conn, journal_entries, headers, _ENTRY_COLUMNS)
         self.posted.update(zip(ids, (entry.business_date for entry in entries), strict=True))
         lines = [
             row
             for entry_id, entry in zip(ids, entries, strict=True)
             for row in line_rows(entry_id, entry.postings)
         ]
-        if lines:
-            execute_many(self.conn, _INSERT_LINES, lines)
+        execute_rows(self.conn, _INSERT_LINES, LINE_COLUMNS, lines)
         return ids
 
     def get(self, entry_id: int) -> JournalEntry:
