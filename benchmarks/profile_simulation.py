@@ -132,7 +132,7 @@ def profile(
     scale = (at[0] * at[1]) / (borrowers * months)
     stages = {
         name: {
-            "cpu_s": round(seconds[name], 2),
+            "cpu_s": round(seconds[name], 4),
             "unit": unit,
             "us_per_unit": round(1e6 * seconds[name] / max(units[unit], 1), 2),
             "at_size_s": round(seconds[name] * scale, 1),

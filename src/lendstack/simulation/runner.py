@@ -4,7 +4,9 @@ Each month:
 1. **apply**: borrowers apply (`behaviour.applicants`: demand answers last month's approval
    rate and price), on a day of the month drawn from the seed, showing this month's income;
 2. **decide**: the real decision engine decides them in batches (`underwriting.batch`:
-   rule pack, credit model, pricing, limits, co-lending plan, hash-chained log);
+   rule pack, credit model, pricing, limits, co-lending plan, hash-chained log), all against
+   the book as the month begins: first, or, with `workers=2`, in a second process while this
+   one services the month (`simulation.deciding`; the same results);
 3. **service**: day by day, granted offers dated that day are booked as one batch
    (`originate_many`, each funding plan re-checked), borrowers pay (`repayments`, one batch),
    and the real close of business runs (accrual, billing, penalties, ageing,
@@ -212,7 +214,9 @@ class _Run:
         label = f"month {month}/{self.cfg.months} {first:%Y-%m}"
         apps = self._applications(month, first, days)
         self.progress(f"{label}: deciding", 0, len(apps))
-        decisions = _MonthDecisions(month, apps, self._decisions(apps, label), self)
+        decisions = _MonthDecisions(
+            apps, self._decisions(apps, label), partial(self._decided, month)
+        )
         store, booked = SqlCloseStore(self.engine), []
         for n in range(days):
             day = first + timedelta(days=n)
@@ -421,10 +425,12 @@ class _MonthDecisions:
     """A month's decisions, taken in application order as the days reach them (the
     applications are sorted by date)."""
 
-    month: int
     apps: list[tuple[int, dict[str, Any]]]
     results: Iterator[RowResult]
-    run: _Run
+    tabulate: Callable[
+        [int, dict[str, Any], RowResult], tuple[dict[str, Any], dict[str, Any] | None]
+    ]
+    """(borrower, row, result) → the decision's table row, and a granted one's record."""
     taken: int = 0
     decided: list[dict[str, Any]] = field(default_factory=list)
 
@@ -438,7 +444,7 @@ class _MonthDecisions:
             if result.number != self.taken + 1:
                 raise RuntimeError(f"decision {result.number} came for row {self.taken + 1}")
             self.taken += 1
-            entry, record = self.run._decided(self.month, borrower, row, result)
+            entry, record = self.tabulate(borrower, row, result)
             self.decided.append(entry)
             if record is not None:
                 granted.append((borrower, record))
