@@ -35,6 +35,13 @@ ops = st.lists(
 )
 
 
+def _planned(n: int, day: date, amount: Decimal) -> LoanRequest:
+    """Step `n`'s loan request, as the stateful steps plan it."""
+    return LoanRequest(
+        f"d{n}", amount, 0.02, Decimal("0.18"), "Guangdong", "p", 12, "consumption", day
+    )
+
+
 def same(running: dict[str, Exposure], replay: dict[str, Exposure]) -> bool:
     """Equal as the allocator reads them: a funder with no entry is one at zero."""
     ids = set(running) | set(replay)
@@ -71,9 +78,7 @@ def test_running_exposures_equal_the_replay(steps: list[tuple[object, ...]]) -> 
     for n, step in enumerate(steps):
         if step[0] == "plan":
             _, day, amount = step
-            request = LoanRequest(
-                f"d{n}", amount, 0.02, Decimal("0.18"), "Guangdong", "p", 12, "consumption", day
-            )  # type: ignore[arg-type]
+            request = _planned(n, day, amount)  # type: ignore[arg-type]
             desk.plan(request)
         elif step[0] == "release":
             desk.release(f"d{step[1]}")
@@ -150,9 +155,7 @@ def test_reading_dates_ahead_changes_no_plan(steps: list[tuple[object, ...]]) ->
     for n, step in enumerate(steps):
         if step[0] == "plan":
             _, day, amount = step
-            request = LoanRequest(
-                f"d{n}", amount, 0.02, Decimal("0.18"), "Guangdong", "p", 12, "consumption", day
-            )  # type: ignore[arg-type]
+            request = _planned(n, day, amount)  # type: ignore[arg-type]
             assert plain.plan(request) == ahead.plan(request)
         elif step[0] == "prefetch":
             ahead.prefetch(step[1])  # type: ignore[arg-type]

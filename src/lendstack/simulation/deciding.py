@@ -73,7 +73,6 @@ class SideProcess:
     """Decides each month in one spawned process, alongside the run's servicing of it."""
 
     def __init__(self, spec: ServiceSpec, chunk_size: int | None = None) -> None:
-        self._spec = spec
         self._chunk_size = chunk_size or SIDE_CHUNK
         # Spawned, not forked: the run's LightGBM (OpenMP) threads do not survive a fork.
         self._pool = ProcessPoolExecutor(1, get_context("spawn"))
