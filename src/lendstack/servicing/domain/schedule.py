@@ -238,7 +238,7 @@ class Schedule:
     def term_months(self) -> int:
         """Monthly grid periods from start to maturity (a bullet of n months has n)."""
         t = self.terms
-        return periods_between(t.anchor, t.start_date, self.maturity_date)
+        return _periods_between(t.anchor, t.start_date, self.maturity_date)
 
     def cash_flows(self) -> tuple[Decimal, ...]:
         """Borrower's monthly flows: [net disbursement, −payment month 1, …, −payment month n].
@@ -275,6 +275,14 @@ def _due_dates(anchor: date, count: int, after: date) -> tuple[date, ...]:
     """`due_dates` remembered: every loan starting on a day with the same term shares one grid
     (each schedule, and each APR's cash flows, needs it)."""
     return due_dates(anchor, count, after=after)
+
+
+@lru_cache(maxsize=_GRIDS_REMEMBERED)
+def _periods_between(anchor: date, after: date, end: date) -> int:
+    """`periods_between` remembered: a schedule's `term_months` is asked for by its cash
+    flows, its APR and every offer's terms and JSON, and loans starting on a day with the same
+    term share it."""
+    return periods_between(anchor, after, end)
 
 
 @lru_cache(maxsize=_GRIDS_REMEMBERED)
