@@ -71,9 +71,13 @@ def _as_value_error(check: Callable[[str], str], value: str) -> str:
         raise ValueError(exc.message) from None
 
 
-Amount = Annotated[Decimal, BeforeValidator(_no_bool), Field(ge=0, max_digits=15, decimal_places=2)]
+# The constraints come before `_no_bool` so that pydantic-core checks them itself: after a
+# validator function they become one Python call per constraint, which was a third of an
+# application's validation. The valid values are the same; a value breaking two constraints
+# (-1.234) now names the decimal places first.
+Amount = Annotated[Decimal, Field(ge=0, max_digits=15, decimal_places=2), BeforeValidator(_no_bool)]
 """CNY, at most fen precision."""
-Count = Annotated[int, BeforeValidator(_no_bool), Field(ge=0, le=10_000)]
+Count = Annotated[int, Field(ge=0, le=10_000), BeforeValidator(_no_bool)]
 
 
 class _Part(BaseModel):
