@@ -4,6 +4,8 @@ A decline is a value, not an exception. Everything here is JSON-able through `as
 is what the audit log stores, the API returns and replay compares. A granted decision may carry
 the co-lending `FundingPlan` chosen for its offer (`funding_desk.apply_funding`); its JSON is
 `plan_json`, and `plan_from_json` reads a recorded one back exactly (replay re-applies it).
+The enums are StrEnums, written as `str(member)` (their value, without `.value`'s descriptor
+calls: every decision writes a few dozen).
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ class Reason:
     rule_id: str | None = None
 
     def as_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"code": self.code, "text": self.text, "source": self.source.value}
+        out: dict[str, Any] = {"code": self.code, "text": self.text, "source": str(self.source)}
         if self.rule_id:
             out["rule_id"] = self.rule_id
         return out
@@ -74,9 +76,9 @@ class CreditLimit:
     def as_json(self) -> dict[str, Any]:
         return {
             "amount": str(self.amount),
-            "binding": self.binding.value,
+            "binding": str(self.binding),
             "candidates": [
-                {"source": s.value, "amount": str(a), **({"rule_id": r} if r else {})}
+                {"source": str(s), "amount": str(a), **({"rule_id": r} if r else {})}
                 for s, a, r in self.candidates
             ],
         }
@@ -113,7 +115,7 @@ class Offer:
             "product_id": self.product_id,
             "amount": str(self.amount),
             "term_months": self.term_months,
-            "repayment_method": self.method.value,
+            "repayment_method": str(self.method),
             "annual_interest_rate": str(t.annual_rate),
             "apr_irr": str(self.apr.apr_irr),
             "apr_effective": str(self.apr.apr_effective),
@@ -179,7 +181,7 @@ class Decision:
 
     def as_json(self) -> dict[str, Any]:
         out = {
-            "outcome": self.outcome.value,
+            "outcome": str(self.outcome),
             "reasons": [r.as_json() for r in self.reasons],
             "offer": None if self.offer is None else self.offer.as_json(),
             "score": None if self.score is None else self.score.as_json(),
@@ -196,7 +198,7 @@ class Decision:
 def plan_json(plan: FundingPlan) -> dict[str, Any]:
     """A funding plan as decimal strings; an unfunded one says why and what excluded whom."""
     out: dict[str, Any] = {
-        "outcome": plan.outcome.value,
+        "outcome": str(plan.outcome),
         "shares": [_share_json(s) for s in plan.shares],
         "annual_cost": str(plan.annual_cost),
     }

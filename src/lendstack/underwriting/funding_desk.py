@@ -91,7 +91,7 @@ def funding_request(app: Application, offer: Offer, score: Score, loan_id: str) 
         province=app.applicant.province,
         product=offer.product_id,
         term=offer.term_months,
-        purpose=app.loan.purpose.value,
+        purpose=str(app.loan.purpose),
         day=app.application_date,
     )
 
