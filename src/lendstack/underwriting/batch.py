@@ -40,12 +40,11 @@ import numpy as np
 
 from lendstack.core.money import to_fen
 from lendstack.funding import FundingPlan
-from lendstack.underwriting import guarantee
 from lendstack.underwriting.application import Application
 from lendstack.underwriting.batch_input import parse
 from lendstack.underwriting.decision import GRANTED
 from lendstack.underwriting.engine import BorrowerHistory, Staged
-from lendstack.underwriting.service import Booked, Underwriting, new_decision_id
+from lendstack.underwriting.service import Booked, Funding, Underwriting, new_decision_id
 from lendstack.underwriting.views import summary
 
 CHUNK = 2_000
@@ -148,10 +147,11 @@ class ChunkDecider:
         finished = engine.finish_many([s.staged for s in staged], X)
         out = []
         for i, (app, s) in enumerate(zip(apps, staged, strict=True)):
+            funding = s.funding
             decision = (
                 finished[i]
-                if s.plan is None
-                else guarantee.fund(engine, app, s.history, finished[i], s.plan)
+                if funding is None
+                else funding.applied(engine, app, s.history, finished[i])
             )
             prepared = self.service.prepare(
                 app,
@@ -164,7 +164,7 @@ class ChunkDecider:
             )
             entry = self.prepare(**prepared.columns, review=prepared.review)
             line = {"row": numbers[i], **summary(s.decision_id, prepared.record)}
-            out.append(_Decided(numbers[i], entry, line, decision.outcome.value))
+            out.append(_Decided(numbers[i], entry, line, str(decision.outcome)))
         return out
 
     def _stage(
@@ -194,12 +194,13 @@ class ChunkDecider:
             )
             staged = engine.stage(app, history, scores[i])
             decision_id = new_decision_id()
-            plan = service.funding_plan(
+            funding = service.funding(
                 app, history, staged.outcome, staged.offer, staged.draft.score, decision_id
             )
+            plan = None if funding is None else funding.plan
             book.setdefault(borrower, []).append(_booked(decision_id, app, staged, plan))
             spent = time.perf_counter_ns() - started + scoring_ns
-            out.append(_StagedRow(staged, history, decision_id, spent, plan))
+            out.append(_StagedRow(staged, history, decision_id, spent, funding))
         return out
 
 
@@ -229,7 +230,7 @@ class _StagedRow:
     decision_id: str
     spent_ns: int
     """Time the engine spent on this row (reasons excluded): recorded as `engine_us`."""
-    plan: FundingPlan | None = None
+    funding: Funding | None = None
     """The funding desk's plan for a granted offer (applied once the row is finished)."""
 
 

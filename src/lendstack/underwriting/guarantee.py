@@ -9,7 +9,7 @@ guarantee_fee_per_period`), and every rule is evaluated again on the new offer, 
 and the debt-service rule see what the borrower will actually pay.
 
 If that offer breaks a rule, the service asks the desk again with guaranteed funders excluded
-(`fits` then `LoanRequest.guarantee_fee_allowed`): the loan is funded without the fee, or not
+(`Priced.fits` then `LoanRequest.guarantee_fee_allowed`): the loan is funded without the fee, or not
 at all. `fund` is what the decision path, the batch and replay all apply, so a replayed
 decision re-prices exactly as it was priced.
 """
@@ -17,7 +17,7 @@ decision re-prices exactly as it was priced.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from lendstack.funding import FundingPlan
@@ -55,7 +55,7 @@ def offer_results(
     engine: Engine, app: Application, history: BorrowerHistory, offer: Offer
 ) -> tuple[RuleResult, ...]:
     """Every rule of the pack in force, evaluated on `offer` (as the engine's final stage)."""
-    rules = engine.pack.select(app.application_date, app.lender_type.value)
+    rules = engine.pack.select(app.application_date, str(app.lender_type))
     facts = replace(
         facts_for(app, history.existing_balance),
         amount=offer.amount,
@@ -65,14 +65,33 @@ def offer_results(
     return rules.evaluate(facts)
 
 
-def fits(
+@dataclass(frozen=True, slots=True)
+class Priced:
+    """An offer re-priced with a plan's guarantee fee, and every rule's result on it."""
+
+    offer: Offer
+    results: tuple[RuleResult, ...]
+
+    @property
+    def fits(self) -> bool:
+        """Whether the re-priced offer still passes every rule."""
+        return not _failed(self.results)
+
+
+def priced(
     engine: Engine, app: Application, history: BorrowerHistory, offer: Offer, plan: FundingPlan
-) -> bool:
-    """Whether the offer priced with this plan's guarantee fee still passes every rule."""
+) -> Priced | None:
+    """`offer` re-priced for `plan` with its rule results; None when the plan adds no fee."""
     if not plan.funded or not plan.guarantee_fee_rate:
-        return True
-    priced = guaranteed_offer(engine, offer, plan)
-    return not _failed(offer_results(engine, app, history, priced))
+        return None
+    return _reprice(engine, app, history, offer, plan)
+
+
+def _reprice(
+    engine: Engine, app: Application, history: BorrowerHistory, offer: Offer, plan: FundingPlan
+) -> Priced:
+    repriced = guaranteed_offer(engine, offer, plan)
+    return Priced(repriced, offer_results(engine, app, history, repriced))
 
 
 def fund(
@@ -81,16 +100,21 @@ def fund(
     history: BorrowerHistory,
     decision: Decision,
     plan: FundingPlan,
+    known: Priced | None = None,
 ) -> Decision:
     """The decision once `plan` funds it: the offer re-priced with the guarantee fee and its
     rule results re-evaluated. A rule the fee breaks declines (the service avoids this by
-    re-planning without guarantees; replay under another pack may still meet it)."""
+    re-planning without guarantees; replay under another pack may still meet it).
+
+    `known` is `priced` of this decision's offer and plan, when the caller has it already
+    (the service prices a plan to check it fits): the same offer and results, not made twice.
+    """
     if decision.outcome not in GRANTED or decision.offer is None:
         return decision
     if not plan.funded or not plan.guarantee_fee_rate:
         return apply_funding(decision, plan)
-    offer = guaranteed_offer(engine, decision.offer, plan)
-    results = offer_results(engine, app, history, offer)
+    found = known or _reprice(engine, app, history, decision.offer, plan)
+    offer, results = found.offer, found.results
     failed = _failed(results)
     errors = any(r.verdict is Verdict.ERROR for r in failed)
     outcome = (Outcome.REFER if errors else Outcome.DECLINE) if failed else decision.outcome
@@ -143,4 +167,11 @@ def _merged(
     return (*kept, *fresh.values())
 
 
-__all__ = ["fits", "fund", "guaranteed_offer", "offer_results", "with_recorded_funding"]
+__all__ = [
+    "Priced",
+    "fund",
+    "guaranteed_offer",
+    "offer_results",
+    "priced",
+    "with_recorded_funding",
+]

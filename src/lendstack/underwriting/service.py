@@ -113,6 +113,21 @@ class Booked:
 
 
 @dataclass(frozen=True, slots=True)
+class Funding:
+    """The desk's plan for a granted offer, with the offer already re-priced for it when the
+    plan adds a guarantee fee (`guarantee.priced`, made to check that the plan fits)."""
+
+    plan: FundingPlan
+    priced: guarantee.Priced | None = None
+
+    def applied(
+        self, engine: Engine, app: Application, history: BorrowerHistory, decision: Decision
+    ) -> Decision:
+        """`decision` funded by the plan (`guarantee.fund`), re-pricing nothing twice."""
+        return guarantee.fund(engine, app, history, decision, self.plan, self.priced)
+
+
+@dataclass(frozen=True, slots=True)
 class Prepared:
     """A decided application, ready to record: what `append` takes, and a review to open."""
 
@@ -180,7 +195,7 @@ class Underwriting:
             raise
         return Recorded(prepared.columns["decision_id"], prepared.record)
 
-    def funding_plan(
+    def funding(
         self,
         app: Application,
         history: BorrowerHistory,
@@ -188,7 +203,7 @@ class Underwriting:
         offer: Offer | None,
         score: Score | None,
         decision_id: str,
-    ) -> FundingPlan | None:
+    ) -> Funding | None:
         """The desk's plan for a granted offer; None when no funding is sought (no desk, or
         nothing granted). A plan whose guarantee fee would break a rule on the re-priced offer
         (the APR cap, the debt-service rule) is released and sought again without guaranteed
@@ -198,10 +213,11 @@ class Underwriting:
             return None
         request = funding_request(app, offer, score, decision_id)
         plan = self.desk.plan(request)
-        if guarantee.fits(self.engine, app, history, offer, plan):
-            return plan
+        priced = guarantee.priced(self.engine, app, history, offer, plan)
+        if priced is None or priced.fits:
+            return Funding(plan, priced)
         self.desk.release(decision_id)
-        return self.desk.plan(replace(request, guarantee_fee_allowed=False))
+        return Funding(self.desk.plan(replace(request, guarantee_fee_allowed=False)))
 
     def prefetch_funding(self, days: Iterable[date]) -> None:
         """Let the desk read ahead, in one go, the exposures on the dates a batch plans on."""
@@ -212,12 +228,10 @@ class Underwriting:
         self, app: Application, history: BorrowerHistory, decision: Decision, decision_id: str
     ) -> Decision:
         """The engine's decision with funding applied (`guarantee.fund`)."""
-        plan = self.funding_plan(
+        funding = self.funding(
             app, history, decision.outcome, decision.offer, decision.score, decision_id
         )
-        return (
-            decision if plan is None else guarantee.fund(self.engine, app, history, decision, plan)
-        )
+        return decision if funding is None else funding.applied(self.engine, app, history, decision)
 
     def history(
         self,
@@ -292,7 +306,7 @@ class Underwriting:
             "decision_id": decision_id,
             "channel": app.channel,
             "application_date": app.application_date,
-            "outcome": decision.outcome.value,
+            "outcome": str(decision.outcome),
             "borrower_key": borrower,
             "offer_amount_fen": to_fen(offer.amount) if offer is not None and approved else None,
             "idempotency_key": idempotency_key,
