@@ -408,7 +408,7 @@ def _outcome(draft: _Draft) -> Outcome:
 
 def facts_for(app: Application, existing_balance: Decimal) -> Facts:
     a, loan = app.applicant, app.loan
-    consents = frozenset(k for k, v in app.consents.model_dump().items() if v)
+    consents = frozenset(k for k, v in app.consents if v)  # (field, value) pairs, no dump
     return Facts(
         application_date=app.application_date,
         lender_type=str(app.lender_type),

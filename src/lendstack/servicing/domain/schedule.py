@@ -17,6 +17,7 @@ Conventions (see docs/servicing-domain.md):
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import date
 from decimal import Decimal, localcontext
@@ -314,7 +315,15 @@ def _interest(terms: LoanTerms, balance: Decimal, start: date, end: date) -> Dec
 def _interest_for(terms: LoanTerms, balance: Decimal, days: Decimal) -> Decimal:
     """`_interest` over a period of `days` (from `_periods_with_days`): simple_interest's own
     expression, operation for operation, so the same digits."""
-    return terms.round(balance * terms.annual_rate * days / Decimal(year_days(terms.day_count)))
+    return _period_interest(terms)(balance, days)
+
+
+def _period_interest(terms: LoanTerms) -> Callable[[Decimal, Decimal], Decimal]:
+    """`_interest_for` of these terms as a function of (balance, days), the rate, year and
+    rounding looked up once: a schedule asks it for every period."""
+    rate, year = terms.annual_rate, Decimal(year_days(terms.day_count))
+    mode = terms.rounding.decimal_mode
+    return lambda balance, days: (balance * rate * days / year).quantize(FEN, rounding=mode)
 
 
 def annuity_payment(principal: Decimal, monthly_rate: Decimal, n: int) -> Decimal:
@@ -389,8 +398,9 @@ def _run_level(terms: LoanTerms, level: Decimal) -> list[Installment]:
     derived = terms.installment_amount is not None
     balance, rows = terms.principal, list[Installment]()
     periods = _periods_with_days(terms, terms.term_months)
+    interest_for = _period_interest(terms)
     for index, (start, due, days) in enumerate(periods):
-        interest = _interest_for(terms, balance, days)
+        interest = interest_for(balance, days)
         wanted = level - interest if annuity else level
         last = index == len(periods) - 1
         part = balance if last else min(balance, max(ZERO, wanted))
