@@ -144,11 +144,13 @@ def payment_parts(
     principal = components.get("principal", 0)
     if principal:
         parts += _by_position(principal, holdings, Flow.PRINCIPAL)
+    shares: dict[str, int] | None = None  # the same for every income flow: built once
     for component, flow in INCOME_FLOWS.items():
         fen = components.get(component, 0)
         if not fen:
             continue
-        shares = {f: h.share_units for f, h in holdings.items() if h.share_units}
+        if shares is None:
+            shares = {f: h.share_units for f, h in holdings.items() if h.share_units}
         for funder_id, gross in split_fen(fen, shares, SHARE_SCALE).items():
             if flow is Flow.INTEREST:
                 parts += _interest(funder_id, gross, holdings[funder_id].yield_rate, loan_rate)

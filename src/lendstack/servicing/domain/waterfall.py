@@ -106,11 +106,15 @@ def _fen(value: Decimal, field: str) -> Decimal:
     return fen
 
 
+_OWED_FIELDS = {c: f"owed.{c.value}" for c in Component}
+"""Each component's field name in an error, written once rather than for every payment."""
+
+
 def _dues(owed: Mapping[Component, Decimal]) -> dict[Component, Decimal]:
     dues: dict[Component, Decimal] = {}
     for name, value in owed.items():
         component = _component(name)
-        dues[component] = _fen(value, f"owed.{component.value}")
+        dues[component] = _fen(value, _OWED_FIELDS[component])
     return dues
 
 
