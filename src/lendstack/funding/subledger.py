@@ -27,6 +27,7 @@ from decimal import Decimal
 from enum import StrEnum
 
 from lendstack.core.errors import InvariantViolation, ValidationError
+from lendstack.core.records import quick_init
 from lendstack.funding.split import split_fen
 
 
@@ -94,6 +95,7 @@ SHARE_SCALE = 10_000
 """Shares in force are integers of 1/10,000 (the policy's share quantum)."""
 
 
+@quick_init  # a hot record: built through its slots (lendstack.core.records)
 @dataclass(frozen=True, slots=True)
 class Part:
     """One funder's part of one flow, in fen (negative in a reversal)."""
@@ -103,6 +105,7 @@ class Part:
     fen: int
 
 
+@quick_init  # a hot record: built through its slots (lendstack.core.records)
 @dataclass(frozen=True, slots=True)
 class Holding:
     """A funder's stake in one loan: its principal position (fen) and share in force."""

@@ -14,6 +14,7 @@ from decimal import Decimal
 
 from lendstack.core.errors import Conflict, ValidationError
 from lendstack.core.money import ZERO
+from lendstack.core.records import quick_init
 from lendstack.servicing.domain.ledger import (
     Account,
     EventType,
@@ -37,6 +38,7 @@ _COMPONENTS = tuple(Component)
 """Every component, listed once: iterating the enum class itself is slow on the hot path."""
 
 
+@quick_init  # a hot record: built through its slots (lendstack.core.records)
 @dataclass(frozen=True, slots=True)
 class InstallmentPart:
     """What one payment paid on one installment; kept so that a reversal undoes it exactly."""
@@ -47,6 +49,7 @@ class InstallmentPart:
     fee: Decimal = ZERO
 
 
+@quick_init  # a hot record: built through its slots (lendstack.core.records)
 @dataclass(frozen=True, slots=True)
 class Applied:
     """What a payment settled, by kind, and what went to the borrower's credit balance."""
@@ -67,6 +70,7 @@ class Applied:
         return sum(self.as_dict().values(), ZERO)
 
 
+@quick_init  # a hot record: built through its slots (lendstack.core.records)
 @dataclass(frozen=True, slots=True)
 class PaymentOutcome:
     loan: LoanState

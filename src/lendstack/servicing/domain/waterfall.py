@@ -16,6 +16,7 @@ from functools import lru_cache
 
 from lendstack.core.errors import ValidationError
 from lendstack.core.money import FEN, ZERO
+from lendstack.core.records import quick_init
 
 
 class Component(StrEnum):
@@ -80,6 +81,7 @@ def _checked_order(order: tuple[Component | str, ...]) -> tuple[Component, ...]:
     return validate_order(order)
 
 
+@quick_init  # a hot record: built through its slots (lendstack.core.records)
 @dataclass(frozen=True, slots=True)
 class Allocation:
     """Amounts applied per component, in waterfall order (zeros included), and the remainder."""
