@@ -27,6 +27,7 @@ from decimal import Decimal
 from enum import StrEnum
 
 from lendstack.core.errors import InvariantViolation, ValidationError
+from lendstack.core.records import quick_init
 from lendstack.funding.split import split_fen
 
 
@@ -94,6 +95,7 @@ SHARE_SCALE = 10_000
 """Shares in force are integers of 1/10,000 (the policy's share quantum)."""
 
 
+@quick_init  # a hot record: built through its slots (lendstack.core.records)
 @dataclass(frozen=True, slots=True)
 class Part:
     """One funder's part of one flow, in fen (negative in a reversal)."""
@@ -103,6 +105,7 @@ class Part:
     fen: int
 
 
+@quick_init  # a hot record: built through its slots (lendstack.core.records)
 @dataclass(frozen=True, slots=True)
 class Holding:
     """A funder's stake in one loan: its principal position (fen) and share in force."""
@@ -144,11 +147,13 @@ def payment_parts(
     principal = components.get("principal", 0)
     if principal:
         parts += _by_position(principal, holdings, Flow.PRINCIPAL)
+    shares: dict[str, int] | None = None  # the same for every income flow: built once
     for component, flow in INCOME_FLOWS.items():
         fen = components.get(component, 0)
         if not fen:
             continue
-        shares = {f: h.share_units for f, h in holdings.items() if h.share_units}
+        if shares is None:
+            shares = {f: h.share_units for f, h in holdings.items() if h.share_units}
         for funder_id, gross in split_fen(fen, shares, SHARE_SCALE).items():
             if flow is Flow.INTEREST:
                 parts += _interest(funder_id, gross, holdings[funder_id].yield_rate, loan_rate)

@@ -13,12 +13,14 @@ from decimal import Decimal
 from types import TracebackType
 from typing import Protocol, Self
 
+from lendstack.core.records import quick_init
 from lendstack.servicing.domain.ledger import JournalEntry
 from lendstack.servicing.domain.loan import LoanState
 from lendstack.servicing.domain.payments import Applied, InstallmentPart
 from lendstack.servicing.domain.settlement import Waived
 
 
+@quick_init  # a hot record: built through its slots (lendstack.core.records)
 @dataclass(frozen=True, slots=True)
 class StoredPayment:
     id: int

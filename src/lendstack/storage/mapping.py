@@ -63,7 +63,7 @@ def contract_from(row: Any) -> LoanContract:
     return LoanContract(
         product_id=row.product_id,
         principal=from_fen(row.principal_fen),
-        annual_rate=_decimal(row.annual_rate),
+        annual_rate=cached_decimal(row.annual_rate),
         term_months=row.term_months,
         method=_member(_METHODS, RepaymentMethod, row.method),
         disbursement_date=row.disbursement_date,
@@ -71,14 +71,14 @@ def contract_from(row: Any) -> LoanContract:
         day_count=_member(_DAY_COUNTS, DayCount, row.day_count),
         rounding=_member(_ROUNDINGS, Rounding, row.rounding),
         grace_days=row.grace_days,
-        penalty_multiplier=_decimal(row.penalty_multiplier),
+        penalty_multiplier=cached_decimal(row.penalty_multiplier),
         penalty_rate=_penalty_rate(row.penalty_rate_e8),
         waterfall=_waterfall(row.waterfall),
         non_accrual_dpd=row.non_accrual_dpd,
         charge_off_dpd=row.charge_off_dpd,
-        fee_rate=_decimal(row.fee_rate),
-        upfront_fee_rate=_decimal(row.upfront_fee_rate),
-        prepayment_fee_rate=_decimal(row.prepayment_fee_rate),
+        fee_rate=cached_decimal(row.fee_rate),
+        upfront_fee_rate=cached_decimal(row.upfront_fee_rate),
+        prepayment_fee_rate=cached_decimal(row.prepayment_fee_rate),
         write_off_days=row.write_off_days,
     )
 
@@ -104,7 +104,9 @@ def _member(members: Mapping[str, E], kind: Callable[[str], E], value: str) -> E
 
 
 @lru_cache(maxsize=4096)
-def _decimal(text: str) -> Decimal:
+def cached_decimal(text: str) -> Decimal:
+    """`Decimal(text)` of a stored rate or share: a batch reads the same few texts over and
+    over, and a Decimal is immutable, so one parse per text serves them all."""
     return Decimal(text)
 
 

@@ -144,9 +144,9 @@ class SqlLoans:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
         self._loaded: dict[int, LoanState] = {}
-        self._rows: dict[int, Any] = {}
-        """Each loan's row as `_many` read it or `save_many` last wrote it (a `_LoanRow`):
-        `save_many` writes only the columns that differ from it."""
+        self._saved: dict[int, tuple[Any, ...]] = {}
+        """Each loan's state columns (`mapping.STATE_COLUMNS` order) as `_many` read them or
+        `save_many` last wrote them: `save_many` writes only the columns that differ."""
 
     def add(self, loan: LoanState, reference: str | None) -> int:
         return self.add_many([(loan, reference)])[0]
@@ -237,7 +237,7 @@ class SqlLoans:
             for row in rows:
                 loan: Any = _LoanRow._make(row)  # SQLAlchemy's Row reads a field ~10x slower
                 found[loan.id] = mapping.loan_from(loan, tuple(items[loan.id]))
-                self._rows[loan.id] = loan
+                self._saved[loan.id] = _row_state(loan)
         return found
 
     def _found(
@@ -265,7 +265,7 @@ class SqlLoans:
 
     def save(self, loan: LoanState) -> None:
         before = self._loaded.get(loan.id) or self.get(loan.id)
-        self._rows.pop(loan.id, None)  # written whole: a later `save_many` writes it whole
+        self._saved.pop(loan.id, None)  # written whole: a later `save_many` writes it whole
         self.conn.execute(_SAVE_LOAN, {"lid": loan.id, **mapping.state_columns(loan)})
         if loan.schedule_version != before.schedule_version:
             self._supersede(loan)
@@ -311,15 +311,14 @@ class SqlLoans:
         UPDATE that leaves an indexed column out (the status, the oldest due date) spares
         SQLite the index's rewrite."""
         values = mapping.state_values(loan)
-        row = self._rows.get(loan.id)
-        if row is None:
+        old = self._saved.get(loan.id)
+        if old is None:
             return _ALL_STATE, (*values, loan.id)
-        old = _row_state(row)
         moved = [i for i, (v, was) in enumerate(zip(values, old, strict=True)) if v != was]
         if not moved:
             return _LID, (loan.id,)
+        self._saved[loan.id] = values  # the row's columns now: equal to `old` where not moved
         names = tuple(_STATE_NAMES[i] for i in moved)
-        self._rows[loan.id] = row._replace(**{_STATE_NAMES[i]: values[i] for i in moved})
         return (*names, "lid"), (*(values[i] for i in moved), loan.id)
 
     def _supersede(self, loan: LoanState) -> None:

@@ -53,6 +53,7 @@ from lendstack.servicing.domain.ledger import (
 )
 from lendstack.storage.batches import chunks, execute_rows
 from lendstack.storage.calendar import last_closed
+from lendstack.storage.mapping import cached_decimal
 from lendstack.storage.schema import (
     funder_flows,
     funder_positions,
@@ -210,14 +211,15 @@ class SubLedger:
                         raise NotFound(f"no partner {funder_id!r}", field="funder")
                     self._facts[funder_id] = _parsed_facts(definition)
                 if loan_id not in rates:
-                    rates[loan_id] = (Decimal(annual_rate), Decimal(fee_rate))
+                    rates[loan_id] = (cached_decimal(annual_rate), cached_decimal(fee_rate))
                 held = Holding(position, units, self._yield(funder_id, rates[loan_id][0]))
                 found.setdefault(loan_id, {})[funder_id] = held
             if not rates:
                 continue
             annual: dict[int, Decimal] = defaultdict(Decimal)
-            for plan in self.conn.execute(_GUARANTEE_RATES, {"ids": sorted(rates)}):
-                annual[plan.loan_id] += Decimal(plan.share) * Decimal(plan.guarantee_fee_rate)
+            plans = self.conn.execute(_GUARANTEE_RATES, {"ids": sorted(rates)}).all()
+            for loan_id, share, guarantee_rate in plans:  # unpacked: a Row's fields read slowly
+                annual[loan_id] += cached_decimal(share) * cached_decimal(guarantee_rate)
             for loan_id, (rate, fee_rate) in rates.items():
                 per_period = (
                     guarantee_fee_per_period(annual[loan_id]) if annual[loan_id] else Decimal(0)

@@ -14,6 +14,7 @@ from enum import StrEnum
 
 from lendstack.core.errors import UnbalancedEntry
 from lendstack.core.money import FEN, ZERO
+from lendstack.core.records import quick_init
 
 
 class AccountType(StrEnum):
@@ -118,6 +119,7 @@ class EventType(StrEnum):
     """A loan restructured (re-aged): receivables capitalised or waived, a new schedule."""
 
 
+@quick_init  # a hot record: built through its slots (lendstack.core.records)
 @dataclass(frozen=True, slots=True)
 class Posting:
     account: Account
@@ -145,6 +147,7 @@ def credit(account: Account, amount: Decimal, loan_id: int | None = None) -> Pos
     return Posting(account, Side.CREDIT, amount, loan_id)
 
 
+@quick_init  # a hot record: built through its slots (lendstack.core.records)
 @dataclass(frozen=True, slots=True)
 class JournalEntry:
     """A balanced set of postings for one business event. It cannot exist unbalanced."""

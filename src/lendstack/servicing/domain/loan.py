@@ -13,12 +13,14 @@ from decimal import Decimal
 
 from lendstack.core.daycount import DayCount
 from lendstack.core.money import ZERO, Rounding
+from lendstack.core.records import quick_init
 from lendstack.servicing.domain.delinquency import RiskClass
 from lendstack.servicing.domain.lifecycle import LoanStatus
 from lendstack.servicing.domain.schedule import Installment, LoanTerms, RepaymentMethod
 from lendstack.servicing.domain.waterfall import Component
 
 
+@quick_init  # a hot record: built through its slots (lendstack.core.records)
 @dataclass(frozen=True, slots=True)
 class LoanContract:
     product_id: str
@@ -59,6 +61,7 @@ class LoanContract:
         )
 
 
+@quick_init  # a hot record: built through its slots (lendstack.core.records)
 @dataclass(frozen=True, slots=True)
 class InstallmentState:
     """One scheduled installment and what has been paid against it."""
@@ -128,6 +131,7 @@ class InstallmentState:
         )
 
 
+@quick_init  # a hot record: built through its slots (lendstack.core.records)
 @dataclass(frozen=True, slots=True)
 class Balances:
     """The loan sub-ledger; each field ties to one general-ledger account in aggregate."""
@@ -148,6 +152,7 @@ class Balances:
         return self.interest + self.fee + self.penalty
 
 
+@quick_init  # a hot record: built through its slots (lendstack.core.records)
 @dataclass(frozen=True, slots=True)
 class AccrualPeriod:
     """The installment period being accrued now; COB spreads its interest over its days."""
@@ -159,6 +164,7 @@ class AccrualPeriod:
     accrued: Decimal = ZERO
 
 
+@quick_init  # a hot record: built through its slots (lendstack.core.records)
 @dataclass(frozen=True, slots=True)
 class LoanState:
     id: int

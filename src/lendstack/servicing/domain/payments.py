@@ -14,6 +14,7 @@ from decimal import Decimal
 
 from lendstack.core.errors import Conflict, ValidationError
 from lendstack.core.money import ZERO
+from lendstack.core.records import quick_init
 from lendstack.servicing.domain.ledger import (
     Account,
     EventType,
@@ -27,16 +28,17 @@ from lendstack.servicing.domain.lifecycle import LoanStatus
 from lendstack.servicing.domain.loan import Balances, InstallmentState, LoanState
 from lendstack.servicing.domain.waterfall import Allocation, Component, allocate
 
-# (installment attribute, overdue component, current component)
+# (installment attribute, its unpaid part's attribute, overdue component, current component)
 _KINDS = (
-    ("principal", Component.OVERDUE_PRINCIPAL, Component.CURRENT_PRINCIPAL),
-    ("interest", Component.OVERDUE_INTEREST, Component.CURRENT_INTEREST),
-    ("fee", Component.OVERDUE_FEE, Component.CURRENT_FEE),
+    ("principal", "unpaid_principal", Component.OVERDUE_PRINCIPAL, Component.CURRENT_PRINCIPAL),
+    ("interest", "unpaid_interest", Component.OVERDUE_INTEREST, Component.CURRENT_INTEREST),
+    ("fee", "unpaid_fee", Component.OVERDUE_FEE, Component.CURRENT_FEE),
 )
 _COMPONENTS = tuple(Component)
 """Every component, listed once: iterating the enum class itself is slow on the hot path."""
 
 
+@quick_init  # a hot record: built through its slots (lendstack.core.records)
 @dataclass(frozen=True, slots=True)
 class InstallmentPart:
     """What one payment paid on one installment; kept so that a reversal undoes it exactly."""
@@ -47,6 +49,7 @@ class InstallmentPart:
     fee: Decimal = ZERO
 
 
+@quick_init  # a hot record: built through its slots (lendstack.core.records)
 @dataclass(frozen=True, slots=True)
 class Applied:
     """What a payment settled, by kind, and what went to the borrower's credit balance."""
@@ -67,6 +70,7 @@ class Applied:
         return sum(self.as_dict().values(), ZERO)
 
 
+@quick_init  # a hot record: built through its slots (lendstack.core.records)
 @dataclass(frozen=True, slots=True)
 class PaymentOutcome:
     loan: LoanState
@@ -102,19 +106,19 @@ def _owed(
 ) -> dict[Component, Decimal]:
     owed = dict.fromkeys(_COMPONENTS, ZERO)
     owed[Component.OVERDUE_PENALTY] = loan.balances.penalty
-    for attr, overdue, now in _KINDS:
-        unpaid = f"unpaid_{attr}"
+    for _, unpaid, overdue, now in _KINDS:
         for group, component in ((late, overdue), (current, now)):
             for item in group:
                 owed[component] += getattr(item, unpaid)
     return owed
 
 
-def _spread(group: Sequence[InstallmentState], amount: Decimal, attr: str) -> dict[int, Decimal]:
-    """Spread an amount of one kind over installments, oldest first."""
+def _spread(group: Sequence[InstallmentState], amount: Decimal, unpaid: str) -> dict[int, Decimal]:
+    """Spread an amount of one kind over installments, oldest first (`unpaid` names the
+    installment's unpaid part of that kind)."""
     out: dict[int, Decimal] = {}
     for item in group:
-        take = min(amount, getattr(item, f"unpaid_{attr}"))
+        take = min(amount, getattr(item, unpaid))
         if take > ZERO:
             out[item.number] = take
             amount -= take
@@ -130,12 +134,12 @@ def _settle(
     """Apply the allocated component totals to the installments they came from."""
     amounts = dict(allocation.applied)  # each component once (`validate_order`)
     paid: dict[int, dict[str, Decimal]] = {}
-    for attr, overdue, now in _KINDS:
+    for attr, unpaid, overdue, now in _KINDS:
         for group, component in ((late, overdue), (current, now)):
             amount = amounts.get(component, ZERO)
             if not group or amount == ZERO:
                 continue  # nothing to spread: `_spread` would take nothing
-            for number, take in _spread(group, amount, attr).items():
+            for number, take in _spread(group, amount, unpaid).items():
                 paid.setdefault(number, {})[attr] = take
     parts = tuple(InstallmentPart(n, **v) for n, v in sorted(paid.items()))
     if not parts:

@@ -16,6 +16,7 @@ from functools import lru_cache
 
 from lendstack.core.errors import ValidationError
 from lendstack.core.money import FEN, ZERO
+from lendstack.core.records import quick_init
 
 
 class Component(StrEnum):
@@ -80,6 +81,7 @@ def _checked_order(order: tuple[Component | str, ...]) -> tuple[Component, ...]:
     return validate_order(order)
 
 
+@quick_init  # a hot record: built through its slots (lendstack.core.records)
 @dataclass(frozen=True, slots=True)
 class Allocation:
     """Amounts applied per component, in waterfall order (zeros included), and the remainder."""
@@ -106,11 +108,15 @@ def _fen(value: Decimal, field: str) -> Decimal:
     return fen
 
 
+_OWED_FIELDS = {c: f"owed.{c.value}" for c in Component}
+"""Each component's field name in an error, written once rather than for every payment."""
+
+
 def _dues(owed: Mapping[Component, Decimal]) -> dict[Component, Decimal]:
     dues: dict[Component, Decimal] = {}
     for name, value in owed.items():
         component = _component(name)
-        dues[component] = _fen(value, f"owed.{component.value}")
+        dues[component] = _fen(value, _OWED_FIELDS[component])
     return dues
 
 
