@@ -627,7 +627,7 @@ _SINCE = (
 )
 """Per funder and day since the earliest close row: the positions' increases (decreases are
 left for the close) and the allocations. A constant date range, so both engines plan it on
-the funder/date index and read only the days since the close."""
+the date/funder index and read only the days since the close."""
 
 
 def _since_close(
