@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import copy
 import inspect
 import pickle
-from dataclasses import MISSING, FrozenInstanceError, InitVar, astuple, dataclass, field, fields
+from dataclasses import (
+    MISSING,
+    FrozenInstanceError,
+    InitVar,
+    astuple,
+    dataclass,
+    field,
+    fields,
+    replace,
+)
 from inspect import Parameter
 from typing import Any
 
@@ -61,8 +71,10 @@ def test_same_record_as_the_dataclass_init(a: int, b: str, c: int | None, given_
     assert astuple(quick) == astuple(plain)
     assert repr(quick).replace("Quick", "Plain") == repr(plain)
     assert quick == Quick(**{f.name: getattr(quick, f.name) for f in fields(Quick)})
-    assert hash(quick) == hash(Quick(*args))
+    assert hash(quick) == hash(plain)  # the same field values hash alike in both classes
     assert pickle.loads(pickle.dumps(quick)) == quick
+    assert astuple(replace(quick, a=a + 1)) == astuple(replace(plain, a=a + 1))
+    assert astuple(copy.copy(quick)) == astuple(plain)
     with pytest.raises(FrozenInstanceError):
         quick.a = 1  # type: ignore[misc]
 
@@ -108,6 +120,16 @@ def test_refuses_what_it_does_not_support() -> None:
         class WithInitVar:
             a: int
             b: InitVar[int] = 0
+
+    with pytest.raises(TypeError, match="own __init__"):
+
+        @quick_init
+        @dataclass(frozen=True, slots=True, init=False)
+        class OwnInit:
+            a: int
+
+            def __init__(self, a: int) -> None:
+                object.__setattr__(self, "a", a * 100)
 
     with pytest.raises(TypeError, match="factory"):
 

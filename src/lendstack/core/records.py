@@ -59,6 +59,8 @@ def _check(cls: type) -> None:
     params = getattr(cls, "__dataclass_params__", None)
     if not is_dataclass(cls) or params is None or not params.frozen:
         raise TypeError(f"{cls.__name__} is not a frozen dataclass")
+    if not params.init:
+        raise TypeError(f"{cls.__name__} has its own __init__ (init=False), not the dataclass one")
     if "__slots__" not in cls.__dict__:
         raise TypeError(f"{cls.__name__} has no slots to store its fields through")
     generated = list(inspect.signature(cls.__init__).parameters.values())[1:]

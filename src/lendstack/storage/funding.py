@@ -8,7 +8,7 @@ funder parts add up to its balance to the fen.
 
 Booking re-checks a plan in O(funders), not O(book): the close's funding step writes each
 funder's balance and allocations to `funder_exposures` (`close_exposures`), and between closes
-the flows since then are added from the funder/date index. Only increases are added (payments
+the flows since then are added from the date/funder index. Only increases are added (payments
 lower a balance), so the figure never understates a limit and is exact right after a close.
 The exposure report keeps its exact scan.
 """

@@ -415,13 +415,14 @@ def _interest_first(terms: LoanTerms) -> list[Installment]:
     fee = terms.round(terms.principal * terms.fee_rate)
     periods = _periods_with_days(terms, terms.term_months)
     last = len(periods) - 1
+    interest_for = _period_interest(terms)
     return [
         Installment(
             terms.first_number + i,
             start,
             due,
             terms.principal if i == last else ZERO,
-            _interest_for(terms, terms.principal, days),
+            interest_for(terms.principal, days),
             fee,
         )
         for i, (start, due, days) in enumerate(periods)
