@@ -13,6 +13,7 @@ from dataclasses import (
     dataclass,
     field,
     fields,
+    make_dataclass,
     replace,
 )
 from inspect import Parameter
@@ -37,27 +38,24 @@ from lendstack.servicing.domain.waterfall import Allocation
 from lendstack.servicing.ports import StoredPayment
 
 
-@dataclass(frozen=True, slots=True)
-class Plain:
-    a: int
-    b: str = "b"
-    c: int | None = field(default=None)
-
-    def __post_init__(self) -> None:
-        if self.a < 0:
-            raise ValueError(f"negative {self.a}")
+def _check_a(self: Any) -> None:
+    if self.a < 0:
+        raise ValueError(f"negative {self.a}")
 
 
-@quick_init
-@dataclass(frozen=True, slots=True)
-class Quick:
-    a: int
-    b: str = "b"
-    c: int | None = field(default=None)
+def _record(name: str) -> Any:
+    """The same frozen slots dataclass, under `name`: one is compared with the other."""
+    return make_dataclass(
+        name,
+        [("a", int), ("b", str, "b"), ("c", int | None, field(default=None))],
+        namespace={"__post_init__": _check_a, "__module__": __name__},  # picklable by name
+        frozen=True,
+        slots=True,
+    )
 
-    def __post_init__(self) -> None:
-        if self.a < 0:
-            raise ValueError(f"negative {self.a}")
+
+Plain = _record("Plain")
+Quick = quick_init(_record("Quick"))
 
 
 @given(st.integers(), st.text(), st.none() | st.integers(), st.integers(0, 3))

@@ -11,13 +11,11 @@ from datetime import date
 from typing import Any
 
 import pytest
-from alembic import command
 from sqlalchemy import Engine, event, text
 
 from lendstack.storage import funding
-from lendstack.storage.db import _alembic_config, migrate
 from lendstack.storage.subledger import _GUARANTEE_PAID
-from migration_checks import sqlite_indexes
+from migration_checks import assert_indexes_migrate_down_and_up
 
 PARTIAL = {"ix_funder_flows_disbursements", "ix_funder_flows_guarantees"}
 REPLACED = "ix_funder_flows_flow_funder_id"
@@ -57,14 +55,7 @@ def test_the_kinds_read_by_kind_read_their_partial_index(engine: Engine) -> None
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_the_partial_indexes_migrate_down_and_up(engine: Engine) -> None:
-    assert sqlite_indexes(engine) >= PARTIAL
-    assert REPLACED not in sqlite_indexes(engine)
-    command.downgrade(_alembic_config(engine), "0020")
-    assert not PARTIAL & sqlite_indexes(engine)
-    assert REPLACED in sqlite_indexes(engine)
-    migrate(engine)
-    assert sqlite_indexes(engine) >= PARTIAL
-    assert REPLACED not in sqlite_indexes(engine)
+    assert_indexes_migrate_down_and_up(engine, "0020", added=PARTIAL, dropped={REPLACED})
 
 
 def test_the_guarantee_sum_runs_with_its_kind_as_a_literal(engine: Engine) -> None:
