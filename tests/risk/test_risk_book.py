@@ -4,12 +4,16 @@ paths against an independent Decimal calculation, PDs from decisions, the dates 
 from __future__ import annotations
 
 import base64
+import json
 import os
+import sqlite3
 from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import Engine, text
 
 from example_app import application
@@ -224,3 +228,44 @@ def test_the_driver_cursor_reads_the_columns_sqlalchemy_reads(
                 assert np.array_equal(have, want)
     assert risk_book._driver_params(params) == {"day": day.isoformat(), "d": to_day(day)}
     assert risk_book._driver_params({"at": datetime(2026, 1, 1)}) is None
+
+
+_PD_VALUES = st.one_of(
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.floats(min_value=0.0, max_value=1.0),
+    st.integers(min_value=-3, max_value=3),
+    st.booleans(),
+    st.none(),
+    st.text(max_size=8),
+    st.sampled_from(["0.25", "1e-3", "2", "-0.0", "nan", "0x1"]),
+    st.lists(st.integers(), max_size=2),
+)
+
+
+def _pd_record(value: object, shape: int) -> object:
+    """A decision record with `value` as decision.score.pd, or a malformed variant of it."""
+    return [
+        {"decision": {"score": {"pd": value}}, "other": [1, 2]},
+        {"decision": {"score": {"model": "x"}}},
+        {"decision": {"score": value}},
+        {"decision": value},
+        [value],
+        {"decision": {"score": {"pd": value, "auc": 0.7}}, "x": "é\u2028"},
+    ][shape]
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=_PD_VALUES, shape=st.integers(min_value=0, max_value=5), broken=st.booleans())
+def test_the_pd_sqlite_reads_from_a_record_is_the_pd_python_parses(
+    value: object, shape: int, broken: bool
+) -> None:
+    """On SQLite the month-end reads decision.score.pd out of the record in SQL and parses
+    only that value: for every record, valid or not, it is `model_pd` of the whole record."""
+    record = json.dumps(_pd_record(value, shape))
+    if broken:  # not JSON to SQLite (NaN is Python's extension), or not JSON at all
+        record = record.replace("}", "NaN}", 1) if shape % 2 else record[:-1]
+    with sqlite3.connect(":memory:") as conn:
+        conn.execute("CREATE TABLE d (record_json TEXT)")
+        conn.execute("INSERT INTO d VALUES (?)", (record,))
+        whole, pd_json = conn.execute(f"SELECT {risk_book._PD_TEXT} FROM d").fetchone()
+    assert risk_book.pd_of(whole, pd_json) == risk_book.model_pd(record)

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from importlib import resources
+from itertools import repeat
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +40,7 @@ from lendstack.risk.pd_curves import TransitionMatrix
 from lendstack.risk.pd_curves import load_matrix as read_matrix
 from lendstack.risk.rollforward import RollForward, roll_forward
 from lendstack.servicing.domain.ledger import Account, EventType, JournalEntry, Side, leg
-from lendstack.storage.batches import execute_many
+from lendstack.storage.batches import execute_rows
 from lendstack.storage.calendar import as_date
 from lendstack.storage.repositories import SqlLedger, now
 from lendstack.storage.risk_book import (
@@ -214,15 +215,17 @@ def _save(conn: Connection, result: EclResult, book: BookInputs, run: EclInputs)
     return _stored(row)
 
 
+_LOAN_COLUMNS = ("run_id", "loan_id", "stage", "causes", "ead_fen", "ecl_fen")
+
+
 def _save_loans(conn: Connection, run_id: int, result: EclResult) -> None:
+    """Every loan's row, as value tuples (`execute_rows`: on SQLite they are the driver's
+    parameters as they are, no dict built and taken apart again per loan)."""
     columns = (result.loan_id, result.stage, result.causes, result.ead_fen, result.ecl_fen)
     for lo in range(0, result.loan_id.shape[0], _CHUNK):
         ids, stage, causes, ead, ecl = (c[lo : lo + _CHUNK].tolist() for c in columns)
-        rows = [
-            {"run_id": run_id, "loan_id": i, "stage": s, "causes": c, "ead_fen": e, "ecl_fen": x}
-            for i, s, c, e, x in zip(ids, stage, causes, ead, ecl, strict=True)
-        ]
-        execute_many(conn, _INSERT_LOANS, rows)
+        rows = list(zip(repeat(run_id), ids, stage, causes, ead, ecl))
+        execute_rows(conn, _INSERT_LOANS, _LOAN_COLUMNS, rows)
 
 
 @dataclass(frozen=True, slots=True)

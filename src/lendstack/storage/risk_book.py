@@ -28,10 +28,12 @@ book") states every input and approximation; in short:
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -92,11 +94,22 @@ _LATER_MOVES = text(
     + ") GROUP BY jl.loan_id, jl.account"
 )
 _DECISIONS_SQL = (
-    "SELECT l.id, d.record_json FROM loans l JOIN decision_log d ON d.decision_id = l.reference"
+    "SELECT l.id, {record} FROM loans l JOIN decision_log d ON d.decision_id = l.reference"
     f" AND d.kind = 'decision' WHERE {_IN_BOOK}"
 )
-_DECISIONS = text(_DECISIONS_SQL)
-_DECISIONS_FROM = text(f"{_DECISIONS_SQL} AND l.id >= :first")
+_WHOLE_RECORD = "d.record_json, NULL"
+# SQLite (3.38+) hands back the JSON text of decision.score.pd as it stands in the record (its
+# `->` copies the token, it does not reformat a number), parsed in C: a record is kilobytes,
+# and Python parsing each new loan's whole record was most of reading the month's PDs. A
+# record SQLite does not take as JSON comes whole, and Python judges it as ever.
+_PD_TEXT = (
+    "CASE WHEN json_valid(d.record_json) THEN NULL ELSE d.record_json END,"
+    " CASE WHEN json_valid(d.record_json) THEN d.record_json -> '$.decision.score.pd' END"
+)
+_DECISIONS = text(_DECISIONS_SQL.format(record=_WHOLE_RECORD))
+_DECISIONS_FROM = text(_DECISIONS_SQL.format(record=_WHOLE_RECORD) + " AND l.id >= :first")
+_PD_DECISIONS = text(_DECISIONS_SQL.format(record=_PD_TEXT))
+_PD_DECISIONS_FROM = text(_DECISIONS_SQL.format(record=_PD_TEXT) + " AND l.id >= :first")
 _INSTALLMENTS = text(
     "SELECT i.loan_id, i.start_date, i.due_day, i.principal_fen - i.paid_principal_fen,"
     " i.interest_fen, i.paid_interest_fen FROM installments i"
@@ -193,10 +206,21 @@ def fetch_columns(
 
 
 def _columns(partitions: Iterable[Sequence[Any]], dtypes: Sequence[Any]) -> list[NDArray[Any]]:
+    """Each partition's rows taken column by column: a numeric column straight into its
+    array (`np.fromiter`), any other through a list. Transposing a partition first
+    (`zip(*rows)`: one call with a row per argument) cost more than the rest of the read."""
     parts: list[list[NDArray[Any]]] = [[] for _ in dtypes]
+    numeric = [np.dtype(dtype).kind in "biuf" for dtype in dtypes]
     for rows in partitions:
-        for k, (values, dtype) in enumerate(zip(zip(*rows, strict=True), dtypes, strict=True)):
-            parts[k].append(np.array(values, dtype=dtype))
+        if rows and len(rows[0]) != len(dtypes):
+            raise ValueError(f"{len(rows[0])} columns read, {len(dtypes)} dtypes given")
+        for k, dtype in enumerate(dtypes):
+            values = map(itemgetter(k), rows)
+            parts[k].append(
+                np.fromiter(values, dtype=dtype, count=len(rows))
+                if numeric[k]
+                else np.array(list(values), dtype=dtype)
+            )
     return [
         np.concatenate(p) if p else np.array([], dtype=dt)
         for p, dt in zip(parts, dtypes, strict=True)
@@ -366,20 +390,13 @@ def _learn_pds(
     the loans from the lowest missing id up are read, those already known are skipped."""
     wanted = set(missing)
     learned: dict[int, float | None] = {}
-    result = conn.execute(
-        _DECISIONS_FROM,
-        {**params, "first": min(missing)},
-        execution_options={"yield_per": _PARTITION},
-    )
-    for rows in result.partitions(_PARTITION):
-        for loan_id, record_json in rows:
-            if int(loan_id) not in wanted:
-                continue
-            value = model_pd(record_json)
-            if value is not None:
-                learned[int(loan_id)] = value
-            else:  # a decision without a usable PD never hides one with it
-                learned.setdefault(int(loan_id), None)
+    for loan_id, value in _scored(conn, params, first=min(missing)):
+        if loan_id not in wanted:
+            continue
+        if value is not None:
+            learned[loan_id] = value
+        else:  # a decision without a usable PD never hides one with it
+            learned.setdefault(loan_id, None)
     for loan_id in missing:
         known.by_loan[loan_id] = learned.get(loan_id)
 
@@ -389,14 +406,36 @@ def _read_decision_pds(
 ) -> tuple[F64, NDArray[np.bool_]]:
     pd = np.zeros(ids.shape[0], dtype=np.float64)
     found = np.zeros(ids.shape[0], dtype=bool)
-    result = conn.execute(_DECISIONS, params, execution_options={"yield_per": _PARTITION})
-    for rows in result.partitions(_PARTITION):
-        for loan_id, record_json in rows:
-            value = model_pd(record_json)
-            at = int(np.searchsorted(ids, int(loan_id)))
-            if value is not None and at < ids.shape[0] and ids[at] == int(loan_id):
-                pd[at], found[at] = value, True
+    for loan_id, value in _scored(conn, params):
+        at = int(np.searchsorted(ids, loan_id))
+        if value is not None and at < ids.shape[0] and ids[at] == loan_id:
+            pd[at], found[at] = value, True
     return pd, found
+
+
+def _scored(
+    conn: Connection, params: dict[str, Any], first: int | None = None
+) -> Iterator[tuple[int, float | None]]:
+    """(loan, `model_pd` of its decision record) for each decision of the book's loans (from
+    loan id `first` up, if given), in the query's order."""
+    sqlite = conn.dialect.name == "sqlite" and sqlite3.sqlite_version_info >= (3, 38)
+    if first is None:
+        query = _PD_DECISIONS if sqlite else _DECISIONS
+    else:
+        query = _PD_DECISIONS_FROM if sqlite else _DECISIONS_FROM
+        params = {**params, "first": first}
+    result = conn.execute(query, params, execution_options={"yield_per": _PARTITION})
+    for rows in result.partitions(_PARTITION):
+        for loan_id, record_json, pd_json in rows:
+            yield int(loan_id), pd_of(record_json, pd_json)
+
+
+def pd_of(record_json: str | None, pd_json: str | None) -> float | None:
+    """`model_pd` of a decision row as the query read it: the whole record, or (SQLite)
+    the JSON text of its decision.score.pd alone (None: the record has none)."""
+    if record_json is not None:
+        return model_pd(record_json)
+    return None if pd_json is None else _pd_value(pd_json)
 
 
 def model_pd(record_json: str) -> float | None:
@@ -405,7 +444,18 @@ def model_pd(record_json: str) -> float | None:
         score = json.loads(record_json).get("decision", {}).get("score")
     except (ValueError, AttributeError):
         return None
-    value = score.get("pd") if isinstance(score, dict) else None
+    return _as_pd(score.get("pd") if isinstance(score, dict) else None)
+
+
+def _pd_value(pd_json: str) -> float | None:
+    """`model_pd` of a record whose decision.score.pd is the JSON text `pd_json`."""
+    try:
+        return _as_pd(json.loads(pd_json))
+    except ValueError:
+        return None
+
+
+def _as_pd(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         return None
     try:
