@@ -124,8 +124,9 @@ class RunningReconcile:
         if hi <= self.flows_through:
             return
         span = {"lo": self.flows_through, "hi": hi}
+        positions = self.positions  # ids and sums come as int and str: keys as they are
         for loan_id, funder_id, fen in conn.execute(_POSITION_FLOWS, span).all():
-            self.positions[(int(loan_id), str(funder_id))] += int(fen or 0)
+            positions[(loan_id, funder_id)] += fen or 0
         for funder_id, flow, day, fen in conn.execute(_DAY_FLOWS, span).all():
             when = as_date(day)
             assert when is not None  # business_date is NOT NULL
@@ -158,10 +159,12 @@ class RunningReconcile:
         rows = conn.execute(
             text("SELECT loan_id, funder_id, principal_fen FROM funder_positions")
         ).all()
-        for loan_id, funder_id, principal in rows:
-            flows = self.positions.get((int(loan_id), str(funder_id)), 0)
-            if int(principal) != flows:
-                out.append(position_mismatch(int(loan_id), str(funder_id), int(principal), flows))
+        flows_of = self.positions.get
+        out += [
+            position_mismatch(int(loan_id), str(funder_id), int(principal), flows)
+            for loan_id, funder_id, principal in rows
+            if principal != (flows := flows_of((loan_id, funder_id), 0))
+        ]
         banks = {
             str(f)
             for f, kind in conn.execute(text("SELECT id, kind FROM funders")).all()
