@@ -14,16 +14,33 @@ from dataclasses import fields, replace
 from datetime import date, timedelta
 from decimal import Decimal
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from lendstack.core.errors import ValidationError
 from lendstack.core.money import ZERO
 from lendstack.servicing.domain.booking import contract_for, open_loan, with_id
 from lendstack.servicing.domain.delinquency import RiskClass
 from lendstack.servicing.domain.lifecycle import LoanStatus
-from lendstack.servicing.domain.loan import AccrualPeriod, Balances, InstallmentState, LoanState
-from lendstack.servicing.domain.payments import apply_payment
+from lendstack.servicing.domain.loan import (
+    AccrualPeriod,
+    Balances,
+    InstallmentState,
+    LoanContract,
+    LoanState,
+)
+from lendstack.servicing.domain.payments import (
+    _dues,
+    _in_full,
+    _owed,
+    _settle,
+    apply_payment,
+    owed_by_component,
+)
 from lendstack.servicing.domain.products import ProductCatalog
+from lendstack.servicing.domain.schedule import Schedule
+from lendstack.servicing.domain.waterfall import Component, allocate
 from lendstack.servicing.services import LoanRequest, quote
 from lendstack.storage.mapping import state_columns
 
@@ -124,3 +141,85 @@ def test_a_payment_keeps_every_field_it_does_not_move(loan: LoanState, fen: int)
             assert getattr(after, f.name) == getattr(loan, f.name), f.name
     assert after.status in (LoanStatus.ACTIVE, LoanStatus.PAID_OFF)
     assert all(isinstance(i, InstallmentState) for i in after.installments)
+
+
+# --- a payment of exactly what is owed -----------------------------------------------------
+
+
+def general_settle(loan: LoanState, amount: Decimal, on: date) -> tuple[object, ...]:
+    """The waterfall's way (`allocate`, then `_settle`), which `_in_full` must equal."""
+    late, current = _dues(loan, on)
+    allocation = allocate(amount, _owed(loan, late, current), loan.contract.waterfall)
+    items, parts = _settle(loan, late, current, allocation)
+    return allocation.amount(Component.OVERDUE_PENALTY), allocation.remainder, items, parts
+
+
+def exact(values: object) -> str:
+    """Values with each Decimal's own digits (`repr`), so a different exponent shows."""
+    return repr(values)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    loan=loans(),
+    days=st.integers(0, 400),
+    order=st.permutations(list(Component)),
+    own_order=st.booleans(),
+)
+def test_paying_everything_owed_is_the_waterfall_paying_it(
+    loan: LoanState, days: int, order: list[Component], own_order: bool
+) -> None:
+    """Whatever the product and its waterfall, the shortcut gives the allocation's result:
+    the whole penalty, every due in full, no credit, with the same Decimals."""
+    if not own_order:
+        loan = replace(loan, contract=replace(loan.contract, waterfall=tuple(order)))
+    on = START + timedelta(days=days)
+    owed = sum(owed_by_component(loan, on).values(), ZERO)
+    late, current = _dues(loan, on)
+    shortcut = _in_full(loan, late, current, owed)
+    assert shortcut is not None
+    penalty, credit, items, parts = general_settle(loan, owed, on)
+    assert (penalty, credit) == (loan.balances.penalty, ZERO)
+    assert exact(shortcut) == exact((items, parts))
+    if owed == ZERO:  # nothing to pay: refused either way
+        with pytest.raises(ValidationError):
+            apply_payment(loan, owed, on, "payment:k")
+        return
+    paid = apply_payment(loan, owed, on, "payment:k")
+    assert paid.applied.credit == ZERO
+    assert paid.applied.penalty == loan.balances.penalty
+    assert paid.loan.oldest_unpaid_due is None
+
+
+@settings(max_examples=200, deadline=None)
+@given(loan=loans(), days=st.integers(0, 400), off=st.sampled_from(("-0.01", "0.01", "0.001")))
+def test_any_other_amount_goes_the_waterfall_way(loan: LoanState, days: int, off: str) -> None:
+    on = START + timedelta(days=days)
+    owed = sum(owed_by_component(loan, on).values(), ZERO)
+    late, current = _dues(loan, on)
+    assert _in_full(loan, late, current, owed + Decimal(off)) is None
+
+
+def test_a_due_allocate_would_refuse_goes_the_waterfall_way() -> None:
+    """A negative or sub-fen due: `allocate` raises on it, so the shortcut must not take it."""
+    loan = with_id(open_loan(*_booked(PRODUCTS[0])), 7)
+    first = replace(loan.installments[0], billed=True)
+    on = first.due_date
+    for odd in (Decimal("-1.00"), Decimal("0.005")):
+        penalised = replace(loan, installments=(first, *loan.installments[1:]))
+        penalised = replace(penalised, balances=replace(loan.balances, penalty=odd))
+        owed = first.unpaid + odd
+        assert _in_full(penalised, [], [first], owed) is None
+        with pytest.raises(ValidationError):
+            apply_payment(penalised, owed, on, "payment:k")
+    for amount in (Decimal("NaN"), Decimal("Infinity")):
+        assert _in_full(loan, [], [first], amount) is None
+
+
+def _booked(product_id: str) -> tuple[LoanContract, Schedule]:
+    product = CATALOG.get(product_id)
+    amount = max(product.amount_min, Decimal(1000))
+    schedule = quote(
+        CATALOG, LoanRequest(product.id, amount, product.terms_allowed[0], None, START)
+    )
+    return contract_for(product, schedule), schedule

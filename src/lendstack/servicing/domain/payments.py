@@ -13,7 +13,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 
 from lendstack.core.errors import Conflict, ValidationError
-from lendstack.core.money import ZERO
+from lendstack.core.money import FEN, ZERO
 from lendstack.core.records import quick_init
 from lendstack.servicing.domain.ledger import (
     Account,
@@ -152,6 +152,57 @@ def _settle(
     return items, parts
 
 
+def _in_full(
+    loan: LoanState,
+    late: Sequence[InstallmentState],
+    current: Sequence[InstallmentState],
+    amount: Decimal,
+) -> tuple[tuple[InstallmentState, ...], tuple[InstallmentPart, ...]] | None:
+    """`_settle`'s result for a payment of exactly everything owed, or None for any other.
+
+    Most payments pay the bill: the penalty and every billed installment's unpaid part. Then
+    the waterfall's order cannot matter: `allocate` takes min(left, owed) per component and
+    is exact, so with `amount` equal to their sum every component is applied whole and the
+    remainder is zero; `_spread` then gives each installment its whole unpaid part of each
+    kind. That is computed here directly, without the allocation's per-component work (a
+    hypothesis test compares both ways over the catalogue's products). Anything `allocate`
+    would refuse or treat otherwise (an amount that is not a finite Decimal, a negative due)
+    goes the general way, so its errors are unchanged.
+    """
+    total = loan.balances.penalty
+    if type(amount) is not Decimal or not amount.is_finite() or not _is_fen(total):
+        return None
+    parts: list[InstallmentPart] = []
+    for item in sorted((*late, *current), key=_number) if late and current else (*late, *current):
+        principal, interest, fee = item.unpaid_principal, item.unpaid_interest, item.unpaid_fee
+        if not (_is_fen(principal) and _is_fen(interest) and _is_fen(fee)):
+            return None
+        total += principal + interest + fee
+        # a kind with nothing unpaid is left at the part's ZERO, as `_settle` leaves it
+        parts.append(
+            InstallmentPart(
+                item.number,
+                principal if principal else ZERO,
+                interest if interest else ZERO,
+                fee if fee else ZERO,
+            )
+        )
+    if amount != total:
+        return None
+    paid = {part.number: part for part in parts}
+    items = tuple([_pay(i, paid[i.number]) if i.number in paid else i for i in loan.installments])
+    return items, tuple(parts)
+
+
+def _number(item: InstallmentState) -> int:
+    return item.number
+
+
+def _is_fen(value: Decimal) -> bool:
+    """A due `allocate` takes as it is: not negative and a whole number of fen."""
+    return value >= ZERO and value == value.quantize(FEN)
+
+
 def _pay(item: InstallmentState, part: InstallmentPart) -> InstallmentState:
     return item.pay(part.principal, part.interest, part.fee)
 
@@ -276,14 +327,20 @@ def apply_payment(loan: LoanState, amount: Decimal, on: date, reference: str) ->
     if loan.status is not LoanStatus.ACTIVE:
         raise Conflict(f"loan {loan.id} is {loan.status}; it takes no payments", field="loan_id")
     late, current = _dues(loan, on)
-    allocation = allocate(amount, _owed(loan, late, current), loan.contract.waterfall)
-    items, parts = _settle(loan, late, current, allocation)
+    in_full = _in_full(loan, late, current, amount)
+    if in_full is not None:
+        penalty, credit = loan.balances.penalty, ZERO
+        items, parts = in_full
+    else:
+        allocation = allocate(amount, _owed(loan, late, current), loan.contract.waterfall)
+        penalty, credit = allocation.amount(Component.OVERDUE_PENALTY), allocation.remainder
+        items, parts = _settle(loan, late, current, allocation)
     applied = Applied(
-        penalty=allocation.amount(Component.OVERDUE_PENALTY),
+        penalty=penalty,
         interest=sum((p.interest for p in parts), ZERO),
         principal=sum((p.principal for p in parts), ZERO),
         fee=sum((p.fee for p in parts), ZERO),
-        credit=allocation.remainder,
+        credit=credit,
     )
     entry = payment_entry(loan, amount, applied, on, reference)
     return PaymentOutcome(_after_payment(loan, items, applied, on), applied, parts, entry)
