@@ -32,6 +32,7 @@ from lendstack.underwriting.batch import BatchJob, RowResult, _collector_paused,
 from lendstack.underwriting.batch_input import parse
 from lendstack.underwriting.decision import GRANTED
 from lendstack.underwriting.engine import BorrowerHistory
+from lendstack.underwriting.origination import bookable
 from lendstack.underwriting.population import PopulationConfig, generate_population
 from lendstack.underwriting.rerun import backtest, replay
 from lendstack.underwriting.service import Underwriting
@@ -159,9 +160,13 @@ def test_batch_equals_sequential_decisions_with_repeat_borrowers(
     factory = partial(worker_service, batch_settings)
     if workers == "dask":
         scheduler = request.getfixturevalue("dask_scheduler")
-        job = BatchJob(service, prepare_entry, factory, scheduler=scheduler, chunk_size=40)
+        job = BatchJob(
+            service, prepare_entry, factory, scheduler=scheduler, chunk_size=40, bookable=True
+        )
     else:
-        job = BatchJob(service, prepare_entry, factory, workers=workers, chunk_size=40)
+        job = BatchJob(
+            service, prepare_entry, factory, workers=workers, chunk_size=40, bookable=True
+        )
     results = list(decide_rows(rows, job))
     assert [r.number for r in results] == list(range(1, len(rows) + 1))
     log = SqlDecisionLog(engines[1])
@@ -169,7 +174,12 @@ def test_batch_equals_sequential_decisions_with_repeat_borrowers(
     for r in results:  # a granted row hands back its record exactly as it reads back
         stored = service.get(r.line["decision_id"]).record if r.outcome in GRANTED else None
         assert r.record == stored
+        # and, decided in a chunk (not deferred), its booking made ready from that record
+        # (pickled back from the worker: the same values, with the same digits)
+        if stored is not None and r.bookable is not None:
+            assert repr(r.bookable) == repr(bookable(service.engine.catalog, stored))
     assert sum(r.record is not None for r in results) > 50
+    assert sum(r.bookable is not None for r in results) > 50
     outcomes = [r.outcome for r in results]
     assert outcomes.count("INVALID") == 2
     assert sum("P01" in r.line.get("reasons", ()) for r in results) >= 20  # duplicates seen

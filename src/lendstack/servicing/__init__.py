@@ -4,6 +4,7 @@ Other capabilities use these public names only; the modules behind them may move
 """
 
 from lendstack.servicing.cob import STEPS, CloseStore, CobStep, close_day, close_through
+from lendstack.servicing.domain.booking import Opening
 from lendstack.servicing.domain.ledger import Account, EventType, JournalEntry, Posting, Side
 from lendstack.servicing.domain.lifecycle import LoanStatus
 from lendstack.servicing.domain.loan import LoanContract, LoanState
@@ -24,6 +25,7 @@ from lendstack.servicing.services import (
     book_loan,
     book_loans,
     get_loan,
+    opening,
     quote,
     quote_payoff,
     quote_payoffs,
@@ -46,6 +48,7 @@ __all__ = [
     "LoanState",
     "LoanStatus",
     "LoanTerms",
+    "Opening",
     "Payment",
     "PayoffQuote",
     "PlanTerms",
@@ -64,6 +67,7 @@ __all__ = [
     "close_through",
     "generate",
     "get_loan",
+    "opening",
     "quote",
     "quote_payoff",
     "quote_payoffs",

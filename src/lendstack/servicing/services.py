@@ -14,9 +14,10 @@ from decimal import Decimal
 
 from lendstack.core.errors import Conflict, InvariantViolation, NotFound, ValidationError
 from lendstack.servicing.domain.booking import (
+    Opening,
     contract_for,
     disbursement_entry,
-    open_loan,
+    opening_of,
     with_id,
 )
 from lendstack.servicing.domain.ledger import EventType, JournalEntry
@@ -105,6 +106,13 @@ def quote(catalog: ProductCatalog, request: LoanRequest) -> Schedule:
     return generate(terms)
 
 
+def opening(catalog: ProductCatalog, request: LoanRequest) -> Opening:
+    """What booking `request` opens: its schedule's contract and new loan (pure, touches no
+    storage). `book_loans` computes it unless the booking brings it (`Booking.opening`)."""
+    schedule = quote(catalog, request)
+    return opening_of(contract_for(catalog.get(request.product_id), schedule), schedule)
+
+
 def ensure_open(calendar: Calendar, on: date, field: str = "date") -> None:
     """Money moves only on the open business date: after the last close, not beyond the next."""
     last = calendar.last_closed()
@@ -136,6 +144,10 @@ class Booking:
     reference: str | None = None
     fund: FundingShares | None = None
     profile: LoanProfile | None = None
+    opening: Opening | None = None
+    """`opening(catalog, request)` if already computed (e.g. where the loan was decided,
+    `underwriting.origination.bookable`), else None and booking computes it. It must be
+    exactly that: booking trusts it, as a pure function's result, and does not re-check it."""
 
 
 def book_loan(
@@ -175,7 +187,7 @@ def book_loans(
     `funding`) and the whole batch writes nothing; book its loans one at a time to find it.
     """
     results: list[LoanState | ValidationError | Conflict | NotFound | None] = []
-    opened: list[tuple[int, LoanState, Schedule, Booking, PlanTerms | None]] = []
+    opened: list[tuple[int, Opening, Booking, PlanTerms | None]] = []
     first: dict[str, int] = {}  # reference -> the booking of this batch that books it
     repeats: dict[int, int] = {}
     open_dates: set[date] = set()
@@ -187,9 +199,10 @@ def book_loans(
                 repeats[n] = first[booking.reference]
                 continue
             try:
-                schedule = quote(catalog, booking.request)
-                contract = contract_for(catalog.get(booking.request.product_id), schedule)
-                if (existing := _booked(known, booking.reference, contract)) is not None:
+                made = booking.opening
+                if made is None:
+                    made = opening(catalog, booking.request)
+                if (existing := _booked(known, booking.reference, made.loan.contract)) is not None:
                     results[n] = existing
                     continue
                 if booking.request.start not in open_dates:
@@ -201,18 +214,17 @@ def book_loans(
                 continue
             if booking.reference is not None:
                 first[booking.reference] = n
-            opened.append((n, open_loan(contract, schedule), schedule, booking, plan))
-        ids = uow.loans.add_many([(loan, b.reference) for _, loan, _, b, _ in opened])
+            opened.append((n, made, booking, plan))
+        ids = uow.loans.add_many([(o.loan, b.reference) for _, o, b, _ in opened])
         stored = [
-            (n, with_id(loan, i), s, b, p)
-            for (n, loan, s, b, p), i in zip(opened, ids, strict=True)
+            (n, with_id(o.loan, i), o, b, p) for (n, o, b, p), i in zip(opened, ids, strict=True)
         ]
         uow.funding.record_many([(loan.id, plan) for _, loan, _, _, plan in stored if plan])
         uow.profiles.record_many(
             [(loan.id, _with_lead(b.profile, plan)) for _, loan, _, b, plan in stored if b.profile]
         )
         uow.ledger.post_many(
-            [disbursement_entry(loan, s, b.request.start) for _, loan, s, b, _ in stored]
+            [disbursement_entry(loan, o, b.request.start) for _, loan, o, b, _ in stored]
         )
         uow.commit()
     for n, loan, *_ in stored:
@@ -534,6 +546,7 @@ __all__ = [
     "book_loan",
     "ensure_open",
     "get_loan",
+    "opening",
     "quote",
     "quote_payoff",
     "reverse_payment",

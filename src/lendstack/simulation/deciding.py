@@ -119,7 +119,9 @@ def _serve(spec: ServiceSpec) -> None:
         threadpool_limits(limits=1)  # LightGBM on this process's own core only
         _reader = PinnedReader(spec.settings.database_url)
     if spec != _spec:
-        _decider = ChunkDecider(build_service(spec, _reader.engine), prepare_entry)
+        # Granted decisions come back ready to book: the run's process only re-checks each
+        # plan against the day's book and writes (`origination.book_bookables`).
+        _decider = ChunkDecider(build_service(spec, _reader.engine), prepare_entry, bookable=True)
         _spec = spec
 
 

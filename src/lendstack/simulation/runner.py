@@ -64,7 +64,7 @@ from lendstack.storage.funding import SqlFunding
 from lendstack.storage.repositories import SqlUnitOfWork
 from lendstack.underwriting.batch import BatchJob, RowResult
 from lendstack.underwriting.decision import GRANTED
-from lendstack.underwriting.origination import originate_many
+from lendstack.underwriting.origination import Bookable, book_bookables, bookable
 from lendstack.underwriting.population import Population, PopulationConfig, generate_population
 from lendstack.underwriting.rules import default_pack
 
@@ -194,7 +194,7 @@ class _Run:
     def _service(self) -> None:
         self.service = build_service(self.spec, self.engine)
         factory = partial(worker_service, self.spec)
-        self.job = BatchJob(self.service, prepare_entry, factory)
+        self.job = BatchJob(self.service, prepare_entry, factory, bookable=True)
 
     def run(self) -> None:
         try:
@@ -270,8 +270,9 @@ class _Run:
 
     def _decided(
         self, month: int, borrower: int, row: dict[str, Any], result: RowResult
-    ) -> tuple[dict[str, Any], dict[str, Any] | None]:
-        """Tabulate one decision: its table row, and a granted one's stored record to book."""
+    ) -> tuple[dict[str, Any], Bookable | None]:
+        """Tabulate one decision: its table row, and a granted one ready to book (made with
+        the decision, `BatchJob.bookable`, else from its stored record)."""
         line = result.line
         entry = {
             "month": month, "borrower": borrower, "decision_id": line.get("decision_id"),
@@ -283,25 +284,27 @@ class _Run:
         self.tables.applications.append(_app_row(month, borrower, row))
         if result.outcome not in GRANTED:
             return entry, None
+        if result.bookable is not None:
+            return entry, result.bookable
         stored = result.record or self.service.get(line["decision_id"]).record
-        return entry, dict(stored)
+        return entry, bookable(self.catalog, stored)
 
-    def _book(self, granted: list[tuple[int, dict[str, Any]]]) -> list[dict[str, Any]]:
+    def _book(self, granted: list[tuple[int, Bookable]]) -> list[dict[str, Any]]:
         """Book a day's granted decisions with their funding plans, in one transaction; an
         offer no partner can fund now, or that servicing refuses, is counted, never dropped
         silently."""
         if not granted:
             return []
-        records = [record for _, record in granted]
+        ready = [b for _, b in granted]
         try:
-            results = self._originate(records)
+            results = self._originate(ready)
         except Conflict as exc:
             if not is_no_capacity(exc):
                 raise
             # Refused under the funders' lock, which fails the whole batch: book one at a time.
-            results = [result for record in records for result in self._originate([record])]
+            results = [result for b in ready for result in self._originate([b])]
         booked = []
-        for (borrower, record), loan in zip(granted, results, strict=True):
+        for (borrower, b), loan in zip(granted, results, strict=True):
             if is_no_capacity(loan):
                 self.unbooked["no funding capacity"] += 1
             elif isinstance(loan, ValidationError):
@@ -311,24 +314,24 @@ class _Run:
             elif isinstance(loan, Exception):
                 raise loan
             else:
-                booked.append(self._booked(borrower, record, loan))
+                booked.append(self._booked(borrower, b, loan))
         return booked
 
-    def _originate(self, records: list[dict[str, Any]]) -> list[Any]:
+    def _originate(self, ready: list[Bookable]) -> list[Any]:
         """`originate_many` in one transaction, each plan re-checked by the desk and, with
         the ratio rules too, under the funders' lock."""
         desk = self.service.desk
         uow = SqlUnitOfWork(self.engine, plan_policy=desk.policy_on)  # type: ignore[union-attr]
         with desk.batch() as checks:  # type: ignore[union-attr]
-            return originate_many(uow, self.catalog, records, checks)
+            return book_bookables(uow, self.catalog, ready, checks)
 
-    def _booked(self, borrower: int, record: dict[str, Any], loan: LoanState) -> dict[str, Any]:
+    def _booked(self, borrower: int, b: Bookable, loan: LoanState) -> dict[str, Any]:
         self.repay.borrower_of[loan.id] = borrower
         self.active[loan.id] = borrower
         if self.repay.risk.diverted[borrower]:
             self.funds.disbursed(loan.id, loan.contract.disbursement_date, loan.contract.principal)
-        offer = record["decision"]["offer"]
-        return {"loan_id": loan.id, "amount": offer["amount"], "apr_irr": offer["apr_irr"]}
+        # The offer's amount and APR as its record writes them (Decimal keeps the digits).
+        return {"loan_id": loan.id, "amount": str(b.request.amount), "apr_irr": str(b.apr)}
 
     def _maybe_clamp(self, month: int, metrics: MonthMetrics) -> None:
         """The regulator's feedback: past the NPL threshold, tighten from next month."""
@@ -437,16 +440,14 @@ class _MonthDecisions:
 
     apps: list[tuple[int, dict[str, Any]]]
     results: Iterator[RowResult]
-    tabulate: Callable[
-        [int, dict[str, Any], RowResult], tuple[dict[str, Any], dict[str, Any] | None]
-    ]
-    """(borrower, row, result) → the decision's table row, and a granted one's record."""
+    tabulate: Callable[[int, dict[str, Any], RowResult], tuple[dict[str, Any], Bookable | None]]
+    """(borrower, row, result) → the decision's table row, and a granted one ready to book."""
     taken: int = 0
     decided: list[dict[str, Any]] = field(default_factory=list)
 
-    def granted_through(self, day: date) -> list[tuple[int, dict[str, Any]]]:
-        """The granted (borrower, record) of every application dated up to `day` not yet
-        taken."""
+    def granted_through(self, day: date) -> list[tuple[int, Bookable]]:
+        """The granted (borrower, decision ready to book) of every application dated up to
+        `day` not yet taken."""
         granted = []
         while self.taken < len(self.apps) and self._dated(self.taken) <= day:
             borrower, row = self.apps[self.taken]
@@ -454,10 +455,10 @@ class _MonthDecisions:
             if result.number != self.taken + 1:
                 raise RuntimeError(f"decision {result.number} came for row {self.taken + 1}")
             self.taken += 1
-            entry, record = self.tabulate(borrower, row, result)
+            entry, ready = self.tabulate(borrower, row, result)
             self.decided.append(entry)
-            if record is not None:
-                granted.append((borrower, record))
+            if ready is not None:
+                granted.append((borrower, ready))
         return granted
 
     def all(self) -> list[dict[str, Any]]:

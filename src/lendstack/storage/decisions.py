@@ -30,6 +30,7 @@ from sqlalchemy.exc import IntegrityError
 
 from lendstack.core.errors import Conflict, NotFound
 from lendstack.storage import decision_queries as Q
+from lendstack.storage.batches import execute_many
 from lendstack.storage.decision_rows import (
     COLUMNS_KEY,
     PreparedEntry,
@@ -64,6 +65,7 @@ from lendstack.underwriting.audit import (
 )
 
 _BATCH = 5_000
+_INSERT_LOG = insert(decision_log)
 _IN_LIMIT = 500
 """Keys per IN (...) list: well under SQLite's bound-parameter limit."""
 
@@ -161,7 +163,7 @@ class SqlDecisionLog:
             )  # fmt: skip
             sealed.append(entry)
             prev = entry.hash
-        conn.execute(insert(decision_log), values)
+        execute_many(conn, _INSERT_LOG, values)  # the driver's executemany on SQLite
         advance_head(conn, before, sealed[-1])
         reviews = [_review_values(p) for p in entries if p.review is not None]
         if reviews:

@@ -44,6 +44,7 @@ from lendstack.funding import (
 )
 from lendstack.funding.subledger import POSITION_SIGN, Flow
 from lendstack.servicing.domain import DEFAULT_BUCKETS
+from lendstack.storage.batches import execute_many
 from lendstack.storage.calendar import LAST_CLOSED, as_date, last_closed
 from lendstack.storage.schema import funder_exposures, funders, funding_plans, loans
 from lendstack.storage.subledger import SubLedger
@@ -318,7 +319,7 @@ class SqlFunding:
             for row in _plan_rows(loan_id, shares, _policy(policy_on, t.day), rates)
         ]
         _check_limits(conn, targets, policy_on)
-        conn.execute(insert(funding_plans), rows)
+        execute_many(conn, _INSERT_PLANS, rows)  # the driver's executemany on SQLite
         SubLedger(conn).open_many(
             [
                 (loan_id, t.principal_fen, t.day, shares)
@@ -453,6 +454,7 @@ def _check_guarantee_fees(shares: Mapping[str, Decimal], rates: Mapping[str, Dec
             )
 
 
+_INSERT_PLANS = insert(funding_plans)
 _PLAN_TARGETS = select(
     loans.c.id,
     loans.c.principal_fen,

@@ -34,29 +34,60 @@ def from_day(day: int) -> date:
     return EPOCH + timedelta(days=day)
 
 
+CONTRACT_COLUMNS = (
+    "product_id",
+    "principal_fen",
+    "annual_rate",
+    "term_months",
+    "method",
+    "disbursement_date",
+    "anchor_date",
+    "day_count",
+    "rounding",
+    "grace_days",
+    "penalty_multiplier",
+    "penalty_rate_e8",
+    "year_days",
+    "waterfall",
+    "non_accrual_dpd",
+    "charge_off_dpd",
+    "fee_rate",
+    "upfront_fee_rate",
+    "prepayment_fee_rate",
+    "write_off_days",
+)
+"""The loan columns a contract fixes, in `contract_values`' order."""
+
+
 def contract_columns(c: LoanContract) -> dict[str, Any]:
-    return {
-        "product_id": c.product_id,
-        "principal_fen": to_fen(c.principal),
-        "annual_rate": str(c.annual_rate),
-        "term_months": c.term_months,
-        "method": c.method.value,
-        "disbursement_date": c.disbursement_date,
-        "anchor_date": c.anchor_date,
-        "day_count": c.day_count.value,
-        "rounding": c.rounding.value,
-        "grace_days": c.grace_days,
-        "penalty_multiplier": str(c.penalty_multiplier),
-        "penalty_rate_e8": penalty_rate_e8(c),
-        "year_days": year_days(c.day_count),
-        "waterfall": ",".join(x.value for x in c.waterfall),
-        "non_accrual_dpd": c.non_accrual_dpd,
-        "charge_off_dpd": c.charge_off_dpd,
-        "fee_rate": str(c.fee_rate),
-        "upfront_fee_rate": str(c.upfront_fee_rate),
-        "prepayment_fee_rate": str(c.prepayment_fee_rate),
-        "write_off_days": c.write_off_days,
-    }
+    return dict(zip(CONTRACT_COLUMNS, contract_values(c), strict=True))
+
+
+def contract_values(c: LoanContract) -> tuple[Any, ...]:
+    """`contract_columns`' values, in `CONTRACT_COLUMNS` order: a day's bookings insert
+    their loans as value tuples (`SqlLoans.add_many`)."""
+    return (
+        c.product_id,
+        to_fen(c.principal),
+        str(c.annual_rate),
+        c.term_months,
+        c.method.value,
+        c.disbursement_date,
+        c.anchor_date,
+        c.day_count.value,
+        c.rounding.value,
+        c.grace_days,
+        str(c.penalty_multiplier),
+        penalty_rate_e8(c),
+        year_days(c.day_count),
+        ",".join(x.value for x in c.waterfall),
+        c.non_accrual_dpd,
+        c.charge_off_dpd,
+        str(c.fee_rate),
+        str(c.upfront_fee_rate),
+        str(c.prepayment_fee_rate),
+        c.write_off_days,
+    )
 
 
 def contract_from(row: Any) -> LoanContract:
@@ -186,23 +217,48 @@ def state_values(loan: LoanState) -> tuple[Any, ...]:
     )
 
 
+INSTALLMENT_COLUMNS = (
+    "loan_id",
+    "version",
+    "number",
+    "start_date",
+    "due_date",
+    "due_day",
+    "principal_fen",
+    "interest_fen",
+    "fee_fen",
+    "paid_principal_fen",
+    "paid_interest_fen",
+    "paid_fee_fen",
+    "billed",
+    "active",
+)
+"""An installment row's columns as written, in `installment_values`' order."""
+
+
 def installment_columns(loan_id: int, version: int, i: InstallmentState) -> dict[str, Any]:
-    return {
-        "loan_id": loan_id,
-        "version": version,
-        "number": i.number,
-        "start_date": i.start_date,
-        "due_date": i.due_date,
-        "due_day": to_day(i.due_date),
-        "principal_fen": to_fen(i.principal),
-        "interest_fen": to_fen(i.interest),
-        "fee_fen": to_fen(i.fee),
-        "paid_principal_fen": to_fen(i.paid_principal),
-        "paid_interest_fen": to_fen(i.paid_interest),
-        "paid_fee_fen": to_fen(i.paid_fee),
-        "billed": i.billed,
-        "active": True,
-    }
+    return dict(zip(INSTALLMENT_COLUMNS, installment_values(loan_id, version, i), strict=True))
+
+
+def installment_values(loan_id: int, version: int, i: InstallmentState) -> tuple[Any, ...]:
+    """`installment_columns`' values, in `INSTALLMENT_COLUMNS` order: a day's bookings
+    insert a dozen or more per loan, as value tuples (`SqlLoans.add_many`)."""
+    return (
+        loan_id,
+        version,
+        i.number,
+        i.start_date,
+        i.due_date,
+        to_day(i.due_date),
+        to_fen(i.principal),
+        to_fen(i.interest),
+        to_fen(i.fee),
+        to_fen(i.paid_principal),
+        to_fen(i.paid_interest),
+        to_fen(i.paid_fee),
+        i.billed,
+        True,
+    )
 
 
 def paid_fen(i: InstallmentState) -> tuple[int, int, int]:

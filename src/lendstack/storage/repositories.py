@@ -77,6 +77,14 @@ _RETIRE_ITEMS = (
     .values(active=False)
 )
 _INSERT_PARTS = insert(payment_parts)
+_NEW_LOAN_COLUMNS = (
+    *mapping.CONTRACT_COLUMNS,
+    *mapping.STATE_COLUMNS,
+    "reference",
+    "currency",
+    "created_at",
+)
+"""A new loan row's columns, in `SqlLoans.add_many`'s value order."""
 _LOAN_COLUMNS = [c for c in loans.columns if c.name != "created_at"]
 """A loan's columns but its creation time, which no loan state holds (and whose text would
 be parsed into a datetime for every loan read)."""
@@ -152,27 +160,30 @@ class SqlLoans:
         return self.add_many([(loan, reference)])[0]
 
     def add_many(self, batch: Sequence[tuple[LoanState, str | None]]) -> list[int]:
-        """Insert new loans and their installments; their ids, in order."""
+        """Insert new loans and their installments; their ids, in order. The rows go as value
+        tuples (`execute_rows`): a dozen or more installments per loan, and a loan row of
+        forty-odd columns, each built as a dict only for the driver to take apart again."""
         created = now()
         rows = [
-            {
-                **mapping.contract_columns(loan.contract),
-                **mapping.state_columns(loan),
-                "reference": reference,
-                "currency": "CNY",
-                "created_at": created,
-            }
+            (
+                *mapping.contract_values(loan.contract),
+                *mapping.state_values(loan),
+                reference,
+                "CNY",
+                created,
+            )
             for loan, reference in batch
         ]
         ids: list[int] = []
         for chunk in chunks(rows):
-            ids += inserted_ids(self.conn, loans, chunk)
+            ids += inserted_ids(self.conn, loans, chunk, _NEW_LOAN_COLUMNS)
+        values = mapping.installment_values
         items = [
-            mapping.installment_columns(loan_id, loan.schedule_version, i)
+            values(loan_id, loan.schedule_version, i)
             for (loan, _), loan_id in zip(batch, ids, strict=True)
             for i in loan.installments
         ]
-        execute_many(self.conn, _INSERT_ITEMS, items)  # a dozen or more rows per loan
+        execute_rows(self.conn, _INSERT_ITEMS, mapping.INSTALLMENT_COLUMNS, items)
         return ids
 
     def _insert_installments(self, loan: LoanState) -> None:
@@ -681,19 +692,16 @@ class SqlLoanProfiles:
 
     def record_many(self, profiles: Sequence[tuple[int, LoanProfile]]) -> None:
         rows = [
-            {
-                "loan_id": loan_id,
-                "decision_id": profile.decision_id,
-                "channel": profile.channel,
-                "province": profile.province,
-                "purpose": profile.purpose,
-                "pd_origination": profile.pd_origination,
-                "lead_funder_id": profile.lead_funder_id,
-            }
-            for loan_id, profile in profiles
-        ]
-        if rows:
-            self.conn.execute(insert(loan_profiles), rows)
+            (loan_id, p.decision_id, p.channel, p.province, p.purpose, p.pd_origination,
+             p.lead_funder_id)
+            for loan_id, p in profiles
+        ]  # fmt: skip
+        execute_rows(self.conn, _INSERT_PROFILES, _PROFILE_COLUMNS, rows)
+
+
+_INSERT_PROFILES = insert(loan_profiles)
+_PROFILE_COLUMNS = ("loan_id", "decision_id", "channel", "province", "purpose",
+                    "pd_origination", "lead_funder_id")  # fmt: skip
 
 
 class SqlUnitOfWork:

@@ -44,6 +44,7 @@ from lendstack.underwriting.application import Application
 from lendstack.underwriting.batch_input import parse
 from lendstack.underwriting.decision import GRANTED
 from lendstack.underwriting.engine import BorrowerHistory, Staged
+from lendstack.underwriting.origination import Bookable, bookable
 from lendstack.underwriting.service import Booked, Funding, Underwriting, new_decision_id
 from lendstack.underwriting.views import summary
 
@@ -73,6 +74,9 @@ class RowResult:
     outcome: str
     record_json: str | None = None
     """A granted decision's stored record text; None for every other outcome."""
+    bookable: Bookable | None = None
+    """A granted decision made ready to book, where the decider was asked for it
+    (`ChunkDecider.bookable`); None otherwise."""
 
     @property
     def record(self) -> dict[str, Any] | None:
@@ -88,6 +92,7 @@ class _Decided:
     """The log's prepared entry (chained by the parent)."""
     line: dict[str, Any]
     outcome: str
+    bookable: Bookable | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +122,10 @@ class ChunkDecider:
 
     service: Underwriting
     prepare: Prepare
+    bookable: bool = False
+    """Make each granted decision ready to book too (`origination.bookable`, from its record
+    text, with the engine's products): work the booking then need not do, done here, in a
+    worker when the decider runs in one."""
 
     def __call__(self, chunk: Chunk) -> list[Item]:
         with _collector_paused():
@@ -164,8 +173,17 @@ class ChunkDecider:
             )
             entry = self.prepare(**prepared.columns, review=prepared.review)
             line = {"row": numbers[i], **summary(s.decision_id, prepared.record)}
-            out.append(_Decided(numbers[i], entry, line, str(decision.outcome)))
+            outcome = str(decision.outcome)
+            ready = self._bookable(entry) if outcome in GRANTED else None
+            out.append(_Decided(numbers[i], entry, line, outcome, ready))
         return out
+
+    def _bookable(self, entry: Entry) -> Bookable | None:
+        """The decision ready to book, read from the record text as it will be stored (so
+        exactly what booking would read back from the log)."""
+        if not self.bookable:
+            return None
+        return bookable(self.service.engine.catalog, json.loads(entry.record_json))
 
     def _stage(
         self, apps: Sequence[Application], borrowers: Sequence[str], X: np.ndarray
@@ -247,14 +265,14 @@ def _booked(decision_id: str, app: Application, staged: Staged, plan: FundingPla
 _worker: ChunkDecider | None = None
 
 
-def _init_worker(factory: Factory) -> None:
+def _init_worker(factory: Factory, bookable: bool = False) -> None:
     """Build the worker's service once; LightGBM gets one thread (the pool has the cores)."""
     global _worker
     from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
     threadpool_limits(limits=1)
     service, prepare = factory()
-    _worker = ChunkDecider(service, prepare)
+    _worker = ChunkDecider(service, prepare, bookable)
 
 
 def _run_chunk(chunk: Chunk) -> list[Item]:
@@ -263,10 +281,10 @@ def _run_chunk(chunk: Chunk) -> list[Item]:
     return _worker(chunk)
 
 
-def _run_chunk_on_dask(factory: Factory, chunk: Chunk) -> list[Item]:
+def _run_chunk_on_dask(factory: Factory, chunk: Chunk, bookable: bool = False) -> list[Item]:
     """A Dask worker has no pool initializer: build its service on its first chunk."""
     if _worker is None:
-        _init_worker(factory)
+        _init_worker(factory, bookable)
     return _run_chunk(chunk)
 
 
@@ -289,6 +307,8 @@ class BatchJob:
     scheduler: str | None = None
     """A Dask scheduler address (tcp://host:8786): chunks run on its workers instead of a
     local process pool. The parent still records every chunk, in order."""
+    bookable: bool = False
+    """Granted results carry their decision ready to book (`ChunkDecider.bookable`)."""
 
 
 def decide_rows(rows: Iterable[dict[str, Any]], job: BatchJob) -> Iterator[RowResult]:
@@ -304,7 +324,7 @@ def decide_rows(rows: Iterable[dict[str, Any]], job: BatchJob) -> Iterator[RowRe
                 yield from record_chunk(job.service, items)
         return
     if second is None or job.workers <= 1:
-        local = ChunkDecider(job.service, job.prepare)
+        local = ChunkDecider(job.service, job.prepare, job.bookable)
         rest = [first] if second is None else _prepend([first, second], chunks)
         for chunk in rest:
             yield from record_chunk(job.service, local(chunk))
@@ -317,20 +337,25 @@ def decide_rows(rows: Iterable[dict[str, Any]], job: BatchJob) -> Iterator[RowRe
 def _pool(job: BatchJob) -> ProcessPoolExecutor:
     """Spawned, not forked: the parent's LightGBM (OpenMP) threads do not survive a fork."""
     return ProcessPoolExecutor(
-        job.workers, get_context("spawn"), initializer=_init_worker, initargs=(job.factory,)
+        job.workers,
+        get_context("spawn"),
+        initializer=_init_worker,
+        initargs=(job.factory, job.bookable),
     )
 
 
 class _DaskPool:
     """The two calls `_ordered` needs, on a dask.distributed client."""
 
-    def __init__(self, client: Any, factory: Factory) -> None:
-        self._client, self._factory = client, factory
+    def __init__(self, client: Any, factory: Factory, bookable: bool = False) -> None:
+        self._client, self._factory, self._bookable = client, factory, bookable
 
     def submit(self, fn: Callable[..., Any], chunk: Chunk) -> Any:
         if fn is not _run_chunk:
             raise ValueError("only chunk decisions run on Dask")
-        return self._client.submit(_run_chunk_on_dask, self._factory, chunk, pure=False)
+        return self._client.submit(
+            _run_chunk_on_dask, self._factory, chunk, self._bookable, pure=False
+        )
 
 
 @contextmanager
@@ -338,7 +363,7 @@ def _dask(job: BatchJob) -> Iterator[_DaskPool]:
     from distributed import Client
 
     with Client(job.scheduler, set_as_default=False) as client:  # type: ignore[no-untyped-call]
-        yield _DaskPool(client, job.factory)
+        yield _DaskPool(client, job.factory, job.bookable)
 
 
 def _prepend(head: list[Chunk], rest: Iterator[Chunk]) -> Iterator[Chunk]:
@@ -408,7 +433,7 @@ def _flush(service: Underwriting, run: list[_Decided]) -> Iterator[RowResult]:
     service.log.append_many([d.entry for d in run])
     for d in run:
         text = d.entry.record_json if d.outcome in GRANTED else None
-        yield RowResult(d.number, d.line, d.outcome, text)
+        yield RowResult(d.number, d.line, d.outcome, text, d.bookable)
 
 
 def _exact(service: Underwriting, item: _Deferred) -> RowResult:

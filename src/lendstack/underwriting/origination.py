@@ -19,26 +19,29 @@ and the plan's lead funder) in the booking's transaction: the dimensions the por
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, fields
 from datetime import date
 from decimal import Decimal
+from operator import attrgetter
 from typing import Any, Protocol
 
 from lendstack.core.errors import Conflict, InvariantViolation, NotFound, ValidationError
-from lendstack.funding import FundingPlan
+from lendstack.funding import Exclusion, FundingPlan, FundingShare
 from lendstack.funding import LoanRequest as FundingRequest
 from lendstack.servicing import (
     Booking,
     LoanProfile,
     LoanRequest,
     LoanState,
+    Opening,
     PlanTerms,
     ProductCatalog,
     UnitOfWork,
     book_loans,
+    opening,
 )
 from lendstack.underwriting.decision import GRANTED
-from lendstack.underwriting.funding_desk import record_request, recorded_plan
+from lendstack.underwriting.funding_desk import recorded_plan
 
 BOOKABLE = GRANTED
 
@@ -108,30 +111,130 @@ def originate_many(
     one's loan, or what refused it (nothing is written for a refused one). `desk.confirm`
     is called in the records' order, before anything is written, so it must see the plans it
     confirmed earlier in the batch (`FundingDesk.batch` does)."""
-    return book_loans(uow, catalog, [_booking(record, desk) for record in records])
+    return book_bookables(uow, catalog, [bookable(catalog, record) for record in records], desk)
 
 
-def _booking(record: Mapping[str, Any], desk: PlanCheck | None) -> Booking:
+def book_bookables(
+    uow: UnitOfWork,
+    catalog: ProductCatalog,
+    bookables: Sequence[Bookable],
+    desk: PlanCheck | None = None,
+) -> list[LoanState | ValidationError | Conflict | NotFound]:
+    """`originate_many` of decisions already made ready to book (`bookable`, perhaps in the
+    process that decided them): only what depends on the book is done here, re-checking each
+    plan against the day's exposures (`desk.confirm`) and writing."""
+    return book_loans(uow, catalog, [_booking(b, desk) for b in bookables])
+
+
+@dataclass(frozen=True, slots=True)
+class Bookable:
+    """A granted decision made ready to book: everything its booking takes from the decision,
+    read from its stored record once (`bookable`).
+
+    None of it depends on the book, so it can be made where the decision is made (the
+    simulator's side process makes it with the decision, `underwriting.batch`), leaving the
+    booking only the plan's re-check against the day's exposures and the writes. It pickles
+    as plain values (`__reduce__`): pickle's own restore of frozen records, field by field,
+    cost more than reading the record again.
+    """
+
+    reference: str
+    """The decision id: the loan's reference, and the funding request's loan id."""
+    request: LoanRequest
+    profile: LoanProfile
+    apr: Decimal
+    """The offer's APR (IRR), which the funding rules check."""
+    plan: FundingPlan | None
+    """The plan the decision carries, to re-check at booking; None without one."""
+    opening: Opening | None
+    """`servicing.opening(catalog, request)`, or None if it refused the request (booking
+    computes it again and reports the refusal for this loan alone)."""
+
+    def funding_request(self, plan: FundingPlan) -> FundingRequest:
+        """What the desk re-checks `plan` for: `funding_desk.record_request` of the record
+        (a test compares them). A loan quoted without a guarantee fee is never re-allocated
+        to a guaranteed bank."""
+        request, profile = self.request, self.profile
+        return FundingRequest(
+            loan_id=self.reference,
+            amount=request.amount,
+            pd=profile.pd_origination,  # type: ignore[arg-type]  # a plan implies a score
+            apr=self.apr,
+            province=profile.province,
+            product=request.product_id,
+            term=request.term_months,
+            purpose=profile.purpose,
+            day=request.start,
+            guarantee_fee_allowed=bool(plan.guarantee_fee_rate),
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        plan = self.plan
+        packed_plan = None if plan is None else (
+            plan.loan_id, plan.outcome, tuple(map(_SHARE, plan.shares)), plan.annual_cost,
+            plan.reason, tuple(map(_EXCLUSION, plan.exclusions)),
+        )  # fmt: skip
+        return (
+            _unpacked,
+            (self.reference, _REQUEST(self.request), _PROFILE(self.profile), self.apr,
+             packed_plan, self.opening),
+        )  # fmt: skip
+
+
+def _getter(cls: type) -> attrgetter[Any]:
+    """Every field of a record, in its constructor's order, as one tuple."""
+    return attrgetter(*(f.name for f in fields(cls)))
+
+
+_REQUEST, _PROFILE = _getter(LoanRequest), _getter(LoanProfile)
+_SHARE, _EXCLUSION = _getter(FundingShare), _getter(Exclusion)
+
+
+def _unpacked(
+    reference: str,
+    request: tuple[Any, ...],
+    profile: tuple[Any, ...],
+    apr: Decimal,
+    plan: tuple[Any, ...] | None,
+    made: Opening | None,
+) -> Bookable:
+    funding = None
+    if plan is not None:
+        loan_id, outcome, shares, cost, reason, exclusions = plan
+        funding = FundingPlan(
+            loan_id, outcome, tuple([FundingShare(*s) for s in shares]), cost, reason,
+            tuple([Exclusion(*e) for e in exclusions]),
+        )  # fmt: skip
+    return Bookable(reference, LoanRequest(*request), LoanProfile(*profile), apr, funding, made)
+
+
+def bookable(catalog: ProductCatalog, record: Mapping[str, Any]) -> Bookable:
+    """A granted decision's stored record, ready to book; `Conflict` for a decision that
+    offers nothing to book."""
     request = loan_request(record)
     plan = recorded_plan(record)
-    reference, profile = str(record["decision_id"]), loan_profile(record)
-    if plan is None:
-        return Booking(request, reference, None, profile)
-    decided = plan
+    try:
+        made: Opening | None = opening(catalog, request)
+    except (ValidationError, Conflict, NotFound):
+        made = None  # refused: booking computes it again, and refuses this loan alone
+    apr = Decimal(record["decision"]["offer"]["apr_irr"])
+    return Bookable(str(record["decision_id"]), request, loan_profile(record), apr, plan, made)
+
+
+def _booking(b: Bookable, desk: PlanCheck | None) -> Booking:
+    decided = b.plan
+    if decided is None:
+        return Booking(b.request, b.reference, None, b.profile, b.opening)
 
     def terms() -> PlanTerms:
         if desk is None:
             raise InvariantViolation(
-                f"decision {record['decision_id']} carries a funding plan: book it with the "
+                f"decision {b.reference} carries a funding plan: book it with the "
                 "funding desk, which re-checks the plan"
             )
-        # A loan quoted without a guarantee fee is never re-allocated to a guaranteed bank.
-        request = replace(
-            record_request(record), guarantee_fee_allowed=bool(decided.guarantee_fee_rate)
-        )
-        return plan_terms(desk.confirm(request, decided), decided)
+        return plan_terms(desk.confirm(b.funding_request(decided), decided), decided)
 
-    return Booking(request, reference, terms, profile)
+    return Booking(b.request, b.reference, terms, b.profile, b.opening)
 
 
 def plan_terms(booked: FundingPlan, decided: FundingPlan) -> PlanTerms:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, fields, replace
 from datetime import date
+from decimal import Decimal
+from operator import attrgetter
+from typing import Any
 
 from lendstack.core.errors import ValidationError
 from lendstack.servicing.domain.delinquency import RiskClass
@@ -17,6 +20,7 @@ from lendstack.servicing.domain.ledger import (
 )
 from lendstack.servicing.domain.lifecycle import LoanStatus
 from lendstack.servicing.domain.loan import (
+    AccrualPeriod,
     Balances,
     InstallmentState,
     LoanContract,
@@ -86,13 +90,86 @@ def with_id(loan: LoanState, loan_id: int) -> LoanState:
     return replace(loan, id=loan_id)
 
 
-def disbursement_entry(loan: LoanState, schedule: Schedule, on: date) -> JournalEntry:
-    """Principal receivable against cash paid out; an upfront fee is earned at disbursement."""
+@dataclass(frozen=True, slots=True)
+class Opening:
+    """What booking a request opens, before the loan is stored: the new loan (id 0) and the
+    two amounts its disbursement entry takes from the schedule.
+
+    It is a pure function of the product and the request (`services.opening`), so it can be
+    computed ahead, where the loan is decided, and handed to the booking
+    (`services.Booking.opening`), which then neither prices nor schedules the loan again. It
+    pickles as the plain values of its records (`_packed`): a dozen installments rebuilt
+    through their constructors cost a quarter of scheduling the loan again, where pickle's
+    own field-by-field restore of each frozen record cost most of it.
+    """
+
+    loan: LoanState
+    net_disbursement: Decimal
+    upfront_fee: Decimal
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_unpacked, (_packed(self.loan), self.net_disbursement, self.upfront_fee))
+
+
+def _getter(cls: type) -> attrgetter[Any]:
+    """Every field of a record, in its constructor's order, as one tuple."""
+    return attrgetter(*(f.name for f in fields(cls)))
+
+
+_CONTRACT, _ITEM = _getter(LoanContract), _getter(InstallmentState)
+_BALANCES, _PERIOD = _getter(Balances), _getter(AccrualPeriod)
+_STATE_REST = attrgetter(
+    "schedule_version", "dpd", "risk_class", "non_accrual", "charged_off", "recovered",
+    "closed_on",
+)  # fmt: skip
+_STATE_ORDER = ("id", "contract", "status", "balances", "installments", "period",
+                "schedule_version", "dpd", "risk_class", "non_accrual", "charged_off",
+                "recovered", "closed_on")  # fmt: skip
+if tuple(f.name for f in fields(LoanState)) != _STATE_ORDER:  # pragma: no cover
+    raise ImportError("LoanState's fields changed: update Opening's packing")
+
+
+def _packed(loan: LoanState) -> tuple[Any, ...]:
+    """A loan state as nested tuples of its records' field values (`_unpacked` rebuilds it)."""
+    period = loan.period
+    return (
+        loan.id,
+        _CONTRACT(loan.contract),
+        loan.status,
+        _BALANCES(loan.balances),
+        tuple(map(_ITEM, loan.installments)),
+        None if period is None else _PERIOD(period),
+        _STATE_REST(loan),
+    )
+
+
+def _unpacked(packed: tuple[Any, ...], net_disbursement: Decimal, upfront_fee: Decimal) -> Opening:
+    loan_id, contract, status, balances, items, period, rest = packed
+    loan = LoanState(
+        loan_id,
+        LoanContract(*contract),
+        status,
+        Balances(*balances),
+        tuple([InstallmentState(*item) for item in items]),
+        None if period is None else AccrualPeriod(*period),
+        *rest,
+    )
+    return Opening(loan, net_disbursement, upfront_fee)
+
+
+def opening_of(contract: LoanContract, schedule: Schedule) -> Opening:
+    """The opening of a contract on its schedule (`services.opening` finds both)."""
+    return Opening(open_loan(contract, schedule), schedule.net_disbursement, schedule.upfront_fee)
+
+
+def disbursement_entry(loan: LoanState, opening: Opening, on: date) -> JournalEntry:
+    """Principal receivable against cash paid out; an upfront fee is earned at disbursement.
+    `loan` is the opening's loan once stored (with its id)."""
     lid = loan.id
     postings = [
         leg(Account.PRINCIPAL_RECEIVABLE, Side.DEBIT, loan.contract.principal, lid),
-        leg(Account.CASH, Side.CREDIT, schedule.net_disbursement, lid),
-        leg(Account.FEE_INCOME, Side.CREDIT, schedule.upfront_fee, lid),
+        leg(Account.CASH, Side.CREDIT, opening.net_disbursement, lid),
+        leg(Account.FEE_INCOME, Side.CREDIT, opening.upfront_fee, lid),
     ]
     entry = entry_or_none(EventType.DISBURSEMENT, on, f"disbursement:{lid}", postings)
     assert entry is not None
