@@ -7,9 +7,9 @@ timed in CPU seconds of the run's main thread (`time.thread_time`, SQLite includ
 in the thread), so a busy machine stretches the figures less than wall time. The process's
 other threads (with `--workers 2`, the executor's thread that unpickles the side process's
 results while the main thread waits in C, and any native threads a library starts) are
-"other threads", not charged to whichever stage happened to be running. The units of work are read from the
-run's database afterwards: applications decided, loans booked, payments posted and loan-days
-(the days each loan was open, which is what a daily close walks). Dividing one by the other
+"other threads", not charged to whichever stage happened to be running. The units of work
+are read from the run's database afterwards: applications decided, loans booked, payments
+posted and loan-days (the days each loan was open, which is what a daily close walks). Dividing one by the other
 gives the cost per unit. Each stage's time is also scaled to a run of `--at-borrowers` ×
 `--at-months`, assuming the units grow linearly (docs/benchmarks.md shows they do), and the
 whole run's against `--target-seconds`: how many times over the target it would be.
