@@ -34,3 +34,33 @@ def test_profile_smoke(monkeypatch: pytest.MonkeyPatch) -> None:
     assert found["close_steps"]["accrual"] > 0
     assert found["at"]["times_too_slow"] > 0
     assert steps == cob.STEP_SQL  # the close is left as it was
+
+
+def test_close_steps_smoke(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The close timer closes the next day every repetition and leaves the database as it was."""
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[2]))
+    from benchmarks.close_steps import measure
+    from benchmarks.fingerprint import table_digests
+
+    from lendstack.servicing.cob import STEPS
+    from lendstack.simulation.runner import RunConfig, run_scenario
+    from lendstack.simulation.scenario import load_scenario
+    from lendstack.storage import cob
+
+    result = run_scenario(
+        load_scenario("baseline"), RunConfig(borrowers=150, months=2, seed=7, workers=1), tmp_path
+    )
+    result.engine.dispose()
+    db = tmp_path / "lendstack.db"
+    before = table_digests(db)
+    steps = dict(cob.STEP_SQL)
+
+    found = measure(str(db), reps=2, statements=True)
+
+    assert found["day"] == "2025-12-01"  # the day after the run's last close
+    assert found["active_loans"] > 0
+    assert list(found["steps_ms"]) == [step.value for step in STEPS]
+    assert all(ms >= 0 for ms in found["steps_ms"].values())
+    assert {row["step"] for row in found["statements"]} >= {"accrual", "snapshot"}
+    assert table_digests(db) == before  # every close was rolled back
+    assert steps == cob.STEP_SQL
