@@ -6,6 +6,7 @@ from collections.abc import Callable, Mapping
 from datetime import date, timedelta
 from decimal import Decimal
 from functools import lru_cache
+from operator import itemgetter
 from typing import Any, TypeVar
 
 from lendstack.core.daycount import DayCount, year_days
@@ -91,26 +92,27 @@ def contract_values(c: LoanContract) -> tuple[Any, ...]:
 
 
 def contract_from(row: Any) -> LoanContract:
-    return LoanContract(
-        product_id=row.product_id,
-        principal=from_fen(row.principal_fen),
-        annual_rate=cached_decimal(row.annual_rate),
-        term_months=row.term_months,
-        method=_member(_METHODS, RepaymentMethod, row.method),
-        disbursement_date=row.disbursement_date,
-        anchor_date=row.anchor_date,
-        day_count=_member(_DAY_COUNTS, DayCount, row.day_count),
-        rounding=_member(_ROUNDINGS, Rounding, row.rounding),
-        grace_days=row.grace_days,
-        penalty_multiplier=cached_decimal(row.penalty_multiplier),
-        penalty_rate=_penalty_rate(row.penalty_rate_e8),
-        waterfall=_waterfall(row.waterfall),
-        non_accrual_dpd=row.non_accrual_dpd,
-        charge_off_dpd=row.charge_off_dpd,
-        fee_rate=cached_decimal(row.fee_rate),
-        upfront_fee_rate=cached_decimal(row.upfront_fee_rate),
-        prepayment_fee_rate=cached_decimal(row.prepayment_fee_rate),
-        write_off_days=row.write_off_days,
+    decimal = cached_decimal
+    return LoanContract(  # positionally, in field order: a batch builds one per loan read
+        row.product_id,
+        cached_fen(row.principal_fen),  # a handful of loan sizes
+        decimal(row.annual_rate),
+        row.term_months,
+        _member(_METHODS, RepaymentMethod, row.method),
+        row.disbursement_date,
+        row.anchor_date,
+        _member(_DAY_COUNTS, DayCount, row.day_count),
+        _member(_ROUNDINGS, Rounding, row.rounding),
+        row.grace_days,
+        decimal(row.penalty_multiplier),
+        _penalty_rate(row.penalty_rate_e8),
+        _waterfall(row.waterfall),
+        row.non_accrual_dpd,
+        row.charge_off_dpd,
+        decimal(row.fee_rate),
+        decimal(row.upfront_fee_rate),
+        decimal(row.prepayment_fee_rate),
+        row.write_off_days,
     )
 
 
@@ -188,33 +190,66 @@ def state_columns(loan: LoanState) -> dict[str, Any]:
     return dict(zip(STATE_COLUMNS, state_values(loan), strict=True))
 
 
-def state_values(loan: LoanState) -> tuple[Any, ...]:
+def state_values(
+    loan: LoanState, was: LoanState | None = None, was_values: tuple[Any, ...] = ()
+) -> tuple[Any, ...]:
     """`state_columns`' values, in `STATE_COLUMNS` order: a day's payments save each loan
-    they touch, and compare the values with its row as read without building a dict."""
-    b, p = loan.balances, loan.period
+    they touch, and compare the values with its row as read without building a dict.
+
+    Given `was`, a state whose amounts `was_values` holds in fen (its `state_values`, or the
+    row it was read from: fen to Decimal and back is exact), an amount equal to was's takes
+    its fen from there: a payment moves two or three of a loan's nine amounts, and comparing
+    two Decimals costs a fraction of converting one."""
+    p = loan.period
+    amounts = _amounts(loan)
+    if was is None:
+        fen = [0 if a is None else to_fen(a) for a in amounts]
+    else:
+        fen = [
+            old if a is not None and a == w else (0 if a is None else to_fen(a))
+            for a, w, old in zip(amounts, _amounts(was), _amount_values(was_values), strict=True)
+        ]
     oldest = loan.oldest_unpaid_due
     return (
         _STATUS_TEXT[loan.status],
-        to_fen(b.principal),
-        to_fen(b.interest),
-        to_fen(b.fee),
-        to_fen(b.penalty),
-        to_fen(b.credit),
+        *fen[:5],
         p.number if p else None,
         to_day(p.start) if p else None,
         to_day(p.due) if p else None,
-        to_fen(p.interest) if p else 0,
-        to_fen(p.accrued) if p else 0,
+        fen[5],
+        fen[6],
         to_day(oldest) if oldest else None,
         loan.dpd,
         DEFAULT_BUCKETS.index_of(loan.dpd),
         _RISK_CLASS_TEXT[loan.risk_class],
         loan.non_accrual,
         loan.schedule_version,
-        to_fen(loan.charged_off),
-        to_fen(loan.recovered),
+        fen[7],
+        fen[8],
         loan.closed_on,
     )
+
+
+def _amounts(loan: LoanState) -> tuple[Decimal | None, ...]:
+    """The state's amounts in `STATE_COLUMNS` order (at `_AMOUNT_AT`); None (stored as 0)
+    where it has no accrual period, so that no row's period amount is ever taken as is."""
+    b, p = loan.balances, loan.period
+    return (
+        b.principal,
+        b.interest,
+        b.fee,
+        b.penalty,
+        b.credit,
+        p.interest if p else None,
+        p.accrued if p else None,
+        loan.charged_off,
+        loan.recovered,
+    )
+
+
+_AMOUNT_AT = (1, 2, 3, 4, 5, 9, 10, 17, 18)
+"""Where `state_values` holds the amounts of `_amounts`."""
+_amount_values = itemgetter(*_AMOUNT_AT)
 
 
 INSTALLMENT_COLUMNS = (
@@ -318,33 +353,37 @@ def _period_from(row: Any) -> AccrualPeriod | None:
     if row.period_due is None:
         return None
     return AccrualPeriod(
-        number=row.period_no,
-        start=from_day(row.period_start),
-        due=from_day(row.period_due),
-        interest=from_fen(row.period_interest),
-        accrued=from_fen(row.period_accrued),
+        row.period_no,
+        from_day(row.period_start),
+        from_day(row.period_due),
+        from_fen(row.period_interest),
+        cached_fen(row.period_accrued),  # zero on every due date
     )
 
 
 def loan_from(row: Any, items: tuple[InstallmentState, ...]) -> LoanState:
+    """The loan state of a `loans` row and its installments. Built positionally, in field
+    order (a day's payments read one per payment), the amounts that are zero on most loans
+    (fees, penalty, credit, charge-off) through `cached_fen`: one shared zero."""
+    fen = cached_fen
     return LoanState(
-        id=row.id,
-        contract=contract_from(row),
-        status=_member(_STATUSES, LoanStatus, row.status),
-        balances=Balances(
-            principal=from_fen(row.bal_principal),
-            interest=from_fen(row.bal_interest),
-            fee=from_fen(row.bal_fee),
-            penalty=from_fen(row.bal_penalty),
-            credit=from_fen(row.bal_credit),
+        row.id,
+        contract_from(row),
+        _member(_STATUSES, LoanStatus, row.status),
+        Balances(
+            from_fen(row.bal_principal),
+            from_fen(row.bal_interest),
+            fen(row.bal_fee),
+            fen(row.bal_penalty),
+            fen(row.bal_credit),
         ),
-        installments=items,
-        period=_period_from(row),
-        schedule_version=row.schedule_version,
-        dpd=row.dpd,
-        risk_class=_member(_RISK_CLASSES, RiskClass, row.risk_class),
-        non_accrual=bool(row.non_accrual),
-        charged_off=from_fen(row.charged_off_fen),
-        recovered=from_fen(row.recovered_fen),
-        closed_on=row.closed_on,
+        items,
+        _period_from(row),
+        row.schedule_version,
+        row.dpd,
+        _member(_RISK_CLASSES, RiskClass, row.risk_class),
+        bool(row.non_accrual),
+        fen(row.charged_off_fen),
+        fen(row.recovered_fen),
+        row.closed_on,
     )

@@ -152,9 +152,11 @@ class SqlLoans:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
         self._loaded: dict[int, LoanState] = {}
-        self._saved: dict[int, tuple[Any, ...]] = {}
+        self._saved: dict[int, tuple[LoanState, tuple[Any, ...]]] = {}
         """Each loan's state columns (`mapping.STATE_COLUMNS` order) as `_many` read them or
-        `save_many` last wrote them: `save_many` writes only the columns that differ."""
+        `save_many` last wrote them, after the state they were read into or written from:
+        `save_many` writes only the columns that differ, and converts only the amounts that
+        differ from that state's (`mapping.state_values`)."""
 
     def add(self, loan: LoanState, reference: str | None) -> int:
         return self.add_many([(loan, reference)])[0]
@@ -248,7 +250,7 @@ class SqlLoans:
             for row in rows:
                 loan: Any = _LoanRow._make(row)  # SQLAlchemy's Row reads a field ~10x slower
                 found[loan.id] = mapping.loan_from(loan, tuple(items[loan.id]))
-                self._saved[loan.id] = _row_state(loan)
+                self._saved[loan.id] = (found[loan.id], _row_state(loan))
         return found
 
     def _found(
@@ -321,14 +323,15 @@ class SqlLoans:
         them if it has none). The row ends exactly as if every column were written; an
         UPDATE that leaves an indexed column out (the status, the oldest due date) spares
         SQLite the index's rewrite."""
-        values = mapping.state_values(loan)
-        old = self._saved.get(loan.id)
-        if old is None:
-            return _ALL_STATE, (*values, loan.id)
+        saved = self._saved.get(loan.id)
+        if saved is None:
+            return _ALL_STATE, (*mapping.state_values(loan), loan.id)
+        values = mapping.state_values(loan, *saved)
+        old = saved[1]
         moved = [i for i, (v, was) in enumerate(zip(values, old, strict=True)) if v != was]
         if not moved:
             return _LID, (loan.id,)
-        self._saved[loan.id] = values  # the row's columns now: equal to `old` where not moved
+        self._saved[loan.id] = (loan, values)  # the row now: equal to `old` where not moved
         names = tuple(_STATE_NAMES[i] for i in moved)
         return (*names, "lid"), (*(values[i] for i in moved), loan.id)
 
