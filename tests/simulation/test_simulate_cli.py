@@ -100,15 +100,15 @@ def test_a_day_refused_under_the_funders_lock_is_booked_loan_by_loan(
     that day's loans one at a time, so every loan the batch would have booked still is."""
     config = RunConfig(borrowers=300, months=3)
     expected = simulate_run(load_scenario("baseline"), config, tmp_path / "batched")
-    real, refused = runner_module.originate_many, []
+    real, refused = runner_module.book_bookables, []
 
-    def refusing_batches(uow: Any, catalog: Any, records: Any, desk: Any) -> Any:
-        if len(records) > 1:
-            refused.append(len(records))
+    def refusing_batches(uow: Any, catalog: Any, ready: Any, desk: Any) -> Any:
+        if len(ready) > 1:
+            refused.append(len(ready))
             raise Conflict(f"{NO_CAPACITY} (big-state-bank: under the lock)", field="funding")
-        return real(uow, catalog, records, desk)
+        return real(uow, catalog, ready, desk)
 
-    monkeypatch.setattr(runner_module, "originate_many", refusing_batches)
+    monkeypatch.setattr(runner_module, "book_bookables", refusing_batches)
     assert simulate_run(load_scenario("baseline"), config, tmp_path / "singly") == expected
     assert refused
 

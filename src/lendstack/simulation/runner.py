@@ -8,7 +8,7 @@ Each month:
    the book as the month begins: first, or, with `workers=2`, in a second process while this
    one services the month (`simulation.deciding`; the same results);
 3. **service**: day by day, granted offers dated that day are booked as one batch
-   (`originate_many`, each funding plan re-checked), borrowers pay (`repayments`, one batch),
+   (`book_bookables`, each funding plan re-checked), borrowers pay (`repayments`, one batch),
    and the real close of business runs (accrual, billing, penalties, ageing,
    classification, charge-off, month-end panel);
 4. **month-end**: measures, ECL (posted), early-warning alerts (`metrics`); a clampdown
@@ -318,7 +318,7 @@ class _Run:
         return booked
 
     def _originate(self, ready: list[Bookable]) -> list[Any]:
-        """`originate_many` in one transaction, each plan re-checked by the desk and, with
+        """`book_bookables` in one transaction, each plan re-checked by the desk and, with
         the ratio rules too, under the funders' lock."""
         desk = self.service.desk
         uow = SqlUnitOfWork(self.engine, plan_policy=desk.policy_on)  # type: ignore[union-attr]
