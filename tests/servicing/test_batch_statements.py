@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
+import pytest
 from sqlalchemy import (
     Boolean,
     Column,
@@ -25,7 +26,7 @@ from sqlalchemy import (
     update,
 )
 
-from lendstack.storage.batches import execute_many, execute_rows, inserted_ids
+from lendstack.storage.batches import execute_many, execute_rows, insert_rows, inserted_ids
 
 _META = MetaData()
 _ITEMS = Table(
@@ -143,3 +144,31 @@ def test_inserted_ids_of_value_tuples_are_the_rows_ids_in_order() -> None:
         ids = inserted_ids(conn, _ITEMS, [("x", date(2026, 1, 2), 1), ("y", None, 2)], names)
         found = conn.execute(select(_ITEMS.c.id, _ITEMS.c.name).order_by(_ITEMS.c.id)).all()
     assert [tuple(r) for r in found] == list(zip(ids, ("x", "y"), strict=True))
+
+
+_FLOWS = Table(
+    "flows",
+    _META,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("day", Date, nullable=False),
+    Column("name", String(20), nullable=False),
+    Column("amount", Integer, nullable=False),
+)
+
+
+@pytest.mark.parametrize("count", [1, 2, 63, 64, 65, 127, 128, 129, 200, 1000])
+def test_insert_rows_writes_what_execute_rows_writes_in_the_same_order(count: int) -> None:
+    """Many rows to a statement (`insert_rows`), rows in order: the same ids as one by one."""
+    rows = [
+        (date(2025, 1, 1 + n % 28), f"n{n}", n * (-1) ** n) for n in range(count)
+    ]  # dates converted by their bind processor, some rows sharing one
+
+    def written(write: Any) -> list[Any]:
+        engine = create_engine("sqlite://")
+        _META.create_all(engine)
+        with engine.begin() as conn:
+            conn.execute(insert(_FLOWS), [{"day": date(2024, 1, 1), "name": "x", "amount": 0}])
+            write(conn, insert(_FLOWS), ("day", "name", "amount"), rows)
+            return list(conn.execute(select(_FLOWS).order_by(_FLOWS.c.id)))
+
+    assert written(insert_rows) == written(execute_rows)

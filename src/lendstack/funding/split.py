@@ -81,7 +81,8 @@ def split_fen(total_fen: int, shares_bp: Mapping[K, int], scale: int = 10_000) -
     ids = sorted(shares_bp)
     floors = {k: total_fen * shares_bp[k] // scale for k in ids}
     leftover = total_fen - sum(floors.values())
-    order = sorted(ids, key=lambda k: (-(total_fen * shares_bp[k] % scale), k))
-    for funder_id in order[:leftover]:
-        floors[funder_id] += 1
+    if leftover:  # else every part is exact: no remainders to rank
+        ranked = sorted([(-(total_fen * shares_bp[k] % scale), k) for k in ids])
+        for _, funder_id in ranked[:leftover]:
+            floors[funder_id] += 1
     return floors

@@ -140,26 +140,75 @@ def payment_parts(
     `guarantee` is the guarantor's part of the fee collected (`guarantee_fee_part`): it goes
     to the guarantor whole and only the rest of the fee is split by share.
     """
-    parts: list[Part] = []
-    if guarantee is not None and guarantee.fen:
-        components = {**components, "fee": components.get("fee", 0) - guarantee.fen}
-        parts.append(guarantee)
-    principal = components.get("principal", 0)
-    if principal:
-        parts += _by_position(principal, holdings, Flow.PRINCIPAL)
-    shares: dict[str, int] | None = None  # the same for every income flow: built once
-    for component, flow in INCOME_FLOWS.items():
-        fen = components.get(component, 0)
-        if not fen:
-            continue
-        if shares is None:
-            shares = {f: h.share_units for f, h in holdings.items() if h.share_units}
-        for funder_id, gross in split_fen(fen, shares, SHARE_SCALE).items():
-            if flow is Flow.INTEREST:
-                parts += _interest(funder_id, gross, holdings[funder_id].yield_rate, loan_rate)
-            elif gross:
-                parts.append(Part(funder_id, flow, gross))
-    return parts
+    split = LoanSplit(
+        ((f, h.position, h.share_units, h.yield_rate) for f, h in holdings.items()), loan_rate
+    )
+    return [Part(*part) for part in split.parts(components, guarantee)]
+
+
+PartValues = tuple[str, Flow, int]
+"""A `Part`'s (funder id, flow, fen): the batch path writes parts straight into rows, so it
+takes them as plain tuples, without building a record for each."""
+
+
+class LoanSplit:
+    """One loan's funders, made ready once for a run of its payments (a day's batch may hold
+    several of one loan): their ids in order, the shares in force and yields, and the
+    positions, which `pay` moves part by part as `apply_parts` would.
+
+    `payment_parts` is `parts` of a fresh one, so the split's rules are written here once;
+    a day's batch keeps one per loan instead of rebuilding holdings for every payment.
+    """
+
+    __slots__ = ("_loan_rate", "_shares", "_start", "_yields", "positions")
+
+    def __init__(self, stakes: Iterable[tuple[str, int, int, Decimal]], loan_rate: Decimal) -> None:
+        """`stakes`: (funder id, position in fen, share units in force, yield) per funder."""
+        ordered = sorted(stakes)  # by funder id (unique): the order every split hands out in
+        self.positions = {f: position for f, position, _, _ in ordered}
+        """Each funder's position now, in fen, by funder id."""
+        self._start = dict(self.positions)
+        self._shares = {f: units for f, _, units, _ in ordered if units}
+        """The income flows' weights: the same for every flow and payment of the loan."""
+        self._yields = {f: rate for f, _, _, rate in ordered}
+        self._loan_rate = loan_rate
+
+    def parts(
+        self, components: Mapping[str, int], guarantee: Part | None = None
+    ) -> list[PartValues]:
+        """The payment's parts (`payment_parts`), leaving the positions as they are."""
+        parts: list[PartValues] = []
+        fee = components.get("fee", 0)
+        if guarantee is not None and guarantee.fen:
+            fee -= guarantee.fen
+            parts.append((guarantee.funder_id, guarantee.flow, guarantee.fen))
+        principal = components.get("principal", 0)
+        if principal:
+            parts += _by_position(principal, self.positions, _PRINCIPAL)
+        for component, flow in INCOME_FLOWS.items():
+            fen = fee if component == "fee" else components.get(component, 0)
+            if not fen:
+                continue
+            split = split_fen(fen, self._shares, SHARE_SCALE)
+            if flow is _INTEREST:
+                yields, loan_rate = self._yields, self._loan_rate
+                for funder_id, gross in split.items():
+                    if gross:
+                        parts += _interest(funder_id, gross, yields[funder_id], loan_rate)
+            else:
+                parts += [(funder_id, flow, gross) for funder_id, gross in split.items() if gross]
+        return parts
+
+    def pay(self, components: Mapping[str, int], guarantee: Part | None = None) -> list[PartValues]:
+        """`parts` of the payment, with the positions moved by them."""
+        parts = self.parts(components, guarantee)
+        _move(self.positions, parts)
+        return parts
+
+    def moved(self) -> list[tuple[str, int]]:
+        """(funder id, position) of each position the payments so far moved, by funder id."""
+        start = self._start
+        return [(f, p) for f, p in self.positions.items() if p != start[f]]
 
 
 def guarantee_fee_part(
@@ -211,14 +260,19 @@ def reversed_parts(parts: Iterable[Part]) -> list[Part]:
 def apply_parts(holdings: Mapping[str, Holding], parts: Iterable[Part]) -> dict[str, Holding]:
     """Holdings after `parts`; a position that would go negative is an invariant breach."""
     positions = {f: h.position for f, h in holdings.items()}
-    for part in parts:
-        sign = POSITION_SIGN.get(part.flow, 0)
+    _move(positions, [(p.funder_id, p.flow, p.fen) for p in parts])
+    return {f: Holding(positions[f], h.share_units, h.yield_rate) for f, h in holdings.items()}
+
+
+def _move(positions: dict[str, int], parts: Iterable[PartValues]) -> None:
+    """Move `positions` (fen, by funder) by `parts`, in place; none may go negative."""
+    for funder_id, flow, fen in parts:
+        sign = POSITION_SIGN.get(flow, 0)
         if sign:  # a guarantor need not hold a position
-            positions[part.funder_id] += sign * part.fen
+            positions[funder_id] += sign * fen
     for funder_id, position in positions.items():
         if position < 0:
             raise InvariantViolation(f"funder {funder_id!r} position would be {position} fen")
-    return {f: Holding(positions[f], h.share_units, h.yield_rate) for f, h in holdings.items()}
 
 
 def after_transfer(
@@ -236,15 +290,17 @@ def due(parts: Iterable[Part]) -> int:
     return sum(DUE_SIGN.get(p.flow, 0) * p.fen for p in parts)
 
 
-def _by_position(fen: int, holdings: Mapping[str, Holding], flow: Flow) -> list[Part]:
-    weights = {f: h.position for f, h in holdings.items() if h.position}
+def _by_position(fen: int, positions: Mapping[str, int], flow: Flow) -> list[PartValues]:
+    weights = {f: p for f, p in positions.items() if p}
     total = sum(weights.values())
     if fen > total:
         raise InvariantViolation(f"{flow} of {fen} fen exceeds the funders' positions ({total})")
-    return [Part(f, flow, v) for f, v in split_fen(fen, weights, total).items() if v]
+    return [(f, flow, v) for f, v in split_fen(fen, weights, total).items() if v]
 
 
-def _interest(funder_id: str, gross: int, yield_rate: Decimal, loan_rate: Decimal) -> list[Part]:
+def _interest(
+    funder_id: str, gross: int, yield_rate: Decimal, loan_rate: Decimal
+) -> list[PartValues]:
     """The funder's interest at its own yield; the platform keeps the rest as spread.
 
     Rounded down to the fen: a fraction of a fen of interest stays with the platform.
@@ -252,14 +308,18 @@ def _interest(funder_id: str, gross: int, yield_rate: Decimal, loan_rate: Decima
     if gross == 0:
         return []
     if yield_rate >= loan_rate or loan_rate <= 0:
-        return [Part(funder_id, Flow.INTEREST, gross)]
+        return [(funder_id, _INTEREST, gross)]
     earned = int(
         (Decimal(gross) * yield_rate / loan_rate).to_integral_value(rounding=decimal.ROUND_FLOOR)
     )
-    out = [Part(funder_id, Flow.INTEREST, earned)] if earned else []
+    out: list[PartValues] = [(funder_id, _INTEREST, earned)] if earned else []
     if gross - earned:
-        out.append(Part(funder_id, Flow.SPREAD, gross - earned))
+        out.append((funder_id, _SPREAD, gross - earned))
     return out
+
+
+_PRINCIPAL, _INTEREST, _SPREAD = Flow.PRINCIPAL, Flow.INTEREST, Flow.SPREAD
+"""Read once: on Python 3.11 every `Flow.X` goes through the enum class's `__getattr__` hook."""
 
 
 __all__ = [
@@ -269,7 +329,9 @@ __all__ = [
     "SHARE_SCALE",
     "Flow",
     "Holding",
+    "LoanSplit",
     "Part",
+    "PartValues",
     "after_transfer",
     "apply_parts",
     "capitalised_parts",

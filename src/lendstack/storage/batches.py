@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import date, datetime
 from decimal import Decimal
+from itertools import chain
 from operator import itemgetter
 from typing import Any, TypeVar
 
@@ -137,6 +138,77 @@ def execute_rows(
         conn.exec_driver_sql(plan.sql, list(rows))
         return
     conn.exec_driver_sql(plan.sql, [plan.row_params(row) for row in rows])
+
+
+def insert_rows(
+    conn: Connection, statement: Insert, names: tuple[str, ...], rows: Sequence[Sequence[Any]]
+) -> None:
+    """`execute_rows` of an insert, with many rows to each statement on SQLite.
+
+    A row executed on its own costs SQLite a statement's start and finish besides the row's
+    own writes, and its values go through the driver one statement at a time: about a
+    quarter of a day's funder flows insert. Here the rows go `MULTI_ROWS` to a multi-row
+    VALUES statement (all of them in one executemany), and the rest in halving runs (32, 16,
+    ... 1 rows), so a few statement texts serve every batch from the driver's statement
+    cache. The rows are written in their order, so they take the same ids as one by one.
+    """
+    if not rows:
+        return
+    plan = _plan_of(conn, statement, names) if conn.dialect.name == "sqlite" else None
+    group = None if plan is None else _values_group(plan.sql)
+    if plan is None or group is None:
+        execute_rows(conn, statement, names, rows)
+        return
+    params = list(rows) if plan.as_given else [plan.row_params(row) for row in rows]
+    size = max(1, min(MULTI_ROWS, CHUNK // len(params[0])))
+    whole = len(params) - len(params) % size
+    if whole:
+        conn.exec_driver_sql(
+            _multi_row_sql(plan.sql, group, size),
+            [_flat(params[start : start + size]) for start in range(0, whole, size)],
+        )
+    start = whole
+    while start < len(params):
+        while start + size > len(params):
+            size //= 2
+        conn.exec_driver_sql(
+            _multi_row_sql(plan.sql, group, size), _flat(params[start : start + size])
+        )
+        start += size
+
+
+MULTI_ROWS = 64
+"""Rows per multi-row insert: past a few dozen the statement's fixed cost is spread thin."""
+
+
+def _plan_of(conn: Connection, statement: UpdateBase, names: tuple[str, ...]) -> _Plan | None:
+    plan = _PLANS.get((statement, names))
+    if plan is None:
+        plan = _PLANS[(statement, names)] = _plan(conn.dialect, statement, names)
+    return None if plan is _BY_SQLALCHEMY else plan
+
+
+def _values_group(sql: str) -> str | None:
+    """The `(?, ?, ...)` of a one-row INSERT ... VALUES, or None for any other shape."""
+    head, found, group = sql.rpartition(" VALUES ")
+    if not found or not head.startswith("INSERT ") or set(group) - set("(?, )"):
+        return None
+    return group
+
+
+def _multi_row_sql(sql: str, group: str, size: int) -> str:
+    key = (sql, size)
+    text = _MULTI_ROW_SQL.get(key)
+    if text is None:
+        text = _MULTI_ROW_SQL[key] = ", ".join([sql, *[group] * (size - 1)])
+    return text
+
+
+def _flat(params: Sequence[Sequence[Any]]) -> tuple[Any, ...]:
+    return tuple(chain.from_iterable(params))
+
+
+_MULTI_ROW_SQL: dict[tuple[str, int], str] = {}
 
 
 class _Plan:

@@ -31,14 +31,15 @@ from lendstack.funding.subledger import (
     POSITION_SIGN,
     Flow,
     Holding,
+    LoanSplit,
     Part,
+    PartValues,
     after_transfer,
     apply_parts,
     capitalised_parts,
     charge_off_parts,
     guarantee_fee_part,
     open_parts,
-    payment_parts,
     reversed_parts,
     share_units,
     transfer_parts,
@@ -51,7 +52,7 @@ from lendstack.servicing.domain.ledger import (
     entry_or_none,
     leg,
 )
-from lendstack.storage.batches import chunks, execute_rows
+from lendstack.storage.batches import chunks, execute_rows, insert_rows
 from lendstack.storage.calendar import last_closed
 from lendstack.storage.mapping import cached_decimal
 from lendstack.storage.schema import (
@@ -174,58 +175,80 @@ class SubLedger:
         several), reading and writing the positions once for the whole batch. Each split is
         dated on its entry's business date: from `entry_dates` where the caller knows it
         (it posted the entries), else read from the journal."""
-        holdings, terms = self._payment_terms(sorted({loan_id for _, loan_id, _, _ in batch}))
-        funded = [b for b in batch if b[1] in holdings]
+        splits, terms = self._payment_terms(sorted({loan_id for _, loan_id, _, _ in batch}))
+        funded = [b for b in batch if b[1] in splits]
         if not funded:
             return
-        before = {loan_id: dict(held) for loan_id, held in holdings.items()}
         dates = self._entry_dates([entry_id for *_, entry_id in funded], entry_dates or {})
         flows: list[tuple[date, int, str, str, int, str]] = []
         for payment_id, loan_id, applied, entry_id in funded:
-            rate, guarantee_rate, fee_rate = terms[loan_id]
+            guarantee_rate, fee_rate = terms[loan_id]
             guarantee = None
             if guarantee_rate and applied.get("fee", 0) > 0:
                 guarantee = guarantee_fee_part(
                     self.platform_id(), applied["fee"], fee_rate, guarantee_rate
                 )
-            parts = payment_parts(applied, holdings[loan_id], rate, guarantee)
-            holdings[loan_id] = apply_parts(holdings[loan_id], parts)
+            parts = splits[loan_id].pay(applied, guarantee)
             flows += _flow_values(loan_id, dates[entry_id], f"payment:{payment_id}", parts)
-        self._update_positions(before, holdings)
-        execute_rows(self.conn, _INSERT_FLOWS, _FLOW_COLUMNS, flows)
+        rows = [
+            (loan_id, funder_id, position)
+            for loan_id, split in splits.items()
+            for funder_id, position in split.moved()
+        ]
+        execute_rows(self.conn, _SAVE_POSITION, ("lid", "fid", "principal_fen"), rows)
+        insert_rows(self.conn, _INSERT_FLOWS, _FLOW_COLUMNS, flows)
 
     def _payment_terms(
         self, loan_ids: Sequence[int]
-    ) -> tuple[dict[int, dict[str, Holding]], dict[int, tuple[Decimal, Decimal, Decimal]]]:
-        """`holdings` of many loans, with each loan's (interest rate, guarantee fee per
-        period, fee rate), in two statements per chunk: the positions come with their loan's
-        rates and their funder's definition."""
-        found: dict[int, dict[str, Holding]] = {}
-        terms: dict[int, tuple[Decimal, Decimal, Decimal]] = {}
+    ) -> tuple[dict[int, LoanSplit], dict[int, tuple[Decimal, Decimal]]]:
+        """Each co-funded loan's funders made ready for its payments (`LoanSplit`), with the
+        loan's (guarantee fee per period, fee rate): two statements per chunk of loans and
+        one for the definitions of their funders not known yet (a handful: parsed once per
+        batch, not once per position)."""
+        stakes: dict[int, list[tuple[str, int, int]]] = {}
+        rates: dict[int, tuple[Decimal, Decimal]] = {}
+        annual: dict[int, Decimal] = {}
         for chunk in chunks(loan_ids):
-            rates: dict[int, tuple[Decimal, Decimal]] = {}
             rows = self.conn.execute(_PAYMENT_HOLDINGS, {"ids": chunk}).all()
-            for loan_id, funder_id, position, units, annual_rate, fee_rate, definition in rows:
-                if funder_id not in self._facts:
-                    if definition is None:
-                        raise NotFound(f"no partner {funder_id!r}", field="funder")
-                    self._facts[funder_id] = _parsed_facts(definition)
-                if loan_id not in rates:
+            for loan_id, funder_id, position, units, annual_rate, fee_rate in rows:
+                if loan_id not in stakes:  # unpacked: a Row's fields read slowly
+                    stakes[loan_id] = []
                     rates[loan_id] = (cached_decimal(annual_rate), cached_decimal(fee_rate))
-                held = Holding(position, units, self._yield(funder_id, rates[loan_id][0]))
-                found.setdefault(loan_id, {})[funder_id] = held
-            if not rates:
+                stakes[loan_id].append((funder_id, position, units))
+            if not rows:
                 continue
-            annual: dict[int, Decimal] = defaultdict(Decimal)
-            plans = self.conn.execute(_GUARANTEE_RATES, {"ids": sorted(rates)}).all()
-            for loan_id, share, guarantee_rate in plans:  # unpacked: a Row's fields read slowly
-                annual[loan_id] += cached_decimal(share) * cached_decimal(guarantee_rate)
-            for loan_id, (rate, fee_rate) in rates.items():
-                per_period = (
-                    guarantee_fee_per_period(annual[loan_id]) if annual[loan_id] else Decimal(0)
-                )
-                terms[loan_id] = (rate, per_period, fee_rate)
-        return found, terms
+            plans = self.conn.execute(_GUARANTEE_RATES, {"ids": sorted({r[0] for r in rows})})
+            for loan_id, share, guarantee_rate in plans.all():
+                added = cached_decimal(share) * cached_decimal(guarantee_rate)
+                annual[loan_id] = annual.get(loan_id, _ZERO) + added
+        self._learn({funder_id for held in stakes.values() for funder_id, _, _ in held})
+        facts = self._facts
+        splits: dict[int, LoanSplit] = {}
+        terms: dict[int, tuple[Decimal, Decimal]] = {}
+        for loan_id, held in stakes.items():
+            rate, fee_rate = rates[loan_id]
+            splits[loan_id] = LoanSplit(
+                (
+                    (f, position, units, rate if facts[f].is_platform else facts[f].yield_rate)
+                    for f, position, units in held
+                ),
+                rate,
+            )
+            guaranteed = annual.get(loan_id, _ZERO)
+            per_period = guarantee_fee_per_period(guaranteed) if guaranteed else _ZERO
+            terms[loan_id] = (per_period, fee_rate)
+        return splits, terms
+
+    def _learn(self, funder_ids: Iterable[str]) -> None:
+        """Read and parse the definitions of the funders not known yet, in one statement."""
+        unknown = sorted(set(funder_ids) - set(self._facts))
+        if not unknown:
+            return
+        for funder_id, definition in self.conn.execute(_DEFINITIONS, {"ids": unknown}):
+            self._facts[funder_id] = _parsed_facts(definition)
+        for funder_id in unknown:
+            if funder_id not in self._facts:
+                raise NotFound(f"no partner {funder_id!r}", field="funder")
 
     def on_reversal(self, payment_id: int, loan_id: int, entry_id: int) -> None:
         """Undo a payment's split, fen for fen, dated on the reversal's business date."""
@@ -288,20 +311,6 @@ class SubLedger:
                 value = r.business_date
                 dates[r.id] = value if isinstance(value, date) else date.fromisoformat(str(value))
         return dates
-
-    def _update_positions(
-        self,
-        before: Mapping[int, Mapping[str, Holding]],
-        after: Mapping[int, Mapping[str, Holding]],
-    ) -> None:
-        """Write the positions that moved (payments move only existing holders')."""
-        rows = [
-            (loan_id, funder_id, held.position)
-            for loan_id, holdings in after.items()
-            for funder_id, held in sorted(holdings.items())
-            if held.position != before[loan_id][funder_id].position
-        ]
-        execute_rows(self.conn, _SAVE_POSITION, ("lid", "fid", "principal_fen"), rows)
 
     def _yield(self, funder_id: str, loan_rate: Decimal) -> Decimal:
         facts = self.facts(funder_id)
@@ -382,12 +391,18 @@ _HOLDINGS = (
     .join(loans, loans.c.id == funder_positions.c.loan_id)
     .where(funder_positions.c.loan_id.in_(bindparam("ids", expanding=True)))
 )
-_PAYMENT_HOLDINGS = _HOLDINGS.add_columns(loans.c.fee_rate, funders.c.definition).outerjoin(
-    funders, funders.c.id == funder_positions.c.funder_id
+_PAYMENT_HOLDINGS = _HOLDINGS.add_columns(loans.c.fee_rate)
+_DEFINITIONS = select(funders.c.id, funders.c.definition).where(
+    funders.c.id.in_(bindparam("ids", expanding=True))
 )
+_ZERO = Decimal(0)
 _GUARANTEE_RATES = select(
     funding_plans.c.loan_id, funding_plans.c.share, funding_plans.c.guarantee_fee_rate
-).where(funding_plans.c.loan_id.in_(bindparam("ids", expanding=True)))
+).where(
+    funding_plans.c.loan_id.in_(bindparam("ids", expanding=True)),
+    # A share without a guarantee adds nothing to its loan's rate: most rows, left unread.
+    funding_plans.c.guarantee_fee_rate != "0",
+)
 _PLATFORM = select(funders.c.id).where(funders.c.kind == "platform").order_by(funders.c.id)
 _ENTRY_DATES = select(journal_entries.c.id, journal_entries.c.business_date).where(
     journal_entries.c.id.in_(bindparam("ids", expanding=True))
@@ -395,11 +410,11 @@ _ENTRY_DATES = select(journal_entries.c.id, journal_entries.c.business_date).whe
 
 
 def _flow_values(
-    loan_id: int, day: date, source: str, parts: Iterable[Part]
+    loan_id: int, day: date, source: str, parts: Iterable[PartValues]
 ) -> list[tuple[date, int, str, str, int, str]]:
-    """`_flow_rows` as value tuples in `_FLOW_COLUMNS` order, for `execute_rows`: a day's
-    payments write about five flows each."""
-    return [(day, loan_id, p.funder_id, _FLOW_TEXT[p.flow], p.fen, source) for p in parts]
+    """`_flow_rows` of parts given as values, as value tuples in `_FLOW_COLUMNS` order, for
+    `execute_rows`: a day's payments write about five flows each."""
+    return [(day, loan_id, f, _FLOW_TEXT[flow], fen, source) for f, flow, fen in parts]
 
 
 def _flow_rows(loan_id: int, day: date, source: str, parts: Iterable[Part]) -> list[dict[str, Any]]:
