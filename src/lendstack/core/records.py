@@ -15,6 +15,7 @@ import inspect
 import sys
 from dataclasses import MISSING, fields, is_dataclass
 from inspect import Parameter
+from operator import attrgetter
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -69,3 +70,10 @@ def _check(cls: type) -> None:
         raise TypeError(f"{cls.__name__}: only plain positional fields are supported")
     if any(f.default_factory is not MISSING for f in fields(cls)):
         raise TypeError(f"{cls.__name__}: a default factory is not supported")
+
+
+def field_values(cls: type) -> attrgetter[Any]:
+    """A getter of every field of a dataclass record, in its constructor's order, as one
+    tuple: `cls(*field_values(cls)(record))` rebuilds the record (compact pickling of the
+    records a process hands to another)."""
+    return attrgetter(*(f.name for f in fields(cls)))

@@ -128,10 +128,8 @@ def execute_rows(
     if conn.dialect.name != "sqlite":
         conn.execute(statement, [dict(zip(names, row, strict=True)) for row in rows])
         return
-    plan = _PLANS.get((statement, names))
+    plan = _plan_of(conn, statement, names)
     if plan is None:
-        plan = _PLANS[(statement, names)] = _plan(conn.dialect, statement, names)
-    if plan is _BY_SQLALCHEMY:
         conn.execute(statement, [dict(zip(names, row, strict=True)) for row in rows])
         return
     if plan.as_given:  # the tuples already are the driver's parameters
@@ -182,6 +180,7 @@ MULTI_ROWS = 64
 
 
 def _plan_of(conn: Connection, statement: UpdateBase, names: tuple[str, ...]) -> _Plan | None:
+    """The statement's SQLite plan, made once; None where SQLAlchemy must execute it."""
     plan = _PLANS.get((statement, names))
     if plan is None:
         plan = _PLANS[(statement, names)] = _plan(conn.dialect, statement, names)

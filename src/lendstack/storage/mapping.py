@@ -288,9 +288,7 @@ def installment_values(loan_id: int, version: int, i: InstallmentState) -> tuple
         to_fen(i.principal),
         to_fen(i.interest),
         to_fen(i.fee),
-        to_fen(i.paid_principal),
-        to_fen(i.paid_interest),
-        to_fen(i.paid_fee),
+        *paid_fen(i),
         i.billed,
         True,
     )

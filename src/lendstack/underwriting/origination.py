@@ -19,13 +19,13 @@ and the plan's lead funder) in the booking's transaction: the dimensions the por
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
-from operator import attrgetter
 from typing import Any, Protocol
 
 from lendstack.core.errors import Conflict, InvariantViolation, NotFound, ValidationError
+from lendstack.core.records import field_values
 from lendstack.funding import Exclusion, FundingPlan, FundingShare
 from lendstack.funding import LoanRequest as FundingRequest
 from lendstack.servicing import (
@@ -181,13 +181,8 @@ class Bookable:
         )  # fmt: skip
 
 
-def _getter(cls: type) -> attrgetter[Any]:
-    """Every field of a record, in its constructor's order, as one tuple."""
-    return attrgetter(*(f.name for f in fields(cls)))
-
-
-_REQUEST, _PROFILE = _getter(LoanRequest), _getter(LoanProfile)
-_SHARE, _EXCLUSION = _getter(FundingShare), _getter(Exclusion)
+_REQUEST, _PROFILE = field_values(LoanRequest), field_values(LoanProfile)
+_SHARE, _EXCLUSION = field_values(FundingShare), field_values(Exclusion)
 
 
 def _unpacked(

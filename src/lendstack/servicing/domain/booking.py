@@ -9,6 +9,7 @@ from operator import attrgetter
 from typing import Any
 
 from lendstack.core.errors import ValidationError
+from lendstack.core.records import field_values
 from lendstack.servicing.domain.delinquency import RiskClass
 from lendstack.servicing.domain.ledger import (
     Account,
@@ -111,13 +112,8 @@ class Opening:
         return (_unpacked, (_packed(self.loan), self.net_disbursement, self.upfront_fee))
 
 
-def _getter(cls: type) -> attrgetter[Any]:
-    """Every field of a record, in its constructor's order, as one tuple."""
-    return attrgetter(*(f.name for f in fields(cls)))
-
-
-_CONTRACT, _ITEM = _getter(LoanContract), _getter(InstallmentState)
-_BALANCES, _PERIOD = _getter(Balances), _getter(AccrualPeriod)
+_CONTRACT, _ITEM = field_values(LoanContract), field_values(InstallmentState)
+_BALANCES, _PERIOD = field_values(Balances), field_values(AccrualPeriod)
 _STATE_REST = attrgetter(
     "schedule_version", "dpd", "risk_class", "non_accrual", "charged_off", "recovered",
     "closed_on",
