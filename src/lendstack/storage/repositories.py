@@ -18,7 +18,7 @@ from lendstack.core.errors import InvariantViolation, NotFound
 from lendstack.core.money import from_fen, to_fen
 from lendstack.funding import Policy
 from lendstack.servicing.domain.ledger import Account, EventType, JournalEntry, Posting, Side
-from lendstack.servicing.domain.loan import InstallmentState, LoanState
+from lendstack.servicing.domain.loan import InstallmentState, LoanState, accrued_through
 from lendstack.servicing.domain.payments import Applied, InstallmentPart
 from lendstack.servicing.ports import LoanProfile, PlanTerms, StoredPayment
 from lendstack.storage import mapping
@@ -149,8 +149,13 @@ def now() -> datetime:
 
 
 class SqlLoans:
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, as_of_close: date | None = None) -> None:
+        """`as_of_close`: the day whose close's accrual the loans read here carry; by default
+        the last closed day (read once, at the first loan read). A close may defer writing
+        accruals (`storage.cob.accrue`): a loan is read as that close brought it."""
         self.conn = conn
+        self._through = as_of_close
+        self._through_read = as_of_close is not None
         self._loaded: dict[int, LoanState] = {}
         self._saved: dict[int, tuple[LoanState, tuple[Any, ...]]] = {}
         """Each loan's state columns (`mapping.STATE_COLUMNS` order) as `_many` read them or
@@ -205,9 +210,19 @@ class SqlLoans:
         row = self.conn.execute(query, {"lid": loan_id}).first()
         if row is None:
             raise NotFound(f"no loan {loan_id}", field="loan_id")
-        state = mapping.loan_from(row, self._items(loan_id, row.schedule_version))
+        items = self._items(loan_id, row.schedule_version)
+        state = self._accrued(row, mapping.loan_from(row, items))
         self._loaded[loan_id] = state
         return state
+
+    def _accrued(self, row: Any, stored: LoanState) -> LoanState:
+        """The loan of `row` (read as `stored`) with the accrual the last close left unwritten
+        (none on a row written since: `accrual_dirty`)."""
+        if row.accrual_dirty:
+            return stored
+        if not self._through_read:
+            self._through, self._through_read = last_closed(self.conn), True
+        return stored if self._through is None else accrued_through(stored, self._through)
 
     def get_many(
         self, loan_ids: Collection[int], *, for_update: bool = False
@@ -249,8 +264,10 @@ class SqlLoans:
                 items[item[0]].append(installment_of(*item[1:]))
             for row in rows:
                 loan: Any = _LoanRow._make(row)  # SQLAlchemy's Row reads a field ~10x slower
-                found[loan.id] = mapping.loan_from(loan, tuple(items[loan.id]))
-                self._saved[loan.id] = (found[loan.id], _row_state(loan))
+                stored = mapping.loan_from(loan, tuple(items[loan.id]))
+                found[loan.id] = self._accrued(loan, stored)
+                # The row as it stands, and the state it holds: a save writes what differs.
+                self._saved[loan.id] = (stored, _row_state(loan))
         return found
 
     def _found(
