@@ -26,6 +26,7 @@ from lendstack.servicing.domain.loan import AccrualPeriod, accrued_share
 from lendstack.servicing.domain.schedule import PrepaymentMode
 from lendstack.storage.cob import ACCRUAL_TARGET, SqlCloseStore
 from lendstack.storage.month_end import is_month_end
+from migration_checks import assert_index_migrates_down_and_up
 
 START = date(2026, 1, 20)
 DAYS = 72  # through three month-ends (January, February, March)
@@ -185,3 +186,8 @@ def test_a_loan_read_accrues_by_the_rule_of_the_close(interest, start, length, e
     period = AccrualPeriod(1, date.fromordinal(start), date.fromordinal(due), from_fen(interest))
     days = (period.due - period.start).days
     assert from_fen(sql) == accrued_share(period.interest, elapsed, days, rounding)
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_the_mark_of_written_rows_migrates_down_and_up(engine):
+    assert_index_migrates_down_and_up(engine, "ix_loans_accrual_dirty", "0022")

@@ -92,9 +92,12 @@ ACCRUED_BEFORE = (
 written since that close holds its share at some earlier close, which the closes between
 (deferring, `accrue`) did not write; its share then is a function of the day. A row written
 since (`accrual_dirty`) holds it as written."""
-UNWRITTEN = f"(CASE WHEN accrual_dirty THEN 0 WHEN {ACCRUING} THEN {ACCRUAL_TARGET} - period_accrued ELSE 0 END)"
-"""Interest earned by the close of :d that a loan's row does not hold: none once the row is
-up to date, a deferred accrual's days otherwise."""
+UNWRITTEN = f"(CASE WHEN {ACCRUING} THEN {ACCRUAL_TARGET} - period_accrued ELSE 0 END)"
+"""Interest earned by the close of :d that a loan's row does not hold, for the steps after the
+accrual of :d: none once the row is up to date, a deferred accrual's days otherwise. After
+that accrual every row is up to date or holds its share at some earlier close, and a row a
+later step writes (the credit step) was read as of :d (`SqlLoans`), so no row is marked as
+written since: no need to ask."""
 INTEREST = f"(bal_interest + {UNWRITTEN})"
 """A loan's interest receivable at the close of :d, deferred accrual included: what the steps
 after the accrual read instead of `bal_interest`."""
@@ -282,7 +285,7 @@ def apply_credits(conn: Connection, day: date) -> int:
             " AND (oldest_due IS NOT NULL OR bal_penalty > 0) ORDER BY id"
         )
     ).scalars()
-    repo, ledger, payments = SqlLoans(conn, day), SqlLedger(conn), SqlPayments(conn)
+    repo, ledger, payments = SqlLoans(conn, lambda: day), SqlLedger(conn), SqlPayments(conn)
     count = 0
     for loan_id in list(ids):
         loan = repo.get(loan_id)

@@ -149,13 +149,14 @@ def now() -> datetime:
 
 
 class SqlLoans:
-    def __init__(self, conn: Connection, as_of_close: date | None = None) -> None:
-        """`as_of_close`: the day whose close's accrual the loans read here carry; by default
-        the last closed day (read once, at the first loan read). A close may defer writing
-        accruals (`storage.cob.accrue`): a loan is read as that close brought it."""
+    def __init__(
+        self, conn: Connection, as_of_close: Callable[[], date | None] | None = None
+    ) -> None:
+        """`as_of_close` gives the day whose close's accrual the loans read here carry (by
+        default the last closed day). A close may defer writing accruals (`storage.cob.accrue`):
+        a loan is read as that close brought it."""
         self.conn = conn
-        self._through = as_of_close
-        self._through_read = as_of_close is not None
+        self._as_of_close = as_of_close or SqlCalendar(conn).last_closed
         self._loaded: dict[int, LoanState] = {}
         self._saved: dict[int, tuple[LoanState, tuple[Any, ...]]] = {}
         """Each loan's state columns (`mapping.STATE_COLUMNS` order) as `_many` read them or
@@ -220,9 +221,8 @@ class SqlLoans:
         (none on a row written since: `accrual_dirty`)."""
         if row.accrual_dirty:
             return stored
-        if not self._through_read:
-            self._through, self._through_read = last_closed(self.conn), True
-        return stored if self._through is None else accrued_through(stored, self._through)
+        day = self._as_of_close()
+        return stored if day is None else accrued_through(stored, day)
 
     def get_many(
         self, loan_ids: Collection[int], *, for_update: bool = False
@@ -675,11 +675,17 @@ def _posting(row: Any) -> Posting:
 
 
 class SqlCalendar:
+    """The business calendar as one unit of work sees it: the last closed day is read once
+    (checking a payment's date and reading its loan both ask)."""
+
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
+        self._last: tuple[date | None] | None = None
 
     def last_closed(self) -> date | None:
-        return last_closed(self.conn)
+        if self._last is None:
+            self._last = (last_closed(self.conn),)
+        return self._last[0]
 
 
 class SqlFundingPlans:
@@ -739,10 +745,10 @@ class SqlUnitOfWork:
     def __enter__(self) -> SqlUnitOfWork:
         self.conn = self.engine.connect()
         self._tx = self.conn.begin()
-        self.loans = SqlLoans(self.conn)
+        self.calendar = SqlCalendar(self.conn)
+        self.loans = SqlLoans(self.conn, self.calendar.last_closed)
         self.ledger = SqlLedger(self.conn)
         self.payments = SqlPayments(self.conn, self.ledger.posted)
-        self.calendar = SqlCalendar(self.conn)
         self.funding = SqlFundingPlans(self.conn, self.engine, self.plan_policy)
         self.profiles = SqlLoanProfiles(self.conn)
         self.loan_settlements = SqlLoanSettlements(self.conn)
