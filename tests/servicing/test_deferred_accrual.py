@@ -72,7 +72,9 @@ class Twins:
         assert len(ids) == 1
         self.ids[name] = ids.pop()
 
-    def pay(self, name: str, amount: Decimal, on: date, prepay: PrepaymentMode | None = None) -> None:
+    def pay(
+        self, name: str, amount: Decimal, on: date, prepay: PrepaymentMode | None = None
+    ) -> None:
         ids = {b.pay(self.ids[name], amount, on, f"{name}:{on}", prepay).id for b in self.books}
         assert len(ids) == 1
         self.paid[name] = ids.pop()
@@ -109,12 +111,14 @@ def _behave(twins: Twins, on: date, reversal: dict[str, date]) -> None:
     if _owed(daily, twins.ids["regular"]):
         twins.pay_owed("regular", on)
     slow = daily.loan(twins.ids["slow"])
-    if any(i.billed and i.unpaid and i.due_date <= on - timedelta(days=5) for i in slow.installments):
+    if any(
+        i.billed and i.unpaid and i.due_date <= on - timedelta(days=5) for i in slow.installments
+    ):
         twins.pay_owed("slow", on)
-    if "late-booked" in twins.ids and "late-booked" not in reversal:
-        if _owed(daily, twins.ids["late-booked"]):
-            twins.pay_owed("late-booked", on)
-            reversal["late-booked"] = on + timedelta(days=3)
+    late = twins.ids.get("late-booked")
+    if late is not None and "late-booked" not in reversal and _owed(daily, late):
+        twins.pay_owed("late-booked", on)
+        reversal["late-booked"] = on + timedelta(days=3)
     if reversal.get("late-booked") == on:
         twins.reverse("late-booked", on)
 
@@ -179,7 +183,9 @@ def test_a_loan_read_accrues_by_the_rule_of_the_close(interest, start, length, e
         conn.execute(
             "CREATE TABLE loans (period_interest, period_start, period_due, rounding TEXT)"
         )
-        conn.execute("INSERT INTO loans VALUES (?, ?, ?, ?)", (interest, start, due, rounding.value))
+        conn.execute(
+            "INSERT INTO loans VALUES (?, ?, ?, ?)", (interest, start, due, rounding.value)
+        )
         (sql,) = conn.execute(f"SELECT {ACCRUAL_TARGET} FROM loans", {"d": day}).fetchone()
     if day <= start:
         return  # the close accrues only after a period's start (`ACCRUING`)

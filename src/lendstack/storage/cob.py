@@ -331,7 +331,7 @@ def penalise(conn: Connection, day: date) -> int:
         {"d": d},
     )
     after = _split_by_accrual(conn, ("bal_penalty",), LATE, d)
-    sums = {k: (after[k][0] - before[k][0],) for k in after}
+    sums: dict[bool, tuple[int, ...]] = {k: (after[k][0] - before[k][0],) for k in after}
     accounts = (Account.PENALTY_RECEIVABLE, Account.PENALTY_INCOME)
     _post_income(conn, day, CobStep.PENALTY, EventType.COB_PENALTY, sums, accounts)
     return int(result.rowcount)
@@ -640,7 +640,7 @@ class SqlCloseStore:
     def close(
         self, day: date, steps: tuple[CobStep, ...], progress: Progress | None = None
     ) -> tuple[tuple[CobStep, int], ...]:
-        done = []
+        done: list[tuple[CobStep, int]] = []
         with self.engine.begin() as conn:
             deferred = self.defer_accrual and not is_month_end(day)
             for step in steps:

@@ -12,7 +12,7 @@ from datetime import date
 from decimal import Decimal
 
 from lendstack.core.errors import Conflict, ValidationError
-from lendstack.core.money import ZERO, Rounding, quantize_fen
+from lendstack.core.money import ZERO, quantize_fen
 from lendstack.servicing.domain.ledger import Account, Posting, Side, leg
 from lendstack.servicing.domain.lifecycle import LoanStatus
 from lendstack.servicing.domain.loan import (
