@@ -38,9 +38,9 @@ from lendstack.servicing.domain.loan import (
     Balances,
     InstallmentState,
     LoanState,
+    accrued_share,
     first_period,
 )
-from lendstack.servicing.domain.prepayment import accrued_share
 from lendstack.servicing.domain.products import Product
 from lendstack.servicing.domain.schedule import Schedule, generate
 

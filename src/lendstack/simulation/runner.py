@@ -217,7 +217,9 @@ class _Run:
         decisions = _MonthDecisions(
             apps, self._decisions(apps, label), partial(self._decided, month)
         )
-        store, booked = SqlCloseStore(self.engine), []
+        # The run reads the book's raw balances only at month-ends (measures, ECL, hooks),
+        # so the close writes each loan's accrual then, not daily (`SqlCloseStore`).
+        store, booked = SqlCloseStore(self.engine, defer_accrual=True), []
         for n in range(days):
             day = first + timedelta(days=n)
             self.progress(f"{label}: servicing {day}", n, days)

@@ -33,7 +33,7 @@ from lendstack.servicing.ports import StoredPayment
 from lendstack.storage.calendar import CLOSED_STEP, as_date, last_closed
 from lendstack.storage.collections import resolve_promises
 from lendstack.storage.mapping import to_day
-from lendstack.storage.month_end import close_month_end
+from lendstack.storage.month_end import close_month_end, is_month_end
 from lendstack.storage.repositories import (
     SqlLedger,
     SqlLoans,
@@ -83,6 +83,24 @@ ACCRUAL_TARGET = (
 ACCRUING = f"{ACTIVE} AND period_due IS NOT NULL AND period_start < :d"
 HAS_INTEREST = "(period_interest <> 0 OR period_accrued <> 0)"
 """Loans the accrual can change: with no period interest the target is 0 in every mode."""
+ACCRUED_BEFORE = (
+    "(CASE WHEN accrual_dirty THEN period_accrued ELSE "
+    + ACCRUAL_TARGET.replace(":d", "(:d - 1)")
+    + " END)"
+)
+"""An accruing loan's period interest accrued at the previous day's close. A row no one has
+written since that close holds its share at some earlier close, which the closes between
+(deferring, `accrue`) did not write; its share then is a function of the day. A row written
+since (`accrual_dirty`) holds it as written."""
+UNWRITTEN = f"(CASE WHEN {ACCRUING} THEN {ACCRUAL_TARGET} - period_accrued ELSE 0 END)"
+"""Interest earned by the close of :d that a loan's row does not hold, for the steps after the
+accrual of :d: none once the row is up to date, a deferred accrual's days otherwise. After
+that accrual every row is up to date or holds its share at some earlier close, and a row a
+later step writes (the credit step) was read as of :d (`SqlLoans`), so no row is marked as
+written since: no need to ask."""
+INTEREST = f"(bal_interest + {UNWRITTEN})"
+"""A loan's interest receivable at the close of :d, deferred accrual included: what the steps
+after the accrual read instead of `bal_interest`."""
 IN_ID_ORDER = "id > 0"
 """True of every loan. The range on id steers the planner (SQLite has no statistics) to the
 index `ix_loans_status_id`: a statement over most active loans then visits them in id order,
@@ -179,8 +197,15 @@ def _post_income(
     _post(conn, event, day, step, _income_legs(amounts, *accounts))
 
 
-def accrue(conn: Connection, day: date) -> int:
+def accrue(conn: Connection, day: date, *, deferred: bool = False) -> int:
     """Bring every accruing loan's period interest to the day; returns the loans accruing.
+
+    The day's income is each accruing loan's share at this close less its share at the last
+    (`ACCRUED_BEFORE`), posted as one entry. The rows written since the last close are
+    brought up to date and unmarked; then, unless `deferred`, every accruing row. A deferred
+    close leaves the other rows as they stand: the steps after it, and any loan read
+    (`SqlLoans`), add the unwritten days (`INTEREST`, `accrued_through`), and a later close
+    that does not defer writes them all. The ledger is the same either way.
 
     A period with no interest (an interest-free product) accrues 0 on every day: its target
     is 0 in every rounding mode, so once its accrued is 0 the UPDATE leaves it alone instead
@@ -191,18 +216,28 @@ def accrue(conn: Connection, day: date) -> int:
     # which reads the table about twice as fast as the period_due order.
     sums = _by_accrual(
         conn,
-        f"SELECT non_accrual, SUM({ACCRUAL_TARGET} - period_accrued), COUNT(*) FROM loans"
+        f"SELECT non_accrual, SUM({ACCRUAL_TARGET} - {ACCRUED_BEFORE}), COUNT(*) FROM loans"
         f" WHERE {ACCRUING} GROUP BY non_accrual",
         d,
     )
     conn.execute(
         text(
-            f"{_update(conn, 'loans')} SET bal_interest = bal_interest + {ACCRUAL_TARGET} - period_accrued,"
-            f" period_accrued = {ACCRUAL_TARGET}"
-            f" WHERE {ACCRUING} AND {HAS_INTEREST} AND {IN_ID_ORDER}"
+            f"{_update(conn, 'loans')} SET bal_interest = bal_interest + (CASE WHEN {ACCRUING}"
+            f" THEN {ACCRUAL_TARGET} - period_accrued ELSE 0 END), period_accrued = CASE WHEN"
+            f" {ACCRUING} THEN {ACCRUAL_TARGET} ELSE period_accrued END, accrual_dirty = FALSE"
+            " WHERE accrual_dirty"
         ),
         {"d": d},
     )
+    if not deferred:
+        conn.execute(
+            text(
+                f"{_update(conn, 'loans')} SET bal_interest = bal_interest + {ACCRUAL_TARGET} - period_accrued,"
+                f" period_accrued = {ACCRUAL_TARGET}"
+                f" WHERE {ACCRUING} AND {HAS_INTEREST} AND {IN_ID_ORDER}"
+            ),
+            {"d": d},
+        )
     accounts = (Account.INTEREST_RECEIVABLE, Account.INTEREST_INCOME)
     _post_income(conn, day, CobStep.ACCRUAL, EventType.COB_ACCRUAL, sums, accounts)
     return sum(v[1] for v in sums.values())
@@ -225,7 +260,10 @@ def bill(conn: Connection, day: date) -> int:
     )
     result = conn.execute(
         text(
+            # The period billed has earned all its interest (`:d` is its due date): a row the
+            # accrual deferred takes the days it has not written.
             f"{_update(conn, 'loans')} SET bal_fee = bal_fee + COALESCE({fee}, 0),"
+            " bal_interest = bal_interest + period_interest - period_accrued,"
             f" oldest_due = CASE WHEN COALESCE({total}, 0) > 0 THEN COALESCE(oldest_due, :d) ELSE oldest_due END,"
             f" period_due = {_NEXT.format(col='due_day', offset=' + 1')},"
             f" period_interest = COALESCE({_NEXT.format(col='interest_fen', offset=' + 1')}, 0),"
@@ -247,7 +285,7 @@ def apply_credits(conn: Connection, day: date) -> int:
             " AND (oldest_due IS NOT NULL OR bal_penalty > 0) ORDER BY id"
         )
     ).scalars()
-    repo, ledger, payments = SqlLoans(conn), SqlLedger(conn), SqlPayments(conn)
+    repo, ledger, payments = SqlLoans(conn, lambda: day), SqlLedger(conn), SqlPayments(conn)
     count = 0
     for loan_id in list(ids):
         loan = repo.get(loan_id)
@@ -293,7 +331,7 @@ def penalise(conn: Connection, day: date) -> int:
         {"d": d},
     )
     after = _split_by_accrual(conn, ("bal_penalty",), LATE, d)
-    sums = {k: (after[k][0] - before[k][0],) for k in after}
+    sums: dict[bool, tuple[int, ...]] = {k: (after[k][0] - before[k][0],) for k in after}
     accounts = (Account.PENALTY_RECEIVABLE, Account.PENALTY_INCOME)
     _post_income(conn, day, CobStep.PENALTY, EventType.COB_PENALTY, sums, accounts)
     return int(result.rowcount)
@@ -388,7 +426,7 @@ def _any_of(conn: Connection, wheres: tuple[str, ...]) -> list[str]:
     return [where for where, hit in zip(wheres, found, strict=True) if hit is not None]
 
 
-_INCOME_SUMS = "SUM(bal_interest), SUM(bal_fee), SUM(bal_penalty), COUNT(*)"
+_INCOME_SUMS = f"SUM({INTEREST}), SUM(bal_fee), SUM(bal_penalty), COUNT(*)"
 
 
 def _suspense_legs(sums: tuple[int, ...], entering: bool) -> list[Any]:
@@ -428,7 +466,9 @@ def stop_accrual(conn: Connection, day: date) -> int:
     for where, entering in ((enter, True), (leave, False)):
         if entering and past == "FALSE":
             continue  # no loan is delinquent: none can enter (its legs would all be zero)
-        sums = conn.execute(text(f"SELECT {_INCOME_SUMS} FROM loans WHERE {where}")).one()
+        sums = conn.execute(
+            text(f"SELECT {_INCOME_SUMS} FROM loans WHERE {where}"), {"d": to_day(day)}
+        ).one()
         legs += _suspense_legs(tuple(sums), entering)
         if not sums[3]:
             continue  # no loan moves: the event INSERT and the UPDATE would touch no row
@@ -458,9 +498,9 @@ def charge_off(conn: Connection, day: date) -> int:
     where = f"{ACTIVE} AND {past} AND dpd >= charge_off_dpd"
     sums = _by_accrual(
         conn,
-        f"SELECT non_accrual, SUM(bal_principal), SUM(bal_interest), SUM(bal_fee), SUM(bal_penalty)"
+        f"SELECT non_accrual, SUM(bal_principal), SUM({INTEREST}), SUM(bal_fee), SUM(bal_penalty)"
         f" FROM loans WHERE {where} GROUP BY non_accrual",
-        0,
+        to_day(day),
     )
     if not sums:
         return 0  # no group, no loan: the INSERT and UPDATE would touch none, no leg moves
@@ -475,11 +515,11 @@ def charge_off(conn: Connection, day: date) -> int:
     result = conn.execute(
         text(
             f"{_update(conn, 'loans')} SET status = 'charged_off',"
-            " charged_off_fen = bal_principal + bal_interest + bal_fee + bal_penalty,"
+            f" charged_off_fen = bal_principal + {INTEREST} + bal_fee + bal_penalty,"
             " bal_principal = 0, bal_interest = 0, bal_fee = 0, bal_penalty = 0,"
             f" period_due = NULL, closed_on = :day WHERE {where}"
         ),
-        {"day": day},
+        {"day": day, "d": to_day(day)},
     )
     _post(conn, EventType.COB_CHARGE_OFF, day, CobStep.CHARGE_OFF, legs)
     return int(result.rowcount)
@@ -538,10 +578,10 @@ def snapshot(conn: Connection, day: date) -> int:
             "INSERT INTO portfolio_snapshots (business_date, product_id, bucket, risk_class, loans,"
             " principal_fen, interest_fen, fee_fen, penalty_fen)"
             " SELECT :day, product_id, bucket, risk_class, COUNT(*), SUM(bal_principal),"
-            " SUM(bal_interest), SUM(bal_fee), SUM(bal_penalty)"
+            f" SUM({INTEREST}), SUM(bal_fee), SUM(bal_penalty)"
             f" FROM loans WHERE {ACTIVE} GROUP BY product_id, bucket, risk_class"
         ),
-        {"day": day},
+        {"day": day, "d": to_day(day)},
     )
     return int(result.rowcount)
 
@@ -558,7 +598,7 @@ def fund(conn: Connection, day: date) -> int:
     return flows
 
 
-STEP_SQL: dict[CobStep, Callable[[Connection, date], int]] = {
+STEP_SQL: dict[CobStep, Callable[..., int]] = {
     CobStep.ACCRUAL: accrue,
     CobStep.BILLING: bill,
     CobStep.CREDIT: apply_credits,
@@ -576,10 +616,18 @@ STEP_SQL: dict[CobStep, Callable[[Connection, date], int]] = {
 
 
 class SqlCloseStore:
-    """The `CloseStore` port over a database: one transaction per step."""
+    """The `CloseStore` port over a database: one transaction per step.
 
-    def __init__(self, engine: Engine) -> None:
+    `defer_accrual`: the accrual writes only the loans written since the last close, except
+    on month-ends, when it writes every accruing loan (`accrue`). For a caller that reads the
+    book's raw balances only at month-ends (the simulator): the books, every loan read
+    through `SqlLoans` and every close step's figures are those of a daily accrual, and each
+    month-end leaves the loan table exactly as a daily accrual would.
+    """
+
+    def __init__(self, engine: Engine, *, defer_accrual: bool = False) -> None:
         self.engine = engine
+        self.defer_accrual = defer_accrual
 
     def last_closed(self) -> date | None:
         with self.engine.connect() as conn:
@@ -592,12 +640,16 @@ class SqlCloseStore:
     def close(
         self, day: date, steps: tuple[CobStep, ...], progress: Progress | None = None
     ) -> tuple[tuple[CobStep, int], ...]:
-        done = []
+        done: list[tuple[CobStep, int]] = []
         with self.engine.begin() as conn:
+            deferred = self.defer_accrual and not is_month_end(day)
             for step in steps:
                 if progress:
                     progress(day, step)
-                done.append((step, STEP_SQL[step](conn, day)))
+                if step is CobStep.ACCRUAL and deferred:
+                    done.append((step, STEP_SQL[step](conn, day, deferred=True)))
+                else:
+                    done.append((step, STEP_SQL[step](conn, day)))
             names = [(s.value, n) for s, n in done] + [(CLOSED_STEP, 0)]
             records = [
                 {"business_date": day, "step": name, "rows": n, "completed_at": now()}

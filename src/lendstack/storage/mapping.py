@@ -181,8 +181,11 @@ STATE_COLUMNS = (
     "charged_off_fen",
     "recovered_fen",
     "closed_on",
+    "accrual_dirty",
 )
-"""The loan columns servicing changes, in `state_values`' order."""
+"""The loan columns servicing changes, in `state_values`' order. A row servicing writes is
+marked `accrual_dirty` until the next close: its accrual stands as written, which a close
+deferring accruals must not take for the period's share at its last close (`storage.cob`)."""
 
 
 def state_columns(loan: LoanState) -> dict[str, Any]:
@@ -227,6 +230,7 @@ def state_values(
         fen[7],
         fen[8],
         loan.closed_on,
+        True,
     )
 
 

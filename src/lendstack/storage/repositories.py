@@ -18,7 +18,7 @@ from lendstack.core.errors import InvariantViolation, NotFound
 from lendstack.core.money import from_fen, to_fen
 from lendstack.funding import Policy
 from lendstack.servicing.domain.ledger import Account, EventType, JournalEntry, Posting, Side
-from lendstack.servicing.domain.loan import InstallmentState, LoanState
+from lendstack.servicing.domain.loan import InstallmentState, LoanState, accrued_through
 from lendstack.servicing.domain.payments import Applied, InstallmentPart
 from lendstack.servicing.ports import LoanProfile, PlanTerms, StoredPayment
 from lendstack.storage import mapping
@@ -149,8 +149,14 @@ def now() -> datetime:
 
 
 class SqlLoans:
-    def __init__(self, conn: Connection) -> None:
+    def __init__(
+        self, conn: Connection, as_of_close: Callable[[], date | None] | None = None
+    ) -> None:
+        """`as_of_close` gives the day whose close's accrual the loans read here carry (by
+        default the last closed day). A close may defer writing accruals (`storage.cob.accrue`):
+        a loan is read as that close brought it."""
         self.conn = conn
+        self._as_of_close = as_of_close or SqlCalendar(conn).last_closed
         self._loaded: dict[int, LoanState] = {}
         self._saved: dict[int, tuple[LoanState, tuple[Any, ...]]] = {}
         """Each loan's state columns (`mapping.STATE_COLUMNS` order) as `_many` read them or
@@ -205,9 +211,18 @@ class SqlLoans:
         row = self.conn.execute(query, {"lid": loan_id}).first()
         if row is None:
             raise NotFound(f"no loan {loan_id}", field="loan_id")
-        state = mapping.loan_from(row, self._items(loan_id, row.schedule_version))
+        items = self._items(loan_id, row.schedule_version)
+        state = self._accrued(row, mapping.loan_from(row, items))
         self._loaded[loan_id] = state
         return state
+
+    def _accrued(self, row: Any, stored: LoanState) -> LoanState:
+        """The loan of `row` (read as `stored`) with the accrual the last close left unwritten
+        (none on a row written since: `accrual_dirty`)."""
+        if row.accrual_dirty:
+            return stored
+        day = self._as_of_close()
+        return stored if day is None else accrued_through(stored, day)
 
     def get_many(
         self, loan_ids: Collection[int], *, for_update: bool = False
@@ -249,8 +264,10 @@ class SqlLoans:
                 items[item[0]].append(installment_of(*item[1:]))
             for row in rows:
                 loan: Any = _LoanRow._make(row)  # SQLAlchemy's Row reads a field ~10x slower
-                found[loan.id] = mapping.loan_from(loan, tuple(items[loan.id]))
-                self._saved[loan.id] = (found[loan.id], _row_state(loan))
+                stored = mapping.loan_from(loan, tuple(items[loan.id]))
+                found[loan.id] = self._accrued(loan, stored)
+                # The row as it stands, and the state it holds: a save writes what differs.
+                self._saved[loan.id] = (stored, _row_state(loan))
         return found
 
     def _found(
@@ -658,11 +675,17 @@ def _posting(row: Any) -> Posting:
 
 
 class SqlCalendar:
+    """The business calendar as one unit of work sees it: the last closed day is read once
+    (checking a payment's date and reading its loan both ask)."""
+
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
+        self._last: tuple[date | None] | None = None
 
     def last_closed(self) -> date | None:
-        return last_closed(self.conn)
+        if self._last is None:
+            self._last = (last_closed(self.conn),)
+        return self._last[0]
 
 
 class SqlFundingPlans:
@@ -722,10 +745,10 @@ class SqlUnitOfWork:
     def __enter__(self) -> SqlUnitOfWork:
         self.conn = self.engine.connect()
         self._tx = self.conn.begin()
-        self.loans = SqlLoans(self.conn)
+        self.calendar = SqlCalendar(self.conn)
+        self.loans = SqlLoans(self.conn, self.calendar.last_closed)
         self.ledger = SqlLedger(self.conn)
         self.payments = SqlPayments(self.conn, self.ledger.posted)
-        self.calendar = SqlCalendar(self.conn)
         self.funding = SqlFundingPlans(self.conn, self.engine, self.plan_policy)
         self.profiles = SqlLoanProfiles(self.conn)
         self.loan_settlements = SqlLoanSettlements(self.conn)

@@ -83,6 +83,9 @@ loans = Table(
     Column("period_due", Integer),
     _fen("period_interest"),
     _fen("period_accrued"),
+    # Written by servicing since the last close: its period_accrued is exact as it stands, not
+    # the period's share at that close (storage.cob.accrue; 0023_deferred_accrual).
+    Column("accrual_dirty", Boolean, nullable=False, default=False, server_default="0"),
     # delinquency
     Column("oldest_due", Integer),
     Column("dpd", Integer, nullable=False, default=0, server_default="0"),
@@ -109,6 +112,12 @@ loans = Table(
     # bucket or class, never with the daily balances.
     Index("ix_loans_status_snapshot", "status", "product_id", "bucket", "risk_class"),
     Index("ix_loans_disbursement_date", "disbursement_date"),
+    Index(
+        "ix_loans_accrual_dirty",
+        "id",
+        sqlite_where=text("accrual_dirty"),
+        postgresql_where=text("accrual_dirty"),
+    ),
     Index(
         "ix_loans_holding_credit",
         "status",

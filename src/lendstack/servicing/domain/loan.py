@@ -12,7 +12,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 
 from lendstack.core.daycount import DayCount
-from lendstack.core.money import ZERO, Rounding
+from lendstack.core.money import ZERO, Rounding, quantize_fen
 from lendstack.core.records import quick_init
 from lendstack.servicing.domain.delinquency import RiskClass
 from lendstack.servicing.domain.lifecycle import LoanStatus
@@ -192,6 +192,36 @@ class LoanState:
     @property
     def unbilled(self) -> tuple[InstallmentState, ...]:
         return tuple(i for i in self.installments if not i.billed)
+
+
+def accrued_share(interest: Decimal, elapsed: int, days: int, rounding: Rounding) -> Decimal:
+    """Interest of a period earned after `elapsed` of its `days`; exact at both ends.
+
+    Interest between due dates accrues linearly over the period's days, `round(interest x
+    elapsed / days)` in the loan's rounding mode; close of business applies the same rule in
+    SQL (`storage.cob.ACCRUAL_TARGET`)."""
+    if days <= 0:
+        return interest
+    elapsed = max(0, min(elapsed, days))
+    return quantize_fen(interest * elapsed / days, rounding)
+
+
+def accrued_through(loan: LoanState, day: date) -> LoanState:
+    """The loan with its current period's interest accrued through the close of `day`, as that
+    close's accrual step brings it: a close may defer writing a loan's accrual
+    (`storage.cob.accrue`), and a loan read after it is as if it had not."""
+    period = loan.period
+    if loan.status is not LoanStatus.ACTIVE or period is None or period.start >= day:
+        return loan
+    if day >= period.due:
+        target = period.interest
+    else:
+        elapsed, days = (day - period.start).days, (period.due - period.start).days
+        target = accrued_share(period.interest, elapsed, days, loan.contract.rounding)
+    if target == period.accrued:
+        return loan
+    balances = replace(loan.balances, interest=loan.balances.interest + target - period.accrued)
+    return replace(loan, balances=balances, period=replace(period, accrued=target))
 
 
 def first_period(installments: tuple[InstallmentState, ...]) -> AccrualPeriod | None:

@@ -12,20 +12,17 @@ from datetime import date
 from decimal import Decimal
 
 from lendstack.core.errors import Conflict, ValidationError
-from lendstack.core.money import ZERO, Rounding, quantize_fen
+from lendstack.core.money import ZERO, quantize_fen
 from lendstack.servicing.domain.ledger import Account, Posting, Side, leg
 from lendstack.servicing.domain.lifecycle import LoanStatus
-from lendstack.servicing.domain.loan import InstallmentState, LoanState, first_period
+from lendstack.servicing.domain.loan import (
+    InstallmentState,
+    LoanState,
+    accrued_share,
+    first_period,
+)
 from lendstack.servicing.domain.payments import PaymentOutcome, apply_payment, payment_entry
 from lendstack.servicing.domain.schedule import PrepaymentMode, generate, reamortize
-
-
-def accrued_share(interest: Decimal, elapsed: int, days: int, rounding: Rounding) -> Decimal:
-    """Interest of a period earned after `elapsed` of its `days`; exact at both ends."""
-    if days <= 0:
-        return interest
-    elapsed = max(0, min(elapsed, days))
-    return quantize_fen(interest * elapsed / days, rounding)
 
 
 @dataclass(frozen=True, slots=True)
