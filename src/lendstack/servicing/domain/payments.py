@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from decimal import Decimal
+from operator import attrgetter
 
 from lendstack.core.errors import Conflict, ValidationError
 from lendstack.core.money import FEN, ZERO
@@ -258,16 +259,34 @@ def payment_postings(
     """Cash in, receivables settled, excess to credit; on non-accrual loans, income recognised."""
     lid = loan.id
     return [
-        leg(source, Side.DEBIT, amount, lid),
-        leg(Account.PENALTY_RECEIVABLE, Side.CREDIT, applied.penalty, lid),
-        leg(Account.INTEREST_RECEIVABLE, Side.CREDIT, applied.interest, lid),
-        leg(Account.PRINCIPAL_RECEIVABLE, Side.CREDIT, applied.principal, lid),
-        leg(Account.FEE_RECEIVABLE, Side.CREDIT, applied.fee, lid),
-        leg(Account.FEE_INCOME, Side.CREDIT, applied.prepayment_fee, lid),
-        leg(Account.RECOVERY_INCOME, Side.CREDIT, applied.recovery, lid),
-        leg(Account.BORROWER_CREDIT, Side.CREDIT, applied.credit, lid),
+        leg(source, _DEBIT, amount, lid),
+        *[
+            leg(account, _CREDIT, settled, lid)
+            for account, settled in zip(_CREDITED, _credited_amounts(applied), strict=True)
+        ],
         *income_recognition(loan, applied),
     ]
+
+
+_DEBIT, _CREDIT = Side.DEBIT, Side.CREDIT
+_ACTIVE, _PAID_OFF = LoanStatus.ACTIVE, LoanStatus.PAID_OFF
+_RECOVERING = (LoanStatus.CHARGED_OFF, LoanStatus.WRITTEN_OFF)
+"""Read once: on Python 3.11 every `Side.X` (and `LoanStatus.X`) goes through the enum
+class's `__getattr__` hook, and a payment would read a dozen."""
+_CREDITED = (
+    Account.PENALTY_RECEIVABLE,
+    Account.INTEREST_RECEIVABLE,
+    Account.PRINCIPAL_RECEIVABLE,
+    Account.FEE_RECEIVABLE,
+    Account.FEE_INCOME,
+    Account.RECOVERY_INCOME,
+    Account.BORROWER_CREDIT,
+)
+"""The accounts a payment credits, in its postings' order, each with the amount of
+`_credited_amounts` at the same place."""
+_credited_amounts = attrgetter(
+    "penalty", "interest", "principal", "fee", "prepayment_fee", "recovery", "credit"
+)
 
 
 def payment_entry(
@@ -303,7 +322,7 @@ def _after_payment(
     return LoanState(  # every field named: cheaper than `replace` on the hot path
         id=loan.id,
         contract=loan.contract,
-        status=LoanStatus.PAID_OFF if paid_off else loan.status,
+        status=_PAID_OFF if paid_off else loan.status,
         balances=balances,
         installments=items,
         period=loan.period,
@@ -322,9 +341,9 @@ def apply_payment(loan: LoanState, amount: Decimal, on: date, reference: str) ->
 
     Charged-off and written-off loans take the money as a recovery instead.
     """
-    if loan.status in (LoanStatus.CHARGED_OFF, LoanStatus.WRITTEN_OFF):
+    if loan.status in _RECOVERING:
         return apply_recovery(loan, amount, on, reference)
-    if loan.status is not LoanStatus.ACTIVE:
+    if loan.status is not _ACTIVE:
         raise Conflict(f"loan {loan.id} is {loan.status}; it takes no payments", field="loan_id")
     late, current = _dues(loan, on)
     in_full = _in_full(loan, late, current, amount)
