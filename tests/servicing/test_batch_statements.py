@@ -7,10 +7,13 @@ place), so every shape of parameter list is compared with `conn.execute` on the 
 
 from __future__ import annotations
 
-from datetime import date
+from copy import copy
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import (
     Boolean,
     Column,
@@ -26,6 +29,7 @@ from sqlalchemy import (
     update,
 )
 
+from lendstack.storage import batches
 from lendstack.storage.batches import execute_many, execute_rows, insert_rows, inserted_ids
 
 _META = MetaData()
@@ -90,6 +94,38 @@ def test_rows_sharing_a_value_and_rows_changing_it() -> None:
     ]
     _same(insert(_ITEMS), rows)
     _same(insert(_ITEMS), list(reversed(rows)))  # the statement's plan is reused: its memo too
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.none(),
+            st.integers(0, 5).map(lambda d: date(2026, 4, 27) + timedelta(days=d)),
+            st.integers(0, 5).map(lambda d: datetime(2026, 4, 27, 13) + timedelta(days=d)),
+        ),
+        min_size=1,
+        max_size=30,
+    ),
+    st.sampled_from([2, 10_000]),
+)
+def test_equal_dates_that_are_other_objects_convert_alike(
+    days: list[date | None], kept: int
+) -> None:
+    """Dates are converted once per day (`_Plan._date`), however many objects bring it, and
+    a datetime in a date column is converted on its own, as SQLAlchemy does; the plan's days
+    are forgotten past `_DAYS_KEPT` (2 here, to forget them often) and converted again."""
+    rows = [
+        # a copy of each date: equal to the others of its day, never the same object
+        {"id": 40 + n, "name": f"d{n}", "flag": True, "amount": n,
+         "day": None if day is None else copy(day)}
+        for n, day in enumerate(days)
+    ]  # fmt: skip
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(batches, "_DAYS_KEPT", kept)
+        patch.setattr(batches, "_PLANS", {})  # a fresh plan, with no days converted yet
+        _same(insert(_ITEMS), rows)
+        _same(insert(_ITEMS), list(reversed(rows)))
 
 
 def _rows_written(statement: Any, names: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:

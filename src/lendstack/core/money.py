@@ -53,10 +53,16 @@ def to_fen(value: Decimal) -> int:
     """Exact conversion to integer fen; refuses sub-fen precision rather than rounding silently."""
     if not isinstance(value, Decimal):
         raise TypeError(f"money must be Decimal, not {type(value).__name__}")
-    scaled = value * 100
-    if scaled != scaled.to_integral_value():
+    if not value:  # zero (paid, fee, penalty amounts often are): no fraction to make
+        return 0
+    # The exact fraction in lowest terms, in C: an amount in whole fen has a denominator
+    # that divides 100. Cheaper than scaling, rounding and comparing Decimals, which a day's
+    # bookings (six amounts per installment) and payments pay per row. NaN raises
+    # ValueError and an infinity OverflowError, as `int` of them did.
+    numerator, denominator = value.as_integer_ratio()
+    if 100 % denominator:
         raise ValueError(f"{value} is more precise than the fen")
-    return int(scaled)
+    return numerator * (100 // denominator)
 
 
 def from_fen(fen: int) -> Decimal:

@@ -235,6 +235,11 @@ class _Plan:
         """Per converted slot, the last value converted and what it became: a batch's rows
         share their date and creation time (the same objects), and a bind processor is a
         pure function of its value, so each is converted once per batch, not once per row."""
+        self._dates: tuple[dict[date, Any], ...] = tuple({} for _ in self._converts)
+        """Per converted slot, what each date became. Equal dates are the same day (a `date`
+        exactly, not a datetime), so they convert alike: a loan's installments each bring
+        their own start and due dates, equal ones across a day's loans but never the same
+        objects, and each day is converted once, not twice per installment."""
 
     def params(self, row: Mapping[str, Any]) -> tuple[Any, ...]:
         values = self._get(row)
@@ -260,6 +265,9 @@ class _Plan:
             value, seen = out[i], last[n]
             if seen[0] is value:  # the very same object: identity, so never a lookalike
                 out[i] = seen[1]
+            elif type(value) is date:
+                out[i] = converted = self._date(n, value, convert)
+                last[n] = (value, converted)
             else:
                 out[i] = converted = convert(value)
                 if type(value) in _IMMUTABLE:  # a mutable value may change under its identity
@@ -268,8 +276,21 @@ class _Plan:
             out.insert(i, value)
         return tuple(out)
 
+    def _date(self, n: int, day: date, convert: Callable[[Any], Any]) -> Any:
+        """`convert(day)` for slot `n`, once per day: the days a run writes are a few
+        thousand, and past `_DAYS_KEPT` the slot's days start afresh."""
+        days = self._dates[n]
+        converted = days.get(day, _UNSEEN)
+        if converted is _UNSEEN:
+            if len(days) >= _DAYS_KEPT:
+                days.clear()
+            converted = days[day] = convert(day)
+        return converted
+
 
 _UNSEEN = object()
+_DAYS_KEPT = 10_000
+"""Dates a plan's slot keeps converted (27 years of days)."""
 _IMMUTABLE = frozenset({date, datetime, bool, int, str, Decimal, type(None)})
 _Slot = tuple[str | None, Callable[[Any], Any] | None, Any]
 """Where one positional parameter comes from: the row's value under a name (converted by
