@@ -27,7 +27,8 @@ from sqlalchemy.exc import IntegrityError
 
 from lendstack.servicing.cob import close_day
 from lendstack.servicing.domain.delinquency import DEFAULT_BUCKETS
-from lendstack.storage.cob import classify, snapshot
+from lendstack.storage.cob import INTEREST, classify, snapshot
+from lendstack.storage.mapping import to_day
 from migration_checks import assert_index_migrates_down_and_up
 
 START = date(2026, 3, 10)
@@ -39,10 +40,11 @@ _REFERENCE_SNAPSHOT = (
     "INSERT INTO portfolio_snapshots (business_date, product_id, bucket, risk_class, loans,"
     " principal_fen, interest_fen, fee_fen, penalty_fen)"
     " SELECT :day, product_id, bucket, risk_class, COUNT(*), SUM(bal_principal),"
-    " SUM(bal_interest), SUM(bal_fee), SUM(bal_penalty)"
+    f" SUM({INTEREST}), SUM(bal_fee), SUM(bal_penalty)"
     " FROM loans WHERE status = 'active' AND id > 0 GROUP BY product_id, bucket, risk_class"
 )
-"""The statement `snapshot` ran before 0020_snapshot_order."""
+"""The statement `snapshot` ran before 0020_snapshot_order (with the interest a deferred
+accrual leaves unwritten added, as the snapshot now adds it: `cob.INTEREST`)."""
 
 _SNAPSHOT_ROWS = (
     "SELECT product_id, bucket, risk_class, loans, principal_fen, interest_fen, fee_fen,"
@@ -98,7 +100,7 @@ def test_the_snapshot_equals_the_statement_it_replaced(book, loans):
             )
 
         def reference(c: Connection) -> None:
-            c.execute(text(_REFERENCE_SNAPSHOT), {"day": DAY})
+            c.execute(text(_REFERENCE_SNAPSHOT), {"day": DAY, "d": to_day(DAY)})
 
         expected = _snapshot_rows(conn, reference)
         got = _snapshot_rows(conn, lambda c: snapshot(c, DAY))
