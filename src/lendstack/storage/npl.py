@@ -18,12 +18,13 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from sqlalchemy import Connection, Engine, select, text
+from sqlalchemy import Connection, Engine, select
 
 from lendstack.collections.npl_recovery import History, build_curve, months_between, pool
 from lendstack.collections.npl_valuation import Package, Terms, Valuation, value
 from lendstack.core.errors import Conflict, NotFound
 from lendstack.storage.calendar import as_date, last_closed
+from lendstack.storage.driver_sql import driver_rows
 from lendstack.storage.schema import npl_portfolios
 
 NPL_DPD = 90
@@ -36,18 +37,7 @@ def fetch_raw(
     """A query's columns as numpy arrays, fetched through the DBAPI cursor of `conn`'s own
     transaction: SQLAlchemy compiles the text for the dialect (so the same SQL and `:name`
     parameters run on SQLite and PostgreSQL), but builds no Row objects for 500,000 rows."""
-    compiled = text(sql).bindparams(**params).compile(dialect=conn.dialect)
-    args: Any = (
-        tuple(compiled.params[n] for n in compiled.positiontup or ())
-        if compiled.positional
-        else compiled.params
-    )
-    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-    try:
-        cursor.execute(str(compiled), args)
-        rows = cursor.fetchall()
-    finally:
-        cursor.close()
+    rows = driver_rows(conn, sql, params)
     if not rows:
         return [np.array([], dtype=d) for d in dtypes]
     return [np.array(col, dtype=d) for col, d in zip(zip(*rows, strict=True), dtypes, strict=True)]
