@@ -26,17 +26,22 @@ from typing import Any
 
 from sqlalchemy import Connection, event, text
 
-from lendstack.servicing.cob import STEPS, CobStep
+from lendstack.servicing.cob import STEPS
 from lendstack.simulation.runner import scratch_engine
 from lendstack.storage import cob
 
 
 def measure(
-    db: str, reps: int = 5, statements: bool = False, deferred: bool = False
+    db: str,
+    reps: int = 5,
+    statements: bool = False,
+    deferred: bool = False,
+    carried: bool = False,
 ) -> dict[str, Any]:
     """Median CPU milliseconds of each close step (and statement) over `reps` closes of the
     day after `db`'s last close, each rolled back; `deferred`: the accrual defers its row
-    writes, as a simulation's close does between month-ends (`cob.accrue`)."""
+    writes, as a simulation's close does between month-ends (`cob.accrue`); `carried`: the
+    funders' exposures are carried from the last close, as a simulation's are (`cob.fund`)."""
     if reps < 1:
         raise ValueError("reps must be at least 1")
     engine = scratch_engine(f"sqlite:///{db}")
@@ -56,6 +61,8 @@ def measure(
         event.listen(engine, "after_cursor_execute", after)
     try:
         day = _next_day(engine)
+        store = cob.SqlCloseStore(engine, defer_accrual=deferred, carry_exposures=carried)
+        options = store.step_options(day)
         steps: dict[str, list[float]] = {step.value: [] for step in STEPS}
         totals: list[float] = []
         with engine.connect() as conn:
@@ -69,10 +76,7 @@ def measure(
                     for step in STEPS:
                         current["step"] = step.value
                         t = time.process_time()
-                        if step is CobStep.ACCRUAL and deferred:
-                            cob.STEP_SQL[step](conn, day, deferred=True)
-                        else:
-                            cob.STEP_SQL[step](conn, day)
+                        cob.STEP_SQL[step](conn, day, **options.get(step, {}))
                         if rep:
                             steps[step.value].append(time.process_time() - t)
                     if rep:
@@ -124,9 +128,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--deferred", action="store_true", help="the accrual defers its row writes (simulation)"
     )
+    parser.add_argument(
+        "--carried",
+        action="store_true",
+        help="exposures carried from the last close (simulation; the book's last close must"
+        " have carried them, else they are summed)",
+    )
     parser.add_argument("--format", choices=("table", "json"), default="table")
     args = parser.parse_args(argv)
-    found = measure(args.db, args.reps, args.statements, args.deferred)
+    found = measure(args.db, args.reps, args.statements, args.deferred, args.carried)
     if args.format == "json":
         print(json.dumps(found, indent=2))
         return

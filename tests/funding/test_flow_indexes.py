@@ -34,7 +34,7 @@ def test_the_kinds_read_by_kind_read_their_partial_index(engine: Engine) -> None
     close = _plan(
         engine,
         funding._CLOSE_EXPOSURE,
-        {"day": day, "balance": 0, "never": date.min.isoformat(), "f": "bank"},
+        {"day": day, "balance": 0, "never": date.min.isoformat(), "f": "bank", "through": None},
     )
     assert "INDEX ix_funder_flows_disbursements (funder_id=? AND business_date>?" in close
     paid = _plan(engine, str(_GUARANTEE_PAID), {"f": "bank"})

@@ -218,8 +218,11 @@ class _Run:
             apps, self._decisions(apps, label), partial(self._decided, month)
         )
         # The run reads the book's raw balances only at month-ends (measures, ECL, hooks),
-        # so the close writes each loan's accrual then, not daily (`SqlCloseStore`).
-        store, booked = SqlCloseStore(self.engine, defer_accrual=True), []
+        # so the close writes each loan's accrual then, not daily; and it is the book's only
+        # writer (the side process decides, this one books), so the close carries each
+        # funder's exposure by the day's flows (`SqlCloseStore`).
+        store = SqlCloseStore(self.engine, defer_accrual=True, carry_exposures=True)
+        booked: list[dict[str, Any]] = []
         for n in range(days):
             day = first + timedelta(days=n)
             self.progress(f"{label}: servicing {day}", n, days)

@@ -28,7 +28,7 @@ from sqlalchemy import Connection, Engine, TextClause, bindparam, insert, select
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 
-from lendstack.core.errors import Conflict, NotFound, ValidationError
+from lendstack.core.errors import Conflict, InvariantViolation, NotFound, ValidationError
 from lendstack.core.money import from_fen, quantize_fen
 from lendstack.funding import (
     NO_CAPACITY,
@@ -620,6 +620,11 @@ def _moved_sql(alias: str) -> str:
 
 
 _MOVED = _moved_sql("x")
+_MOVED_SINCE = text(
+    f"SELECT x.funder_id, SUM({_MOVED}) FROM funder_flows x WHERE x.id > :m GROUP BY x.funder_id"
+)
+"""How far each funder's positions moved by the flows after id `:m` (its primary key's range:
+the flows since, not the history)."""
 _SINCE = (
     "SELECT x.funder_id, x.business_date,"
     f" SUM(CASE WHEN {_MOVED} > 0 THEN {_MOVED} ELSE 0 END),"
@@ -710,12 +715,17 @@ def fast_exposures_many(conn: Connection, days: Sequence[date]) -> dict[date, di
     return {as_of: _summed(at_close, flows, as_of) for as_of in open_days}
 
 
-def close_exposures(conn: Connection, day: date) -> int:
+def close_exposures(
+    conn: Connection, day: date, *, carry: bool = False, check: bool = False
+) -> int:
     """The close's exposure rows: every funder's exact balance and allocations at `day`.
 
-    Three set-based statements (a row for each funder new since, the balances, one update per
-    funder): the balances are one pass over the open loans' positions, and the allocations
-    add the disbursements since each row's own close. Returns the funders written.
+    A few set-based statements (a row for each funder new since, the balances, one update per
+    funder): the allocations add the disbursements since each row's own close. The balances
+    are one pass over the open loans' positions, or, with `carry`, each row's balance at the
+    last close plus the flows written since (`_carried`), where every row says which flows it
+    includes; `check` sums them from the positions as well and raises `InvariantViolation`
+    if a carried balance differs. Returns the funders written.
     """
     conn.execute(
         text(
@@ -723,15 +733,45 @@ def close_exposures(conn: Connection, day: date) -> int:
             " WHERE id NOT IN (SELECT funder_id FROM funder_exposures)"
         )
     )
-    funder_ids = list(conn.execute(text("SELECT funder_id FROM funder_exposures")).scalars())
-    held = held_of(conn, funder_ids)
-    rows = [
-        {"f": funder_id, "day": day, "balance": held.get(funder_id, 0), "never": date.min}
+    rows = conn.execute(
+        text("SELECT funder_id, balance_fen, flows_through FROM funder_exposures")
+    ).all()
+    funder_ids = [str(row[0]) for row in rows]
+    through = int(conn.execute(text("SELECT COALESCE(MAX(id), 0) FROM funder_flows")).scalar_one())
+    carried = _carried(conn, rows) if carry else None
+    held = carried if carried is not None and not check else held_of(conn, funder_ids)
+    if carried is not None and carried != held:
+        raise InvariantViolation(
+            f"exposures carried from the flows {carried} differ from the positions' {held}"
+        )
+    # A close that does not carry leaves its balances unmarked: with other writers at work
+    # (the API), a flow with a lower id may commit after this read, and a carry from the
+    # mark would miss it.
+    marked = through if carry else None
+    values = [
+        {"f": funder_id, "day": day, "balance": held.get(funder_id, 0), "never": date.min,
+         "through": marked}
         for funder_id in funder_ids
-    ]
-    if rows:
-        conn.execute(text(_CLOSE_EXPOSURE), rows)
-    return len(rows)
+    ]  # fmt: skip
+    if values:
+        conn.execute(text(_CLOSE_EXPOSURE), values)
+    return len(values)
+
+
+def _carried(conn: Connection, rows: Sequence[Any]) -> dict[str, int] | None:
+    """Each funder's balance at the last close plus the flows written since, or None where a
+    row does not say which flows it includes (or the rows disagree).
+
+    Exact for a single writer: a position moves only by a flow (the ledger check holds them
+    equal), flows are only appended, in id order, and a loan that leaves the open book has
+    repaid, charged off or sold its principal, its positions taken to 0 by those flows. So
+    the open loans' positions grew since by exactly the flows since.
+    """
+    marks = {row[2] for row in rows}
+    if len(marks) != 1 or None in marks:
+        return None
+    moved = dict(conn.execute(_MOVED_SINCE, {"m": marks.pop()}).all())
+    return {str(f): int(balance or 0) + int(moved.get(f) or 0) for f, balance, _ in rows}
 
 
 _OPEN = "l.status IN ('approved', 'active')"
@@ -782,6 +822,7 @@ def held_of(conn: Connection, funder_ids: Sequence[str]) -> dict[str, int]:
 
 _CLOSE_EXPOSURE = (
     "UPDATE funder_exposures SET closed_on = :day, balance_fen = :balance,"
+    " flows_through = :through,"
     # Allocations only grow: add the disbursements since the row's own close, so the step
     # reads a day of flows, not the whole history (re-running a date adds none). A row never
     # closed counts from `date.min`: a range with both ends, so the funder/date index reads

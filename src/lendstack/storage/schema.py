@@ -421,6 +421,10 @@ funder_exposures = Table(
     Column("closed_on", Date, nullable=True),
     _fen("balance_fen"),  # co-lent principal of open loans at the close
     _fen("allocated_fen"),  # every disbursement part up to the close (total quota)
+    # The id of the last funder flow `balance_fen` includes, when the close carried it from
+    # the flows written since (`close_exposures`); NULL: not known, the next close sums the
+    # positions (0024_carried_exposures).
+    Column("flows_through", BigInteger, nullable=True),
 )
 
 
