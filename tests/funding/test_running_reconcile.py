@@ -148,3 +148,32 @@ def test_a_flow_of_the_open_date_counts_once_its_date_is_closed(
     assert not any("flows vs GL" in d.check for d in both(engine, running))
     close_through(SqlCloseStore(engine), open_date)  # the close posts the day's flows: it ties
     assert both(engine, running) == []
+
+
+def test_a_position_zeroed_while_its_flows_are_not_is_caught(
+    engine: Engine, catalog: ProductCatalog, repo: SqlFunding
+) -> None:
+    """The running check reads only the positions not zero, and looks up the zero ones
+    whose flows do not sum to zero: a position wiped to zero is still caught, a zero
+    position of a loan with no open flows is never a difference."""
+    running = grow(engine, catalog, repo)
+    with engine.begin() as conn:
+        loan_id = conn.execute(text("SELECT MAX(loan_id) FROM funder_positions")).scalar_one()
+        conn.execute(
+            text("UPDATE funder_positions SET principal_fen = 0 WHERE loan_id = :l"),
+            {"l": loan_id},
+        )
+    found = {d.check for d in both(engine, running)}
+    assert {f"loan {loan_id} funder {f}: position vs its flows" for f in SHARES} <= found
+    with engine.begin() as conn:  # the flows brought to zero too: the positions tie again
+        for funder in SHARES:
+            owed = running.positions[(loan_id, funder)]
+            conn.execute(
+                text(
+                    "INSERT INTO funder_flows (business_date, loan_id, funder_id, flow,"
+                    " amount_fen, source) VALUES (:d, :l, :f, 'principal', :n, :s)"
+                ),
+                {"d": date(2026, 5, 2), "l": loan_id, "f": funder, "n": owed, "s": f"z:{funder}"},
+            )
+    found = {d.check for d in both(engine, running)}
+    assert not any(c.startswith(f"loan {loan_id} funder") for c in found)

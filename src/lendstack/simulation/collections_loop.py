@@ -12,9 +12,9 @@ does what a collections team does with the real capability (`lendstack.collectio
    calling once answered), every attempt is checked by the rule engine (`check`) against the
    log so far and appended to the contact log (`collection_contacts`) as `record_contact`
    does, in one batch;
-4. a debtor who answers promises to pay what is overdue with `promise_rate`: the promise is
-   recorded with `record_promise` (due `promise_days` later), and the close of business marks
-   it kept or broken from the payments, as in production;
+4. a debtor who answers promises to pay what is overdue with `promise_rate`: the promises
+   are recorded with `record_promises` (due `promise_days` later, all in one transaction),
+   and the close of business marks each kept or broken from the payments, as in production;
 5. tells behaviour who was reached (`BorrowerRisk.contacts`): their cure draws in the next 31
    days are lifted, and a promiser pays on the promise's date with `promise_keep`
    (`behaviour.cures`).
@@ -51,7 +51,6 @@ from lendstack.collections import (
     plan,
     rank,
 )
-from lendstack.core.errors import Conflict, ValidationError
 from lendstack.core.money import from_fen
 from lendstack.simulation.behaviour import BorrowerRisk, Contact, uniform
 from lendstack.simulation.metrics import MonthMetrics
@@ -186,17 +185,15 @@ class CollectionsLoop:
             rows = conn.execute(text(OWED_SQL), {"d": to_day(day)}).all()
         owed = {int(i): int(fen) for i, _, fen in rows}
         due = day + timedelta(days=self.knobs.promise_days)
-        made: set[int] = set()
-        for loan_id in sorted(keen):
-            amount = from_fen(owed.get(loan_id, 0))
-            if amount <= 0:
-                continue
-            try:
-                store.record_promise(engine, loan_id, amount, due, day)
-            except (Conflict, ValidationError):  # an open promise already, or nothing owed
-                continue
-            made.add(loan_id)
-        return made
+        wanted = [
+            (loan_id, amount, due)
+            for loan_id in sorted(keen)
+            if (amount := from_fen(owed.get(loan_id, 0))) > 0
+        ]
+        # One transaction for all: a refused promise (an open one already, nothing owed) is
+        # left out, as `record_promise` refusing it alone would leave it.
+        results = store.record_promises(engine, wanted, day)
+        return {r.loan_id for r in results if isinstance(r, store.Promise)}
 
 
 def _resolved(engine: Engine, month_end: date) -> dict[str, int]:

@@ -116,13 +116,16 @@ class SqlAlerts:
         stamp = now()
         with self.engine.begin() as conn:
             stored = _severities(conn, list(rows))
+            fresh = [
+                {**row, "first_raised_at": stamp, "updated_at": stamp}
+                for alert_id, row in rows.items()
+                if stored.get(alert_id) is None
+            ]
+            if fresh:  # the new alerts in one statement (a month-end raises dozens)
+                conn.execute(insert(risk_alerts), fresh)
             for alert_id, row in rows.items():
                 before = stored.get(alert_id)
                 if before is None:
-                    conn.execute(
-                        insert(risk_alerts),
-                        {**row, "first_raised_at": stamp, "updated_at": stamp},
-                    )
                     new.append(alert_id)
                 elif _RANK[row["severity"]] > _RANK.get(before, 0):
                     changes = {k: v for k, v in row.items() if k != "id"}

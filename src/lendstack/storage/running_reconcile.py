@@ -12,7 +12,10 @@ it carried:
   transaction); one found unbalanced is carried, and reported at every later check, as the
   full scan would;
 * positions to flows: each position's signed flows, summed as flows arrive; the positions
-  themselves are updated in place, so they are all read and compared at every check;
+  themselves are updated in place, so they are compared at every check: every position
+  not zero is read. A zero position (a loan paid off, sold or bought back: most of a long
+  run's book) can only differ from its flows if those do not sum to zero, so the positions
+  whose flows do not and that were not read are looked up: none, on a book that ties;
 * banks' flows to the GL: flows of dates up to the last close, per funder and flow; a flow
   of a date after it (the open date) waits until that date is closed.
 
@@ -61,6 +64,11 @@ _ENTRY_SUMS = text(
 _FLOWS = (
     f"SELECT loan_id, funder_id, flow, business_date, amount_fen FROM funder_flows WHERE {_RANGE}"
 )
+_HELD = "SELECT loan_id, funder_id, principal_fen FROM funder_positions WHERE principal_fen <> 0"
+_ZERO_HELD = (
+    "SELECT loan_id, funder_id, principal_fen FROM funder_positions WHERE principal_fen = 0"
+)
+_LOANS_AT_ONCE = 500
 _POSITION_SIGN = {flow.value: sign for flow, sign in POSITION_SIGN.items()}
 """The sign a flow moves its funder's position by, as `subledger.position_sql` writes it
 (a flow not in it, 0)."""
@@ -159,18 +167,38 @@ class RunningReconcile:
                 self.closed_flows[key] += fen
         self.closed_through = closed
 
-    def _funders(self, conn: Connection, closed: date | None) -> list[Mismatch]:
-        """`reconcile_funders(conn)`: loans to positions, positions to flows, flows to GL."""
-        out = loans_to_positions(conn)
-        rows = conn.execute(
-            text("SELECT loan_id, funder_id, principal_fen FROM funder_positions")
-        ).all()
+    def _positions_vs_flows(self, conn: Connection) -> list[Mismatch]:
+        """Each position that is not the signed sum of its flows: the positions not zero
+        are read (as the driver's tuples, keys typed as the flows' are), then the zero ones
+        among those whose flows do not sum to zero."""
+        rows = driver_rows(conn, _HELD, {})
         flows_of = self.positions.get
-        out += [
-            position_mismatch(int(loan_id), str(funder_id), int(principal), flows)
+        out = [
+            (loan_id, funder_id, principal, flows)
             for loan_id, funder_id, principal in rows
             if principal != (flows := flows_of((loan_id, funder_id), 0))
         ]
+        read = {(loan_id, funder_id) for loan_id, funder_id, _ in rows}
+        unread = sorted(k for k, flows in self.positions.items() if flows and k not in read)
+        for lo in range(0, len(unread), _LOANS_AT_ONCE):
+            some = set(unread[lo : lo + _LOANS_AT_ONCE])
+            ids = ", ".join(sorted({str(int(loan_id)) for loan_id, _ in some}))
+            out += [
+                (loan_id, funder_id, principal, flows_of((loan_id, funder_id), 0))
+                for loan_id, funder_id, principal in driver_rows(
+                    conn, f"{_ZERO_HELD} AND loan_id IN ({ids})", {}
+                )
+                if (loan_id, funder_id) in some
+            ]
+        return [
+            position_mismatch(int(loan_id), str(funder_id), int(principal), flows)
+            for loan_id, funder_id, principal, flows in out
+        ]
+
+    def _funders(self, conn: Connection, closed: date | None) -> list[Mismatch]:
+        """`reconcile_funders(conn)`: loans to positions, positions to flows, flows to GL."""
+        out = loans_to_positions(conn)
+        out += self._positions_vs_flows(conn)
         banks = {
             str(f)
             for f, kind in conn.execute(text("SELECT id, kind FROM funders")).all()

@@ -185,11 +185,9 @@ class SqlUseOfFunds:
             return ()
         found = flags_for(_transactions(conn, todo), _disbursed(conn, todo), self.pack)
         borrowers = _borrowers(conn, {f.loan_id for f in found})
-        for flag in found:
-            conn.execute(
-                insert(funds_misuse_flags),
-                _flag_row(flag, borrowers.get(flag.loan_id), self.pack, stamp),
-            )
+        if found:  # one statement for the month's flags (a simulator's month-end has dozens)
+            rows = [_flag_row(f, borrowers.get(f.loan_id), self.pack, stamp) for f in found]
+            conn.execute(insert(funds_misuse_flags), rows)
         return found
 
     # -- reading -----------------------------------------------------------------------------
