@@ -24,6 +24,7 @@ from sqlalchemy import (
     Table,
     bindparam,
     create_engine,
+    event,
     insert,
     select,
     update,
@@ -208,3 +209,41 @@ def test_insert_rows_writes_what_execute_rows_writes_in_the_same_order(count: in
             return list(conn.execute(select(_FLOWS).order_by(_FLOWS.c.id)))
 
     assert written(insert_rows) == written(execute_rows)
+
+
+@pytest.mark.parametrize("count", [1, 63, 64, 65, 129, 1000])
+def test_inserted_ids_many_to_a_statement_are_those_of_one_by_one(count: int) -> None:
+    """`inserted_ids(..., multi_row=True)`: the same rows, ids and order as without."""
+    rows = [(date(2025, 1, 1 + n % 28), f"n{n}", n) for n in range(count)]
+
+    def written(multi_row: bool) -> tuple[list[int], list[Any]]:
+        engine = create_engine("sqlite://")
+        _META.create_all(engine)
+        with engine.begin() as conn:
+            conn.execute(insert(_FLOWS), [{"day": date(2024, 1, 1), "name": "x", "amount": 0}])
+            names = ("day", "name", "amount")
+            ids = inserted_ids(conn, _FLOWS, rows, names, multi_row=multi_row)
+            return ids, list(conn.execute(select(_FLOWS).order_by(_FLOWS.c.id)))
+
+    ids, table = written(True)
+    assert (ids, table) == written(False)
+    assert [tuple(r)[1:] for r in table[1:]] == rows
+    assert [r.id for r in table[1:]] == ids
+
+
+def test_insert_rows_uses_two_statement_texts_whatever_the_count() -> None:
+    """The multi-row statement and the one-row one: each other text would be one more
+    statement for the driver to prepare and keep in its cache."""
+    engine = create_engine("sqlite://")
+    _META.create_all(engine)
+    seen: set[str] = set()
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        seen.add(statement)
+
+    with engine.begin() as conn:
+        for count in (1, 5, 63, 64, 65, 100, 130, 131):
+            rows = [(date(2025, 1, 1), f"n{n}", n) for n in range(count)]
+            insert_rows(conn, insert(_FLOWS), ("day", "name", "amount"), rows)
+    assert len(seen) == 2

@@ -34,10 +34,14 @@ def inserted_ids(
     table: Table,
     rows: Sequence[Any],
     names: tuple[str, ...] | None = None,
+    *,
+    multi_row: bool = False,
 ) -> list[int]:
     """Insert rows with multi-row statements and return the new ids in the rows' order.
 
-    Rows are dicts, or with `names`, value tuples in that order (as `execute_rows`)."""
+    Rows are dicts, or with `names`, value tuples in that order (as `execute_rows`); with
+    `multi_row` too, SQLite takes them many to a statement (`insert_rows`: a multi-row
+    VALUES inserts its rows in order, so they take the same consecutive ids)."""
     if not rows:
         return []
     if conn.dialect.name != "sqlite":
@@ -61,6 +65,8 @@ def inserted_ids(
         plain = _PLAIN[table] = insert(table)
     if names is None:
         execute_many(conn, plain, rows)
+    elif multi_row:
+        insert_rows(conn, plain, names, rows)
     else:
         execute_rows(conn, plain, names, rows)
     last, held = conn.exec_driver_sql(_last_ids_sql(conn.dialect, table), (len(rows),)).one()
@@ -146,9 +152,12 @@ def insert_rows(
     A row executed on its own costs SQLite a statement's start and finish besides the row's
     own writes, and its values go through the driver one statement at a time: about a
     quarter of a day's funder flows insert. Here the rows go `MULTI_ROWS` to a multi-row
-    VALUES statement (all of them in one executemany), and the rest in halving runs (32, 16,
-    ... 1 rows), so a few statement texts serve every batch from the driver's statement
-    cache. The rows are written in their order, so they take the same ids as one by one.
+    VALUES statement (all of them in one executemany), and the rest through the one-row
+    statement (one executemany). Two statement texts per table, whatever the batch's size:
+    each other size would be a statement to prepare, and one more in the driver's statement
+    cache (128), evicting others a run needs (every remainder size its own text cost a whole
+    run more prepares than the multi-row statements saved). The rows are written in their
+    order, so they take the same ids as one by one.
     """
     if not rows:
         return
@@ -165,14 +174,8 @@ def insert_rows(
             _multi_row_sql(plan.sql, group, size),
             [_flat(params[start : start + size]) for start in range(0, whole, size)],
         )
-    start = whole
-    while start < len(params):
-        while start + size > len(params):
-            size //= 2
-        conn.exec_driver_sql(
-            _multi_row_sql(plan.sql, group, size), _flat(params[start : start + size])
-        )
-        start += size
+    if whole < len(params):
+        conn.exec_driver_sql(plan.sql, params[whole:])
 
 
 MULTI_ROWS = 64
