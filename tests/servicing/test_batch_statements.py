@@ -24,6 +24,7 @@ from sqlalchemy import (
     Table,
     bindparam,
     create_engine,
+    event,
     insert,
     select,
     update,
@@ -208,3 +209,84 @@ def test_insert_rows_writes_what_execute_rows_writes_in_the_same_order(count: in
             return list(conn.execute(select(_FLOWS).order_by(_FLOWS.c.id)))
 
     assert written(insert_rows) == written(execute_rows)
+
+
+@pytest.mark.parametrize("count", [1, 63, 64, 65, 129, 1000])
+def test_inserted_ids_many_to_a_statement_are_those_of_one_by_one(count: int) -> None:
+    """`inserted_ids(..., multi_row=True)`: the same rows, ids and order as without."""
+    rows = [(date(2025, 1, 1 + n % 28), f"n{n}", n) for n in range(count)]
+
+    def written(multi_row: bool) -> tuple[list[int], list[Any]]:
+        engine = create_engine("sqlite://")
+        _META.create_all(engine)
+        with engine.begin() as conn:
+            conn.execute(insert(_FLOWS), [{"day": date(2024, 1, 1), "name": "x", "amount": 0}])
+            names = ("day", "name", "amount")
+            ids = inserted_ids(conn, _FLOWS, rows, names, multi_row=multi_row)
+            return ids, list(conn.execute(select(_FLOWS).order_by(_FLOWS.c.id)))
+
+    ids, table = written(True)
+    assert (ids, table) == written(False)
+    assert [tuple(r)[1:] for r in table[1:]] == rows
+    assert [r.id for r in table[1:]] == ids
+
+
+def test_insert_rows_uses_two_statement_texts_whatever_the_count() -> None:
+    """The multi-row statement and the one-row one: each other text would be one more
+    statement for the driver to prepare and keep in its cache."""
+    engine = create_engine("sqlite://")
+    _META.create_all(engine)
+    seen: set[str] = set()
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        seen.add(statement)
+
+    with engine.begin() as conn:
+        for count in (1, 5, 63, 64, 65, 100, 130, 131):
+            rows = [(date(2025, 1, 1), f"n{n}", n) for n in range(count)]
+            insert_rows(conn, insert(_FLOWS), ("day", "name", "amount"), rows)
+    assert len(seen) == 2
+
+
+_DAY_OR_TIME = st.one_of(
+    st.none(),
+    st.integers(0, 5).map(lambda d: date(2026, 4, 27) + timedelta(days=d)),
+    st.integers(0, 5).map(lambda d: datetime(2026, 4, 27, 13) + timedelta(days=d)),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(_DAY_OR_TIME, st.one_of(st.none(), st.booleans()), st.integers(-9, 9)),
+        min_size=1,
+        max_size=40,
+    ),
+    st.booleans(),
+    st.sampled_from([2, 10_000]),
+)
+def test_rows_bound_column_by_column_are_those_bound_row_by_row(
+    values: list[tuple[date | None, bool | None, int]], shared: bool, kept: int
+) -> None:
+    """`_Plan.rows_params` (converted columns walked once) gives each row exactly the
+    parameters `row_params` gives it: dates and booleans converted by their bind processors,
+    shared objects (one date for a whole batch) and copies alike, across batches."""
+    first = values[0][0]
+    rows = [
+        (n, first if shared else copy(day), flag, amount)
+        for n, (day, flag, amount) in enumerate(values)
+    ]
+    names = ("id", "day", "flag", "amount")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(batches, "_DAYS_KEPT", kept)
+        plans = []
+        for _ in range(2):
+            patch.setattr(batches, "_PLANS", {})  # a fresh plan each, with nothing converted
+            with create_engine("sqlite://").connect() as conn:
+                plans.append(batches._plan_of(conn, insert(_ITEMS), names))
+        by_columns, by_rows = plans
+        assert by_columns is not None
+        assert by_rows is not None
+        for batch in (rows, list(reversed(rows)), rows):  # memos carried between batches
+            assert by_columns.rows_params(batch) == [by_rows.row_params(r) for r in batch]

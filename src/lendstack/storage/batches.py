@@ -34,10 +34,14 @@ def inserted_ids(
     table: Table,
     rows: Sequence[Any],
     names: tuple[str, ...] | None = None,
+    *,
+    multi_row: bool = False,
 ) -> list[int]:
     """Insert rows with multi-row statements and return the new ids in the rows' order.
 
-    Rows are dicts, or with `names`, value tuples in that order (as `execute_rows`)."""
+    Rows are dicts, or with `names`, value tuples in that order (as `execute_rows`); with
+    `multi_row` too, SQLite takes them many to a statement (`insert_rows`: a multi-row
+    VALUES inserts its rows in order, so they take the same consecutive ids)."""
     if not rows:
         return []
     if conn.dialect.name != "sqlite":
@@ -61,6 +65,8 @@ def inserted_ids(
         plain = _PLAIN[table] = insert(table)
     if names is None:
         execute_many(conn, plain, rows)
+    elif multi_row:
+        insert_rows(conn, plain, names, rows)
     else:
         execute_rows(conn, plain, names, rows)
     last, held = conn.exec_driver_sql(_last_ids_sql(conn.dialect, table), (len(rows),)).one()
@@ -135,7 +141,7 @@ def execute_rows(
     if plan.as_given:  # the tuples already are the driver's parameters
         conn.exec_driver_sql(plan.sql, list(rows))
         return
-    conn.exec_driver_sql(plan.sql, [plan.row_params(row) for row in rows])
+    conn.exec_driver_sql(plan.sql, plan.rows_params(rows))
 
 
 def insert_rows(
@@ -146,9 +152,12 @@ def insert_rows(
     A row executed on its own costs SQLite a statement's start and finish besides the row's
     own writes, and its values go through the driver one statement at a time: about a
     quarter of a day's funder flows insert. Here the rows go `MULTI_ROWS` to a multi-row
-    VALUES statement (all of them in one executemany), and the rest in halving runs (32, 16,
-    ... 1 rows), so a few statement texts serve every batch from the driver's statement
-    cache. The rows are written in their order, so they take the same ids as one by one.
+    VALUES statement (all of them in one executemany), and the rest through the one-row
+    statement (one executemany). Two statement texts per table, whatever the batch's size:
+    each other size would be a statement to prepare, and one more in the driver's statement
+    cache (128), evicting others a run needs (every remainder size its own text cost a whole
+    run more prepares than the multi-row statements saved). The rows are written in their
+    order, so they take the same ids as one by one.
     """
     if not rows:
         return
@@ -157,7 +166,7 @@ def insert_rows(
     if plan is None or group is None:
         execute_rows(conn, statement, names, rows)
         return
-    params = list(rows) if plan.as_given else [plan.row_params(row) for row in rows]
+    params = plan.rows_params(rows)
     size = max(1, min(MULTI_ROWS, CHUNK // len(params[0])))
     whole = len(params) - len(params) % size
     if whole:
@@ -165,14 +174,8 @@ def insert_rows(
             _multi_row_sql(plan.sql, group, size),
             [_flat(params[start : start + size]) for start in range(0, whole, size)],
         )
-    start = whole
-    while start < len(params):
-        while start + size > len(params):
-            size //= 2
-        conn.exec_driver_sql(
-            _multi_row_sql(plan.sql, group, size), _flat(params[start : start + size])
-        )
-        start += size
+    if whole < len(params):
+        conn.exec_driver_sql(plan.sql, params[whole:])
 
 
 MULTI_ROWS = 64
@@ -254,6 +257,39 @@ class _Plan:
             return self._bound(tuple(row))
         values = pick(row)
         return self._bound((values,) if self._single else values)
+
+    def rows_params(self, rows: Sequence[Sequence[Any]]) -> list[Sequence[Any]]:
+        """`row_params` of each row, in order. Bound column by column where only some columns
+        convert (a batch's usual shape): the rows are taken apart into columns and put back
+        together by `zip` (C loops), and only the converted columns are walked in Python,
+        instead of two calls, a list and a tuple per row."""
+        if self.as_given:  # the tuples already are the driver's parameters
+            return list(rows)
+        if self._pick is not None or self._fixed:
+            return [self.row_params(row) for row in rows]
+        columns: list[Sequence[Any]] = list(zip(*rows, strict=True))
+        for n, (i, convert) in enumerate(self._converts):
+            columns[i] = self._converted(n, columns[i], convert)
+        return list(zip(*columns, strict=True))
+
+    def _converted(self, n: int, column: Sequence[Any], convert: Callable[[Any], Any]) -> list[Any]:
+        """Slot `n`'s values converted, as `_bound` converts each (the same memo of the
+        last value, the same dates converted once)."""
+        out: list[Any] = []
+        last_value, last_converted = self._last[n]
+        for value in column:
+            if value is last_value:  # the very same object: identity, so never a lookalike
+                out.append(last_converted)
+            elif type(value) is date:
+                last_value, last_converted = value, self._date(n, value, convert)
+                out.append(last_converted)
+            else:
+                converted = convert(value)
+                if type(value) in _IMMUTABLE:  # a mutable value may change under its identity
+                    last_value, last_converted = value, converted
+                out.append(converted)
+        self._last[n] = (last_value, last_converted)  # one tuple, swapped whole
+        return out
 
     def _bound(self, values: tuple[Any, ...]) -> tuple[Any, ...]:
         """The named slots' values converted, with the fixed values put in their places."""

@@ -22,7 +22,7 @@ from lendstack.servicing.domain.loan import InstallmentState, LoanState, accrued
 from lendstack.servicing.domain.payments import Applied, InstallmentPart
 from lendstack.servicing.ports import LoanProfile, PlanTerms, StoredPayment
 from lendstack.storage import mapping
-from lendstack.storage.batches import chunks, execute_many, execute_rows, inserted_ids
+from lendstack.storage.batches import chunks, execute_many, execute_rows, insert_rows, inserted_ids
 from lendstack.storage.calendar import last_closed
 from lendstack.storage.funding import SqlFunding
 from lendstack.storage.loan_settlements import SqlLoanSettlements
@@ -540,7 +540,7 @@ class SqlPayments:
             for pid, payment in zip(ids, batch, strict=True)
             for p in payment.parts
         ]
-        execute_rows(self.conn, _INSERT_PARTS, _PART_COLUMNS, parts)
+        insert_rows(self.conn, _INSERT_PARTS, _PART_COLUMNS, parts)
         SubLedger(self.conn).on_payments(
             [
                 (pid, p.loan_id, fen, p.entry_id)
@@ -570,7 +570,7 @@ class SqlPayments:
             )
             for payment, fen in batch
         ]
-        return inserted_ids(self.conn, payments, rows, _PAYMENT_COLUMNS)
+        return inserted_ids(self.conn, payments, rows, _PAYMENT_COLUMNS, multi_row=True)
 
     def later_than(self, payment: StoredPayment) -> Sequence[StoredPayment]:
         query = (
@@ -642,14 +642,14 @@ class SqlLedger:
                 )
                 for entry in chunk
             ]
-            ids += inserted_ids(self.conn, journal_entries, headers, _ENTRY_COLUMNS)
+            ids += inserted_ids(self.conn, journal_entries, headers, _ENTRY_COLUMNS, multi_row=True)
         self.posted.update(zip(ids, (entry.business_date for entry in entries), strict=True))
         lines = [
             row
             for entry_id, entry in zip(ids, entries, strict=True)
             for row in line_rows(entry_id, entry.postings)
         ]
-        execute_rows(self.conn, _INSERT_LINES, LINE_COLUMNS, lines)
+        insert_rows(self.conn, _INSERT_LINES, LINE_COLUMNS, lines)
         return ids
 
     def get(self, entry_id: int) -> JournalEntry:
