@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -18,7 +17,6 @@ from lendstack.core.errors import Conflict
 from lendstack.funding import NO_CAPACITY
 from lendstack.simulation import RunConfig, load_scenario, simulate_run
 from lendstack.simulation import runner as runner_module
-from lendstack.storage.close_indexes import COVERING
 
 # One worker builds the module's shared fixture (xdist would build it on each).
 pytestmark = pytest.mark.xdist_group("simulate-cli-run")
@@ -76,14 +74,6 @@ def test_other_commands_work_on_the_run_database(
     checked = run("ledger", "check")
     assert checked.exit_code == 0, checked.output
     assert "reconcile" in checked.output
-
-
-def test_the_run_leaves_the_projects_schema(small_run: Path) -> None:
-    """The covering indexes of the run's close are gone once it ends (`close_indexes`)."""
-    with sqlite3.connect(small_run / "lendstack.db") as conn:
-        names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
-    assert "ix_loans_status_snapshot" in names  # the schema's own are there
-    assert not names & set(COVERING)
 
 
 def test_partner_exposure_is_the_funding_sub_ledger_to_the_fen(

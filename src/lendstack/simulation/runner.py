@@ -57,7 +57,6 @@ from lendstack.simulation.platform import (
 )
 from lendstack.simulation.repayments import Repayments
 from lendstack.simulation.scenario import PolicyOverride, Scenario
-from lendstack.storage.close_indexes import covering_indexes
 from lendstack.storage.cob import SqlCloseStore
 from lendstack.storage.db import make_engine, migrate
 from lendstack.storage.decisions import prepare_entry
@@ -199,9 +198,7 @@ class _Run:
 
     def run(self) -> None:
         try:
-            # The close defers (below): its daily scans read covering indexes while the run
-            # lasts (`storage.close_indexes`).
-            with collected_monthly() as month_end, covering_indexes(self.engine):
+            with collected_monthly() as month_end:
                 for month in range(1, self.cfg.months + 1):
                     self.month(month)
                     month_end()
