@@ -174,13 +174,22 @@ def open_loan(conn: Connection, loan_id: int) -> None:
     a 7th call, or a second promise, at the same moment cannot both pass the check."""
     query = select(loans.c.status).where(loans.c.id == loan_id).with_for_update()
     status = conn.execute(query).scalar()
+    refused = _not_active(loan_id, status)
+    if refused is not None:
+        raise refused
+
+
+def _not_active(loan_id: int, status: str | None) -> Conflict | None:
+    """None for an active loan; else why contacts and promises refuse it (an unknown loan
+    raises NotFound)."""
     if status is None:
         raise NotFound(f"no loan {loan_id}", field="loan")
     if status != "active":
-        raise Conflict(
+        return Conflict(
             f"loan {loan_id} is {status}; collection contacts and promises need an active loan",
             field="loan",
         )
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -402,14 +411,9 @@ def _refused(
 ) -> Conflict | ValidationError | None:
     """Why `record_promise` refuses the promise, in its order of checks (None: it does not);
     an unknown loan raises NotFound."""
-    state = status.get(loan_id)
-    if state is None:
-        raise NotFound(f"no loan {loan_id}", field="loan")
-    if state != "active":
-        return Conflict(
-            f"loan {loan_id} is {state}; collection contacts and promises need an active loan",
-            field="loan",
-        )
+    refused = _not_active(loan_id, status.get(loan_id))
+    if refused is not None:
+        return refused
     if start is None:
         return ValidationError("no business date is closed yet; give --on", field="on")
     if last is not None and due <= last:
