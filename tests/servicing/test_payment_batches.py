@@ -28,10 +28,13 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import IntegrityError
 
 from lendstack.core.errors import Conflict, LendstackError, NotFound, ValidationError
+from lendstack.core.money import ZERO
 from lendstack.servicing import LoanRequest, Payment, ProductCatalog, book_loan
 from lendstack.servicing.cob import close_through
+from lendstack.servicing.domain.lifecycle import LoanStatus
+from lendstack.servicing.domain.payments import owed_by_component
 from lendstack.servicing.domain.schedule import PrepaymentMode
-from lendstack.servicing.services import take_payment, take_payments
+from lendstack.servicing.services import get_loan, take_payment, take_payments
 from lendstack.storage import mapping, repositories, subledger
 from lendstack.storage.cob import SqlCloseStore
 from lendstack.storage.db import make_engine, migrate
@@ -42,6 +45,7 @@ from lendstack.storage.repositories import SqlUnitOfWork
 BOOKED = date(2026, 3, 2)
 CLOSED = BOOKED + timedelta(days=40)  # the first installment is billed and a little overdue
 OPEN = CLOSED + timedelta(days=1)
+LAST_BILLED = BOOKED + timedelta(days=100)  # the 3-month loan's last installment is billed
 BANK = "harbour-joint-stock"
 LOANS = (  # product, amount, term, rate, co-funded
     ("cash-loan-installment", "10000.01", 12, "0.18", True),
@@ -63,7 +67,7 @@ def books(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
     return {**fingerprint(engine), **funders}
 
 
-def prepare(engine: Engine, catalog: ProductCatalog) -> list[int]:
+def prepare(engine: Engine, catalog: ProductCatalog, deferred: bool = False) -> list[int]:
     funding = SqlFunding(engine)
     funding.import_builtin()
     ids = []
@@ -73,18 +77,20 @@ def prepare(engine: Engine, catalog: ProductCatalog) -> list[int]:
         if cofunded:
             funding.record_plan(engine, loan_id, {"platform": Decimal("0.3"), BANK: Decimal("0.7")})
         ids.append(loan_id)
-    close_through(SqlCloseStore(engine), CLOSED)
+    close_through(SqlCloseStore(engine, defer_accrual=deferred), CLOSED)
     return ids
 
 
 @contextmanager
-def two_books(catalog: ProductCatalog) -> Iterator[tuple[Engine, Engine, list[int]]]:
+def two_books(
+    catalog: ProductCatalog, deferred: bool = False
+) -> Iterator[tuple[Engine, Engine, list[int]]]:
     with tempfile.TemporaryDirectory() as tmp:
         engines = [make_engine(f"sqlite:///{Path(tmp) / f'{n}.db'}") for n in "ab"]
         for engine in engines:
             migrate(engine)
-        ids = prepare(engines[0], catalog)
-        assert prepare(engines[1], catalog) == ids
+        ids = prepare(engines[0], catalog, deferred)
+        assert prepare(engines[1], catalog, deferred) == ids
         try:
             yield engines[0], engines[1], ids
         finally:
@@ -147,6 +153,90 @@ def test_a_batch_books_exactly_what_one_by_one_books(
         assert books(batched) == books(one_by_one)
         with batched.connect() as conn:
             assert reconcile(conn) == []
+
+
+def whole_bills(engine: Engine, ids: list[int], on: date, key: str) -> list[Payment]:
+    """A payment of each loan's whole bill on `on` (the penalty and every billed unpaid
+    installment), as the simulator's borrowers pay; none for a loan that owes nothing."""
+    batch = []
+    for loan_id in ids:
+        loan = get_loan(SqlUnitOfWork(engine), loan_id)
+        owed = sum(owed_by_component(loan, on).values(), ZERO)
+        if owed and loan.status is LoanStatus.ACTIVE:
+            batch.append(Payment(loan_id, owed, on, f"{key}-{loan_id}"))
+    return batch
+
+
+@settings(
+    max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    chosen=st.lists(st.integers(0, len(LOANS) - 1), min_size=1, max_size=len(LOANS), unique=True),
+    odd=st.booleans(),
+    deferred=st.booleans(),
+)
+def test_a_batch_of_whole_bills_books_exactly_what_one_by_one_books(
+    catalog: ProductCatalog, chosen: list[int], odd: bool, deferred: bool
+) -> None:
+    """A batch whose every payment is its loan's whole bill is read and written as bills
+    (`SqlLoans.bills`, `save_bills`), not loan states: the books must be those of the
+    payments one by one, with the close's accrual deferred or not, on a loan's first bill
+    and on its last (which pays it off). A batch with one other amount goes the general way."""
+    calls: list[int] = []
+    real = repositories.SqlLoans.save_bills
+
+    def counted(self: repositories.SqlLoans, paid: Any) -> None:
+        calls.append(len(paid))
+        real(self, paid)
+
+    with (
+        two_books(catalog, deferred) as (one_by_one, batched, ids),
+        pytest.MonkeyPatch.context() as mp,
+    ):
+        mp.setattr(repositories.SqlLoans, "save_bills", counted)
+        loans = [ids[k] for k in chosen]
+        for round, (on, later) in enumerate(
+            ((OPEN, LAST_BILLED), (LAST_BILLED + timedelta(1), None))
+        ):
+            batch = whole_bills(one_by_one, loans, on, f"bill-{round}")
+            if odd and batch:
+                first = batch[0]
+                batch[0] = Payment(
+                    first.loan_id, first.amount + Decimal("0.01"), on, first.idempotency_key
+                )
+            assert sequential(one_by_one, batch) is None
+            calls.clear()
+            take_payments(SqlUnitOfWork(batched), batch)
+            assert calls == ([] if odd or not batch else [len(batch)])
+            assert books(batched) == books(one_by_one)
+            if later is not None:
+                for engine in (one_by_one, batched):
+                    close_through(SqlCloseStore(engine, defer_accrual=deferred), later)
+        if not deferred:  # a deferring book ties to the journal at month-ends only
+            with batched.connect() as conn:
+                assert reconcile(conn) == []
+        statuses = {get_loan(SqlUnitOfWork(batched), i).status for i in loans}
+        assert odd or ids[3] not in loans or LoanStatus.PAID_OFF in statuses
+
+
+def test_whole_bills_book_as_one_by_one_on_each_backend(
+    engine: Engine, second_engine: Engine, catalog: ProductCatalog
+) -> None:
+    """The bills' reads and writes (`SqlLoans.bills`, `save_bills`) on the test backend
+    (PostgreSQL in CI): every loan's whole bill, then again after its last is billed."""
+    ids = prepare(engine, catalog, deferred=True)
+    assert prepare(second_engine, catalog, deferred=True) == ids
+    for round, (on, later) in enumerate(((OPEN, LAST_BILLED), (LAST_BILLED + timedelta(1), None))):
+        batch = whole_bills(engine, ids, on, f"bill-{round}")
+        assert len(batch) == len(ids)
+        assert sequential(engine, batch) is None
+        stored = take_payments(SqlUnitOfWork(second_engine), batch)
+        assert [s.kind for s in stored] == ["payment"] * len(batch)
+        assert books(second_engine) == books(engine)
+        if later is not None:
+            for each in (engine, second_engine):
+                close_through(SqlCloseStore(each, defer_accrual=True), later)
+    assert get_loan(SqlUnitOfWork(second_engine), ids[3]).status is LoanStatus.PAID_OFF
 
 
 def test_a_repeated_batch_has_no_second_effect(

@@ -11,8 +11,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from decimal import Decimal
+from typing import Protocol
 
 from lendstack.core.errors import Conflict, InvariantViolation, NotFound, ValidationError
+from lendstack.servicing.domain.bills import PaidBill, pay_bill
 from lendstack.servicing.domain.booking import (
     Opening,
     contract_for,
@@ -24,6 +26,8 @@ from lendstack.servicing.domain.ledger import EventType, JournalEntry
 from lendstack.servicing.domain.lifecycle import LoanStatus
 from lendstack.servicing.domain.loan import LoanContract, LoanState, resume_period
 from lendstack.servicing.domain.payments import (
+    Applied,
+    InstallmentPart,
     PaymentOutcome,
     apply_credit,
     apply_payment,
@@ -293,12 +297,26 @@ def _outcome(loan: LoanState, payment: Payment, reference: str) -> PaymentOutcom
     return prepay(loan, payment.amount, payment.on, payment.prepay, reference)
 
 
-def _stored(
-    payment: Payment, loan: LoanState, outcome: PaymentOutcome, entry_id: int
-) -> StoredPayment:
+class _Settled(Protocol):
+    """What `_stored` records of a payment applied: a `PaymentOutcome` or a `PaidBill`."""
+
+    @property
+    def applied(self) -> Applied: ...
+    @property
+    def parts(self) -> tuple[InstallmentPart, ...]: ...
+    @property
+    def entry(self) -> JournalEntry: ...
+    @property
+    def accrued_interest(self) -> Decimal: ...
+    @property
+    def accrued_fee(self) -> Decimal: ...
+
+
+def _stored(payment: Payment, version: int, outcome: _Settled, entry_id: int) -> StoredPayment:
+    """The payment as stored, of a loan on schedule version `version` before it."""
     return StoredPayment(
         id=0,
-        loan_id=loan.id,
+        loan_id=payment.loan_id,
         kind="prepayment" if payment.prepay else outcome.entry.event.value,
         value_date=payment.on,
         amount=payment.amount,
@@ -308,7 +326,7 @@ def _stored(
         applied=outcome.applied,
         parts=outcome.parts,
         entry_id=entry_id,
-        schedule_version_before=loan.schedule_version,
+        schedule_version_before=version,
         mode=payment.prepay.value if payment.prepay else None,
         accrued_interest=outcome.accrued_interest,
         accrued_fee=outcome.accrued_fee,
@@ -318,7 +336,7 @@ def _stored(
 def _record(
     uow: UnitOfWork, payment: Payment, loan: LoanState, outcome: PaymentOutcome, entry_id: int
 ) -> StoredPayment:
-    stored = _stored(payment, loan, outcome, entry_id)
+    stored = _stored(payment, loan.schedule_version, outcome, entry_id)
     return replace(stored, id=uow.payments.add(stored))
 
 
@@ -361,27 +379,19 @@ def take_payments(uow: UnitOfWork, batch: Sequence[Payment]) -> tuple[StoredPaym
     a few per payment; a loan paid twice sees its first payment. All or nothing: a payment
     that fails rolls the whole batch back, and the error's field says which one it was.
     Returns each payment's stored result, in the batch's order.
+
+    A batch of new payments each of one loan's whole bill reads and writes the loans as
+    bills, not whole states (`_bills_paid`); it books the same.
     """
     with uow:
         known = uow.payments.by_keys([p.idempotency_key for p in batch])
         for on in sorted({p.on for p in batch}):
             ensure_open(uow.calendar, on)
-        loans = _payment_loans(uow, batch)
-        new: list[tuple[Payment, PaymentOutcome, StoredPayment]] = []
-        for n, payment in enumerate(batch):
-            try:
-                if _replayed(payment, known.get(payment.idempotency_key)) is not None:
-                    continue
-                loan = loans[payment.loan_id]
-                outcome = _outcome(loan, payment, f"payment:{payment.idempotency_key}")
-            except (Conflict, ValidationError) as exc:
-                raise type(exc)(exc.message, field=f"payments[{n}].{exc.field}") from exc
-            loans[payment.loan_id] = outcome.loan
-            known[payment.idempotency_key] = unposted = _stored(payment, loan, outcome, 0)
-            new.append((payment, outcome, unposted))
-        entry_ids = uow.ledger.post_many([_dated(o.entry, p.on) for p, o, _ in new])
-        uow.loans.save_many([o.loan for _, o, _ in new])
-        stored = [_numbered(s, 0, e) for (*_, s), e in zip(new, entry_ids, strict=True)]
+        new = _bills_paid(uow, batch, known)
+        if new is None:
+            new = _payments_applied(uow, batch, known)
+        entry_ids = uow.ledger.post_many([entry for _, entry in new])
+        stored = [_numbered(s, 0, e) for (s, _), e in zip(new, entry_ids, strict=True)]
         ids = uow.payments.add_many(stored)
         uow.commit()
     known.update(
@@ -389,6 +399,61 @@ def take_payments(uow: UnitOfWork, batch: Sequence[Payment]) -> tuple[StoredPaym
         for s, i in zip(stored, ids, strict=True)
     )
     return tuple(known[p.idempotency_key] for p in batch)
+
+
+_Unposted = list[tuple[StoredPayment, JournalEntry]]
+"""A batch's new payments as stored but for their ids, each with the entry to post."""
+
+
+def _bills_paid(
+    uow: UnitOfWork, batch: Sequence[Payment], known: Mapping[str, StoredPayment]
+) -> _Unposted | None:
+    """The batch applied with its loans saved, if every payment in it is new and pays exactly
+    its loan's whole bill, one payment a loan: read and written as `Bill`s (`pay_bill`), not
+    whole loan states. None, having written nothing, for any other batch."""
+    loan_ids = {p.loan_id for p in batch}
+    keys = {p.idempotency_key for p in batch}
+    if known or len(loan_ids) < len(batch) or len(keys) < len(batch):
+        return None
+    if any(p.prepay is not None for p in batch):
+        return None
+    bills = uow.loans.bills(loan_ids)
+    paid: list[PaidBill] = []
+    for payment in batch:
+        bill = bills.get(payment.loan_id)
+        reference = f"payment:{payment.idempotency_key}"
+        done = None if bill is None else pay_bill(bill, payment.amount, payment.on, reference)
+        if done is None:
+            return None
+        paid.append(done)
+    uow.loans.save_bills(paid)
+    return [
+        (_stored(p, d.schedule_version, d, 0), d.entry) for p, d in zip(batch, paid, strict=True)
+    ]
+
+
+def _payments_applied(
+    uow: UnitOfWork, batch: Sequence[Payment], known: dict[str, StoredPayment]
+) -> _Unposted:
+    """The batch's new payments applied to whole loan states, in order, and the loans saved;
+    a repeated key is answered from `known` (which takes each new payment in turn)."""
+    loans = _payment_loans(uow, batch)
+    new: list[tuple[Payment, PaymentOutcome, StoredPayment]] = []
+    for n, payment in enumerate(batch):
+        try:
+            if _replayed(payment, known.get(payment.idempotency_key)) is not None:
+                continue
+            loan = loans[payment.loan_id]
+            outcome = _outcome(loan, payment, f"payment:{payment.idempotency_key}")
+        except (Conflict, ValidationError) as exc:
+            raise type(exc)(exc.message, field=f"payments[{n}].{exc.field}") from exc
+        loans[payment.loan_id] = outcome.loan
+        known[payment.idempotency_key] = unposted = _stored(
+            payment, loan.schedule_version, outcome, 0
+        )
+        new.append((payment, outcome, unposted))
+    uow.loans.save_many([o.loan for _, o, _ in new])
+    return [(s, _dated(o.entry, p.on)) for p, o, s in new]
 
 
 def _numbered(s: StoredPayment, payment_id: int, entry_id: int) -> StoredPayment:

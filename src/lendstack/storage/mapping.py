@@ -10,7 +10,8 @@ from operator import itemgetter
 from typing import Any, TypeVar
 
 from lendstack.core.daycount import DayCount, year_days
-from lendstack.core.money import Rounding, from_fen, to_fen
+from lendstack.core.money import ZERO, Rounding, from_fen, to_fen
+from lendstack.servicing.domain.bills import Bill
 from lendstack.servicing.domain.booking import PENALTY_RATE_SCALE, penalty_rate_e8
 from lendstack.servicing.domain.delinquency import DEFAULT_BUCKETS, RiskClass
 from lendstack.servicing.domain.lifecycle import LoanStatus
@@ -21,6 +22,7 @@ from lendstack.servicing.domain.loan import (
     LoanContract,
     LoanState,
 )
+from lendstack.servicing.domain.payments import InstallmentPart
 from lendstack.servicing.domain.schedule import RepaymentMethod
 from lendstack.servicing.domain.waterfall import Component
 
@@ -298,6 +300,21 @@ def installment_values(loan_id: int, version: int, i: InstallmentState) -> tuple
     )
 
 
+PERIOD_COLUMNS = ("period_no", "period_start", "period_due", "period_interest", "period_accrued")
+
+
+def period_values(p: AccrualPeriod | None) -> tuple[Any, ...]:
+    """An accrual period's `PERIOD_COLUMNS`, as `state_values` writes them."""
+    if p is None:
+        return None, None, None, 0, 0
+    return p.number, to_day(p.start), to_day(p.due), to_fen(p.interest), to_fen(p.accrued)
+
+
+def part_fen(part: InstallmentPart) -> tuple[int, int, int]:
+    """What a payment paid on an installment, in fen: principal, interest, fee."""
+    return to_fen(part.principal), to_fen(part.interest), to_fen(part.fee)
+
+
 def paid_fen(i: InstallmentState) -> tuple[int, int, int]:
     """What a payment moves on an installment (`installment_columns`' paid amounts)."""
     return to_fen(i.paid_principal), to_fen(i.paid_interest), to_fen(i.paid_fee)
@@ -351,7 +368,7 @@ def installment_from(row: Any) -> InstallmentState:
     return installment_of(*(getattr(row, name) for name in ITEM_COLUMNS))
 
 
-def _period_from(row: Any) -> AccrualPeriod | None:
+def period_from(row: Any) -> AccrualPeriod | None:
     if row.period_due is None:
         return None
     return AccrualPeriod(
@@ -361,6 +378,55 @@ def _period_from(row: Any) -> AccrualPeriod | None:
         from_fen(row.period_interest),
         cached_fen(row.period_accrued),  # zero on every due date
     )
+
+
+def bill_from(row: Any, dues: tuple[InstallmentPart, ...], unbilled: bool) -> Bill:
+    """The `Bill` of a loan row (`BILL_COLUMNS`) and its unpaid dues."""
+    fen = cached_fen
+    return Bill(
+        row.id,
+        _member(_STATUSES, LoanStatus, row.status),
+        row.disbursement_date,
+        bool(row.non_accrual),
+        row.schedule_version,
+        Balances(
+            from_fen(row.bal_principal),
+            from_fen(row.bal_interest),
+            fen(row.bal_fee),
+            fen(row.bal_penalty),
+            fen(row.bal_credit),
+        ),
+        period_from(row),
+        _member(_ROUNDINGS, Rounding, row.rounding),
+        dues,
+        unbilled,
+    )
+
+
+def due_part(
+    number: int, principal: int, interest: int, fee: int, paid_p: int, paid_i: int, paid_f: int
+) -> InstallmentPart:
+    """An installment's unpaid part of each kind (fen in, as `ITEM_COLUMNS` holds them): what
+    a payment of the whole bill pays on it (a kind with nothing unpaid at ZERO, as
+    `payments._in_full` leaves it)."""
+    fen = cached_fen
+    p, i, f = principal - paid_p, interest - paid_i, fee - paid_f
+    return InstallmentPart(
+        number, fen(p) if p else ZERO, fen(i) if i else ZERO, fen(f) if f else ZERO
+    )
+
+
+BILL_COLUMNS = (
+    "id",
+    "status",
+    "disbursement_date",
+    "non_accrual",
+    "schedule_version",
+    *STATE_COLUMNS[1:11],  # the balances and the accrual period
+    "rounding",
+    "accrual_dirty",
+)
+"""The loan columns `bill_from` reads."""
 
 
 def loan_from(row: Any, items: tuple[InstallmentState, ...]) -> LoanState:
@@ -380,7 +446,7 @@ def loan_from(row: Any, items: tuple[InstallmentState, ...]) -> LoanState:
             fen(row.bal_credit),
         ),
         items,
-        _period_from(row),
+        period_from(row),
         row.schedule_version,
         row.dpd,
         _member(_RISK_CLASSES, RiskClass, row.risk_class),

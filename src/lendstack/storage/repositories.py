@@ -17,7 +17,9 @@ from sqlalchemy import delete as sql_delete
 from lendstack.core.errors import InvariantViolation, NotFound
 from lendstack.core.money import from_fen, to_fen
 from lendstack.funding import Policy
+from lendstack.servicing.domain.bills import Bill, PaidBill, bill_as_of_close
 from lendstack.servicing.domain.ledger import Account, EventType, JournalEntry, Posting, Side
+from lendstack.servicing.domain.lifecycle import LoanStatus
 from lendstack.servicing.domain.loan import InstallmentState, LoanState, accrued_through
 from lendstack.servicing.domain.payments import Applied, InstallmentPart
 from lendstack.servicing.ports import LoanProfile, PlanTerms, StoredPayment
@@ -97,18 +99,24 @@ _MANY_LOANS = (
 )
 
 _MANY_LOANS_LOCKED = _MANY_LOANS.with_for_update()
-_CURRENT_ITEMS = (
-    select(installments.c.loan_id, *(installments.c[name] for name in mapping.ITEM_COLUMNS))
-    .select_from(
-        installments.join(
-            loans,
-            (loans.c.id == installments.c.loan_id)
-            & (loans.c.schedule_version == installments.c.version),
-        )
-    )
-    .where(installments.c.loan_id.in_(bindparam("ids", expanding=True)))
-    .order_by(installments.c.loan_id, installments.c.number)
+_CURRENT = installments.join(
+    loans,
+    (loans.c.id == installments.c.loan_id) & (loans.c.schedule_version == installments.c.version),
 )
+
+
+def _current_items(*columns: Any) -> Any:
+    """The `columns` of the current schedule version's installments of many loans, after the
+    loan id, in loan and installment order."""
+    return (
+        select(installments.c.loan_id, *columns)
+        .select_from(_CURRENT)
+        .where(installments.c.loan_id.in_(bindparam("ids", expanding=True)))
+        .order_by(installments.c.loan_id, installments.c.number)
+    )
+
+
+_CURRENT_ITEMS = _current_items(*(installments.c[name] for name in mapping.ITEM_COLUMNS))
 """The current schedule version's installments of many loans, as `mapping.ITEM_COLUMNS`
 after the loan id."""
 _PRIOR = installments.alias("prior")
@@ -130,13 +138,30 @@ _AFTER_BILLED = ~(
     )
     .correlate(installments)
 )
-_DUE_ITEMS = _CURRENT_ITEMS.where(
-    or_(installments.c.billed & (_UNPAID_FEN > 0), ~installments.c.billed & _AFTER_BILLED)
-)
+_DUE = or_(installments.c.billed & (_UNPAID_FEN > 0), ~installments.c.billed & _AFTER_BILLED)
+_DUE_ITEMS = _CURRENT_ITEMS.where(_DUE)
 """`_CURRENT_ITEMS` as a regular payment reads them (`SqlLoans.for_payment`): the billed
 installments with something unpaid (in fen, exactly `InstallmentState.unpaid > 0`), and the
 unbilled ones whose predecessor is not unbilled: the first unbilled one, if any, always
 (an index lookup per row, where "the lowest unbilled number" would scan the schedule)."""
+_BILL_ITEM_COLUMNS = ("number", *mapping.ITEM_COLUMNS[3:9])  # its amounts, due and paid
+"""An installment's columns as `mapping.due_part` takes them."""
+_BILL_ITEMS = _current_items(
+    *(installments.c[name] for name in _BILL_ITEM_COLUMNS), installments.c.billed
+).where(_DUE)
+"""`_DUE_ITEMS` as a whole bill's payment reads them (`SqlLoans.bills`): the amounts only."""
+_BILLS = (
+    select(*(loans.c[name] for name in mapping.BILL_COLUMNS))
+    .where(loans.c.id.in_(bindparam("ids", expanding=True)))
+    .order_by(loans.c.id)
+    .with_for_update()
+)
+_PAY_BILL_ITEM = _SAVE_ITEM.values(
+    paid_principal_fen=installments.c.paid_principal_fen + bindparam("principal"),
+    paid_interest_fen=installments.c.paid_interest_fen + bindparam("interest"),
+    paid_fee_fen=installments.c.paid_fee_fen + bindparam("fee"),
+)
+"""An installment paid its unpaid part of each kind (`_PAID_PART_NAMES`)."""
 _BY_REFERENCES = select(loans.c.id, loans.c.reference).where(
     loans.c.reference.in_(bindparam("refs", expanding=True))
 )
@@ -251,6 +276,57 @@ class SqlLoans:
         found = self._many(partial, _MANY_LOANS_LOCKED, _DUE_ITEMS)
         found.update(self._many(set(loan_ids) - partial, _MANY_LOANS_LOCKED, _CURRENT_ITEMS))
         return self._found(loan_ids, found)
+
+    def bills(self, loan_ids: Collection[int]) -> dict[int, Bill]:
+        """Many loans, locked, as a payment of each one's whole bill reads them (`Bill`: the
+        balances, the accrual period brought to the last close as `get` brings it, and the
+        billed installments' unpaid parts), by id; an unknown id is left out."""
+        found: dict[int, Bill] = {}
+        as_of = self._as_of_close()
+        due_part, bill_from = mapping.due_part, mapping.bill_from
+        for ids in chunks(sorted(set(loan_ids))):
+            rows = self.conn.execute(_BILLS, {"ids": ids}).all()
+            dues: dict[int, list[InstallmentPart]] = {row.id: [] for row in rows}
+            unbilled: set[int] = set()
+            for loan_id, *item, billed in self.conn.execute(_BILL_ITEMS, {"ids": ids}).all():
+                if billed:
+                    dues[loan_id].append(due_part(*item))
+                else:
+                    unbilled.add(loan_id)
+            for row in rows:
+                bill = bill_from(row, tuple(dues[row.id]), row.id in unbilled)
+                found[row.id] = bill if row.accrual_dirty else bill_as_of_close(bill, as_of)
+        return found
+
+    def save_bills(self, paid: Sequence[PaidBill]) -> None:
+        """Write the loans whose whole bills were paid (`pay_bill`): their balances, their
+        accrual brought to date, the bill's installments paid up, and, where the last of it
+        was paid, the loan closed. Each loan once."""
+        open_rows: list[tuple[Any, ...]] = []
+        closed_rows: list[tuple[Any, ...]] = []
+        items: list[tuple[Any, ...]] = []
+        for bill in paid:
+            b = bill.balances
+            amounts = (
+                to_fen(b.principal),
+                to_fen(b.interest),
+                to_fen(b.fee),
+                to_fen(b.penalty),
+                *mapping.period_values(bill.period),
+            )
+            if bill.paid_off:
+                closed_rows.append((*amounts, _PAID_OFF, bill.entry.business_date, bill.loan_id))
+            else:
+                open_rows.append((*amounts, bill.loan_id))
+            items += [
+                (bill.loan_id, bill.schedule_version, p.number, *mapping.part_fen(p))
+                for p in bill.parts
+            ]
+            self._loaded.pop(bill.loan_id, None)  # read anew if wanted again
+            self._saved.pop(bill.loan_id, None)
+        execute_rows(self.conn, _SAVE_BILL, _BILL_NAMES, open_rows)
+        execute_rows(self.conn, _SAVE_BILL, _CLOSED_BILL_NAMES, closed_rows)
+        execute_rows(self.conn, _PAY_BILL_ITEM, _PAID_PART_NAMES, items)
 
     def _many(self, loan_ids: Collection[int], query: Any, item_query: Any) -> dict[int, LoanState]:
         """The loans of `query` with the installments of `item_query`, by id (two statements
@@ -400,6 +476,23 @@ class SqlLoans:
 
 
 _STATE_NAMES = mapping.STATE_COLUMNS
+_BILL_NAMES = (
+    "bal_principal",
+    "bal_interest",
+    "bal_fee",
+    "bal_penalty",
+    *mapping.PERIOD_COLUMNS,
+    "lid",
+)
+"""`SqlLoans.save_bills`' values of a loan left open, in order: its period's columns all
+written, as a save writes them from the state (a row the close left with a period number
+and no due date reads as no period, and is saved so)."""
+_CLOSED_BILL_NAMES = (*_BILL_NAMES[:-1], "status", "closed_on", "lid")
+"""The same of a loan whose bill was the last of it: the loan is paid off."""
+_SAVE_BILL = _SAVE_LOAN.values(oldest_due=None, accrual_dirty=True)
+"""A loan whose whole bill is paid: nothing billed is unpaid, and the row is written."""
+_PAID_OFF = LoanStatus.PAID_OFF.value
+_PAID_PART_NAMES = ("lid", "ver", "num", "principal", "interest", "fee")
 _ALL_STATE = (*_STATE_NAMES, "lid")
 _LID = ("lid",)
 _row_state = itemgetter(*(_LoanRow._fields.index(name) for name in _STATE_NAMES))
@@ -536,7 +629,7 @@ class SqlPayments:
         for chunk in chunks(list(zip(batch, applied, strict=True))):
             ids += self._insert(chunk)
         parts = [
-            (pid, p.number, to_fen(p.principal), to_fen(p.interest), to_fen(p.fee))
+            (pid, p.number, *mapping.part_fen(p))
             for pid, payment in zip(ids, batch, strict=True)
             for p in payment.parts
         ]

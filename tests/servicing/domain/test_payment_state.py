@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 from lendstack.core.errors import ValidationError
 from lendstack.core.money import ZERO
+from lendstack.servicing.domain.bills import Bill, bill_as_of_close, pay_bill
 from lendstack.servicing.domain.booking import contract_for, open_loan, with_id
 from lendstack.servicing.domain.delinquency import RiskClass
 from lendstack.servicing.domain.lifecycle import LoanStatus
@@ -29,8 +30,10 @@ from lendstack.servicing.domain.loan import (
     InstallmentState,
     LoanContract,
     LoanState,
+    accrued_through,
 )
 from lendstack.servicing.domain.payments import (
+    InstallmentPart,
     _dues,
     _in_full,
     _owed,
@@ -223,3 +226,82 @@ def _booked(product_id: str) -> tuple[LoanContract, Schedule]:
         CATALOG, LoanRequest(product.id, amount, product.terms_allowed[0], None, START)
     )
     return contract_for(product, schedule), schedule
+
+
+# --- a whole bill paid over the loan's few values (`domain.bills`) ---------------------------
+
+
+def bill_of(loan: LoanState) -> Bill:
+    """The `Bill` `SqlLoans.bills` reads of `loan` (its dues as `_DUE_ITEMS` selects them)."""
+    dues = tuple(
+        InstallmentPart(i.number, i.unpaid_principal, i.unpaid_interest, i.unpaid_fee)
+        for i in loan.installments
+        if i.billed and i.unpaid > ZERO
+    )
+    return Bill(
+        loan.id,
+        loan.status,
+        loan.contract.disbursement_date,
+        loan.non_accrual,
+        loan.schedule_version,
+        loan.balances,
+        loan.period,
+        loan.contract.rounding,
+        dues,
+        any(not i.billed for i in loan.installments),
+    )
+
+
+@settings(max_examples=400, deadline=None)
+@given(loan=loans(), days=st.integers(-5, 400), status=st.sampled_from(list(LoanStatus)))
+def test_a_whole_bill_paid_over_the_bill_is_the_payment_applied(
+    loan: LoanState, days: int, status: LoanStatus
+) -> None:
+    """`pay_bill` gives `apply_payment`'s outcome for the whole bill (balances, status, what
+    was applied, the parts, the entry), or None where `apply_payment` would refuse it or
+    take it another way (another status, a date before disbursement, nothing owed)."""
+    if status is not LoanStatus.ACTIVE and days % 3 == 0:
+        loan = replace(loan, status=status)
+    on = START + timedelta(days=days)
+    owed = sum(owed_by_component(loan, on).values(), ZERO)
+    paid = pay_bill(bill_of(loan), owed, on, "payment:k")
+    if loan.status is not LoanStatus.ACTIVE or on < loan.contract.disbursement_date or not owed:
+        assert paid is None
+        return
+    whole = apply_payment(loan, owed, on, "payment:k")
+    assert paid is not None
+    assert (paid.applied, paid.parts, paid.entry) == (whole.applied, whole.parts, whole.entry)
+    assert paid.balances == whole.loan.balances
+    assert paid.paid_off == (whole.loan.status is LoanStatus.PAID_OFF)
+    assert paid.period == loan.period
+    assert paid.schedule_version == loan.schedule_version
+
+
+@settings(max_examples=200, deadline=None)
+@given(loan=loans(), days=st.integers(0, 400), off=st.sampled_from(("-0.01", "0.01", "0.001")))
+def test_any_other_amount_is_not_a_whole_bill(loan: LoanState, days: int, off: str) -> None:
+    on = START + timedelta(days=days)
+    owed = sum(owed_by_component(loan, on).values(), ZERO)
+    assert pay_bill(bill_of(loan), owed + Decimal(off), on, "payment:k") is None
+    assert pay_bill(bill_of(loan), float(owed), on, "payment:k") is None  # type: ignore[arg-type]
+
+
+def test_a_due_allocate_would_refuse_is_not_a_whole_bill() -> None:
+    loan = with_id(open_loan(*_booked(PRODUCTS[0])), 7)
+    first = replace(loan.installments[0], billed=True)
+    billed = replace(loan, installments=(first, *loan.installments[1:]))
+    negative = replace(billed, balances=replace(loan.balances, penalty=Decimal("-1.00")))
+    assert pay_bill(bill_of(negative), first.unpaid - 1, first.due_date, "payment:k") is None
+    for amount in (Decimal("NaN"), Decimal("Infinity")):
+        assert pay_bill(bill_of(billed), amount, first.due_date, "payment:k") is None
+
+
+@settings(max_examples=200, deadline=None)
+@given(loan=loans(), days=st.integers(-40, 80))
+def test_a_bill_is_brought_to_the_close_as_its_loan_is(loan: LoanState, days: int) -> None:
+    """`bill_as_of_close` accrues the bill's period as `accrued_through` accrues the loan's."""
+    day = START + timedelta(days=days)
+    brought = accrued_through(loan, day)
+    bill = bill_as_of_close(bill_of(loan), day)
+    assert (bill.balances, bill.period) == (brought.balances, brought.period)
+    assert bill_as_of_close(bill_of(loan), None) == bill_of(loan)

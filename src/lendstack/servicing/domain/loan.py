@@ -211,17 +211,24 @@ def accrued_through(loan: LoanState, day: date) -> LoanState:
     close's accrual step brings it: a close may defer writing a loan's accrual
     (`storage.cob.accrue`), and a loan read after it is as if it had not."""
     period = loan.period
-    if loan.status is not LoanStatus.ACTIVE or period is None or period.start >= day:
+    if loan.status is not LoanStatus.ACTIVE or period is None:
         return loan
-    if day >= period.due:
-        target = period.interest
-    else:
-        elapsed, days = (day - period.start).days, (period.due - period.start).days
-        target = accrued_share(period.interest, elapsed, days, loan.contract.rounding)
+    target = period_accrual(period, day, loan.contract.rounding)
     if target == period.accrued:
         return loan
     balances = replace(loan.balances, interest=loan.balances.interest + target - period.accrued)
     return replace(loan, balances=balances, period=replace(period, accrued=target))
+
+
+def period_accrual(period: AccrualPeriod, day: date, rounding: Rounding) -> Decimal:
+    """What an active loan's accrual period has accrued through the close of `day` (its
+    `accrued` as it stands if that close accrues nothing on it: the period starts later)."""
+    if period.start >= day:
+        return period.accrued
+    if day >= period.due:
+        return period.interest
+    elapsed, days = (day - period.start).days, (period.due - period.start).days
+    return accrued_share(period.interest, elapsed, days, rounding)
 
 
 def first_period(installments: tuple[InstallmentState, ...]) -> AccrualPeriod | None:

@@ -257,14 +257,24 @@ def payment_postings(
     loan: LoanState, amount: Decimal, applied: Applied, source: Account = Account.CASH
 ) -> list[Posting | None]:
     """Cash in, receivables settled, excess to credit; on non-accrual loans, income recognised."""
-    lid = loan.id
+    return cash_postings(loan.id, loan.non_accrual, amount, applied, source)
+
+
+def cash_postings(
+    loan_id: int,
+    non_accrual: bool,
+    amount: Decimal,
+    applied: Applied,
+    source: Account = Account.CASH,
+) -> list[Posting | None]:
+    """`payment_postings` of the loan `loan_id`, which accrues unless `non_accrual`."""
     return [
-        leg(source, _DEBIT, amount, lid),
+        leg(source, _DEBIT, amount, loan_id),
         *[
-            leg(account, _CREDIT, settled, lid)
+            leg(account, _CREDIT, settled, loan_id)
             for account, settled in zip(_CREDITED, _credited_amounts(applied), strict=True)
         ],
-        *income_recognition(loan, applied),
+        *(_recognition_legs(loan_id, applied) if non_accrual else ()),
     ]
 
 
