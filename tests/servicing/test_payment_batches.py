@@ -58,6 +58,9 @@ FUNDER_SQL = {
     " ORDER BY loan_id, funder_id",
     "flows": "SELECT business_date, loan_id, funder_id, flow, amount_fen, source FROM funder_flows"
     " ORDER BY loan_id, source, funder_id, flow",
+    "parts": "SELECT p.idempotency_key, pp.number, pp.principal_fen, pp.interest_fen, pp.fee_fen"
+    " FROM payment_parts pp JOIN payments p ON p.id = pp.payment_id ORDER BY 1, 2",
+    "accrual marks": "SELECT id, accrual_dirty FROM loans ORDER BY id",
 }
 
 

@@ -144,6 +144,8 @@ _DUE_ITEMS = _CURRENT_ITEMS.where(_DUE)
 installments with something unpaid (in fen, exactly `InstallmentState.unpaid > 0`), and the
 unbilled ones whose predecessor is not unbilled: the first unbilled one, if any, always
 (an index lookup per row, where "the lowest unbilled number" would scan the schedule)."""
+_BillRow = namedtuple("_BillRow", mapping.BILL_COLUMNS)  # type: ignore[misc]
+"""A `_BILLS` row: a plain tuple's fields read ~10x faster than SQLAlchemy's Row's."""
 _BILL_ITEM_COLUMNS = ("number", *mapping.ITEM_COLUMNS[3:9])  # its amounts, due and paid
 """An installment's columns as `mapping.due_part` takes them."""
 _BILL_ITEMS = _current_items(
@@ -285,7 +287,7 @@ class SqlLoans:
         as_of = self._as_of_close()
         due_part, bill_from = mapping.due_part, mapping.bill_from
         for ids in chunks(sorted(set(loan_ids))):
-            rows = self.conn.execute(_BILLS, {"ids": ids}).all()
+            rows = [_BillRow._make(r) for r in self.conn.execute(_BILLS, {"ids": ids}).all()]
             dues: dict[int, list[InstallmentPart]] = {row.id: [] for row in rows}
             unbilled: set[int] = set()
             for loan_id, *item, billed in self.conn.execute(_BILL_ITEMS, {"ids": ids}).all():
