@@ -10,7 +10,9 @@ results while the main thread waits in C, and any native threads a library start
 "other threads", not charged to whichever stage happened to be running. The units of work
 are read from the run's database afterwards: applications decided, loans booked, payments
 posted and loan-days (the days each loan was open, which is what a daily close walks). Dividing one by the other
-gives the cost per unit. Each stage's time is also scaled to a run of `--at-borrowers` ×
+gives the cost per unit. `calibration` is a fixed workload's CPU seconds just before and
+after the run (`benchmarks.calibration`): how fast the machine was, to compare runs made on
+different machines or minutes apart. Each stage's time is also scaled to a run of `--at-borrowers` ×
 `--at-months`, assuming the units grow linearly (docs/benchmarks.md shows they do), and the
 whole run's against `--target-seconds`: how many times over the target it would be.
 
@@ -35,6 +37,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from benchmarks.calibration import calibrate
 from lendstack.simulation import runner
 from lendstack.simulation.deciding import SideProcess
 from lendstack.simulation.repayments import Repayments
@@ -121,9 +124,15 @@ def _units(db: Path, months: int) -> dict[str, int]:
 
 
 def profile(
-    borrowers: int, months: int, at: tuple[int, int], target: float, workers: int = 1
+    borrowers: int,
+    months: int,
+    at: tuple[int, int],
+    target: float,
+    workers: int = 1,
+    calibration_reps: int = 3,
 ) -> dict[str, Any]:
     seconds: dict[str, float] = defaultdict(float)
+    before = calibrate(calibration_reps)
     config = runner.RunConfig(borrowers=borrowers, months=months, workers=workers)
     side = _SideCpu()
     with tempfile.TemporaryDirectory() as tmp, _instrumented(seconds), side:
@@ -133,6 +142,7 @@ def profile(
         total, wall = time.process_time() - started, time.perf_counter() - wall
         main_thread = time.thread_time() - main_started
         units = _units(Path(tmp) / "run" / "lendstack.db", months)
+    after = calibrate(calibration_reps)
     seconds["side process"] = side.seconds
     scale = (at[0] * at[1]) / (borrowers * months)
     stages = {
@@ -152,6 +162,7 @@ def profile(
         "main_thread_cpu_s": round(main_thread, 1),
         "other_threads_cpu_s": round(total - main_thread, 1),
         "wall_s": round(wall, 1),
+        "calibration": {"before": before, "after": after},
         "units": units,
         "stages": stages,
         "close_steps": {
@@ -178,11 +189,16 @@ def main() -> None:
     parser.add_argument("--at-months", type=int, default=24)
     parser.add_argument("--target-seconds", type=float, default=180.0)
     parser.add_argument("--workers", type=int, default=1, help="RunConfig.workers: 1 or 2")
+    parser.add_argument(
+        "--calibration-reps", type=int, default=3, help="benchmarks.calibration, before and after"
+    )
     args = parser.parse_args()
     print(f"# {platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()},"
           f" load {os.getloadavg()[0]:.1f}")  # fmt: skip
     at = (args.at_borrowers, args.at_months)
-    found = profile(args.borrowers, args.months, at, args.target_seconds, args.workers)
+    found = profile(
+        args.borrowers, args.months, at, args.target_seconds, args.workers, args.calibration_reps
+    )
     print(json.dumps(found, indent=1))
 
 

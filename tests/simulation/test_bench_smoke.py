@@ -25,7 +25,7 @@ def test_profile_smoke(monkeypatch: pytest.MonkeyPatch) -> None:
     from lendstack.storage import cob
 
     steps = dict(cob.STEP_SQL)
-    found = profile(150, 2, (100_000, 24), 180.0)
+    found = profile(150, 2, (100_000, 24), 180.0, calibration_reps=1)
     units = found["units"]
     assert units["applications"] >= units["loans"] > 0
     assert units["payments"] > 0
@@ -34,6 +34,19 @@ def test_profile_smoke(monkeypatch: pytest.MonkeyPatch) -> None:
     assert found["close_steps"]["accrual"] > 0
     assert found["at"]["times_too_slow"] > 0
     assert steps == cob.STEP_SQL  # the close is left as it was
+    for moment in ("before", "after"):
+        timed = found["calibration"][moment]
+        assert timed["domain_s"] > 0
+        assert timed["sqlite_s"] > 0
+        assert timed["total_s"] == pytest.approx(timed["domain_s"] + timed["sqlite_s"], abs=0.002)
+
+
+def test_calibration_does_its_work() -> None:
+    """The workload makes schedules and sums rows; a part that did nothing would time ~0."""
+    from benchmarks.calibration import domain_work, sqlite_work
+
+    assert domain_work() > 10_000  # installments quoted
+    assert sqlite_work() == 40  # 10 x (3 kinds + 1 sum)
 
 
 def test_close_steps_smoke(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
