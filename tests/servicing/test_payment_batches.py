@@ -158,6 +158,22 @@ def test_a_batch_books_exactly_what_one_by_one_books(
             assert reconcile(conn) == []
 
 
+@contextmanager
+def bills_saved() -> Iterator[list[int]]:
+    """The sizes of the batches `SqlLoans.save_bills` writes while the block runs: whether a
+    batch went the bills' way."""
+    calls: list[int] = []
+    real = repositories.SqlLoans.save_bills
+
+    def counted(self: repositories.SqlLoans, paid: Any) -> None:
+        calls.append(len(paid))
+        real(self, paid)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(repositories.SqlLoans, "save_bills", counted)
+        yield calls
+
+
 def whole_bills(engine: Engine, ids: list[int], on: date, key: str) -> list[Payment]:
     """A payment of each loan's whole bill on `on` (the penalty and every billed unpaid
     installment), as the simulator's borrowers pay; none for a loan that owes nothing."""
@@ -185,18 +201,7 @@ def test_a_batch_of_whole_bills_books_exactly_what_one_by_one_books(
     (`SqlLoans.bills`, `save_bills`), not loan states: the books must be those of the
     payments one by one, with the close's accrual deferred or not, on a loan's first bill
     and on its last (which pays it off). A batch with one other amount goes the general way."""
-    calls: list[int] = []
-    real = repositories.SqlLoans.save_bills
-
-    def counted(self: repositories.SqlLoans, paid: Any) -> None:
-        calls.append(len(paid))
-        real(self, paid)
-
-    with (
-        two_books(catalog, deferred) as (one_by_one, batched, ids),
-        pytest.MonkeyPatch.context() as mp,
-    ):
-        mp.setattr(repositories.SqlLoans, "save_bills", counted)
+    with two_books(catalog, deferred) as (one_by_one, batched, ids), bills_saved() as calls:
         loans = [ids[k] for k in chosen]
         for round, (on, later) in enumerate(
             ((OPEN, LAST_BILLED), (LAST_BILLED + timedelta(1), None))
@@ -233,7 +238,9 @@ def test_whole_bills_book_as_one_by_one_on_each_backend(
         batch = whole_bills(engine, ids, on, f"bill-{round}")
         assert len(batch) == len(ids)
         assert sequential(engine, batch) is None
-        stored = take_payments(SqlUnitOfWork(second_engine), batch)
+        with bills_saved() as calls:
+            stored = take_payments(SqlUnitOfWork(second_engine), batch)
+        assert calls == [len(batch)]  # read and written as bills, not loan states
         assert [s.kind for s in stored] == ["payment"] * len(batch)
         assert books(second_engine) == books(engine)
         if later is not None:

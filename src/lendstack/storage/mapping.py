@@ -380,22 +380,28 @@ def period_from(row: Any) -> AccrualPeriod | None:
     )
 
 
+def balances_from(row: Any) -> Balances:
+    """A loan row's balances; those zero on most loans (fees, penalty, credit) through
+    `cached_fen`: one shared zero."""
+    fen = cached_fen
+    return Balances(
+        from_fen(row.bal_principal),
+        from_fen(row.bal_interest),
+        fen(row.bal_fee),
+        fen(row.bal_penalty),
+        fen(row.bal_credit),
+    )
+
+
 def bill_from(row: Any, dues: tuple[InstallmentPart, ...], unbilled: bool) -> Bill:
     """The `Bill` of a loan row (`BILL_COLUMNS`) and its unpaid dues."""
-    fen = cached_fen
     return Bill(
         row.id,
         _member(_STATUSES, LoanStatus, row.status),
         row.disbursement_date,
         bool(row.non_accrual),
         row.schedule_version,
-        Balances(
-            from_fen(row.bal_principal),
-            from_fen(row.bal_interest),
-            fen(row.bal_fee),
-            fen(row.bal_penalty),
-            fen(row.bal_credit),
-        ),
+        balances_from(row),
         period_from(row),
         _member(_ROUNDINGS, Rounding, row.rounding),
         dues,
@@ -438,13 +444,7 @@ def loan_from(row: Any, items: tuple[InstallmentState, ...]) -> LoanState:
         row.id,
         contract_from(row),
         _member(_STATUSES, LoanStatus, row.status),
-        Balances(
-            from_fen(row.bal_principal),
-            from_fen(row.bal_interest),
-            fen(row.bal_fee),
-            fen(row.bal_penalty),
-            fen(row.bal_credit),
-        ),
+        balances_from(row),
         items,
         period_from(row),
         row.schedule_version,

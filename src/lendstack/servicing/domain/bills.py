@@ -21,7 +21,7 @@ from lendstack.core.money import ZERO, Rounding
 from lendstack.core.records import quick_init
 from lendstack.servicing.domain.ledger import EventType, JournalEntry, entry_or_none
 from lendstack.servicing.domain.lifecycle import LoanStatus
-from lendstack.servicing.domain.loan import AccrualPeriod, Balances, period_accrual
+from lendstack.servicing.domain.loan import AccrualPeriod, Balances, accrual_through
 from lendstack.servicing.domain.payments import Applied, InstallmentPart, cash_postings
 
 
@@ -73,14 +73,12 @@ class PaidBill:
 def bill_as_of_close(bill: Bill, day: date | None) -> Bill:
     """The bill with its accrual period's interest accrued through the close of `day`, as
     `loan.accrued_through` brings a loan whose accrual a close deferred (None: no close)."""
-    period = bill.period
-    if day is None or period is None or bill.status is not LoanStatus.ACTIVE:
+    if day is None or bill.status is not LoanStatus.ACTIVE:
         return bill
-    target = period_accrual(period, day, bill.rounding)
-    if target == period.accrued:
+    moved = accrual_through(bill.balances, bill.period, day, bill.rounding)
+    if moved is None:
         return bill
-    balances = replace(bill.balances, interest=bill.balances.interest + target - period.accrued)
-    return replace(bill, balances=balances, period=replace(period, accrued=target))
+    return replace(bill, balances=moved[0], period=moved[1])
 
 
 def pay_bill(bill: Bill, amount: Decimal, on: date, reference: str) -> PaidBill | None:

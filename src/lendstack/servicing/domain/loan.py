@@ -210,25 +210,31 @@ def accrued_through(loan: LoanState, day: date) -> LoanState:
     """The loan with its current period's interest accrued through the close of `day`, as that
     close's accrual step brings it: a close may defer writing a loan's accrual
     (`storage.cob.accrue`), and a loan read after it is as if it had not."""
-    period = loan.period
-    if loan.status is not LoanStatus.ACTIVE or period is None:
+    if loan.status is not LoanStatus.ACTIVE:
         return loan
-    target = period_accrual(period, day, loan.contract.rounding)
-    if target == period.accrued:
+    moved = accrual_through(loan.balances, loan.period, day, loan.contract.rounding)
+    if moved is None:
         return loan
-    balances = replace(loan.balances, interest=loan.balances.interest + target - period.accrued)
-    return replace(loan, balances=balances, period=replace(period, accrued=target))
+    return replace(loan, balances=moved[0], period=moved[1])
 
 
-def period_accrual(period: AccrualPeriod, day: date, rounding: Rounding) -> Decimal:
-    """What an active loan's accrual period has accrued through the close of `day` (its
-    `accrued` as it stands if that close accrues nothing on it: the period starts later)."""
-    if period.start >= day:
-        return period.accrued
+def accrual_through(
+    balances: Balances, period: AccrualPeriod | None, day: date, rounding: Rounding
+) -> tuple[Balances, AccrualPeriod] | None:
+    """An active loan's balances and accrual period with the period's interest accrued
+    through the close of `day`; None where that close accrues nothing more on it (no period,
+    a period starting later, or accrued as far already)."""
+    if period is None or period.start >= day:
+        return None
     if day >= period.due:
-        return period.interest
-    elapsed, days = (day - period.start).days, (period.due - period.start).days
-    return accrued_share(period.interest, elapsed, days, rounding)
+        target = period.interest
+    else:
+        elapsed, days = (day - period.start).days, (period.due - period.start).days
+        target = accrued_share(period.interest, elapsed, days, rounding)
+    if target == period.accrued:
+        return None
+    interest = balances.interest + target - period.accrued
+    return replace(balances, interest=interest), replace(period, accrued=target)
 
 
 def first_period(installments: tuple[InstallmentState, ...]) -> AccrualPeriod | None:
