@@ -50,8 +50,9 @@ def _fingerprint(fp: ModuleType, tmp: Path, workers: int) -> dict[str, object]:
 def test_a_side_process_decides_the_same_run(
     fp: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Chunks of 7 rows: each month is many chunks, recorded as taken, day by day."""
+    """Chunks of 2, 4, then 7 rows: each month is many chunks, recorded as taken, day by day."""
     monkeypatch.setattr(deciding, "SIDE_CHUNK", 7)
+    monkeypatch.setattr(deciding, "SIDE_FIRST_CHUNK", 2)
     first = _fingerprint(fp, tmp_path, workers=1)
     side = _fingerprint(fp, tmp_path, workers=2)
     events = [e for m in first["monthly"] for e in m["events"]]  # type: ignore[attr-defined]

@@ -16,11 +16,14 @@ from dataclasses import replace
 from datetime import date, timedelta
 from decimal import Decimal
 from functools import partial
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import Engine
 
 from lendstack.cli.underwriting import rerun_worker, worker_service
@@ -28,7 +31,14 @@ from lendstack.settings import Settings
 from lendstack.storage.db import make_engine, migrate
 from lendstack.storage.decisions import SqlDecisionLog, prepare_entry
 from lendstack.underwriting.application import Application
-from lendstack.underwriting.batch import BatchJob, RowResult, _collector_paused, decide_rows
+from lendstack.underwriting.batch import (
+    BatchJob,
+    RowResult,
+    _collector_paused,
+    chunk_sizes,
+    chunked,
+    decide_rows,
+)
 from lendstack.underwriting.batch_input import parse
 from lendstack.underwriting.decision import GRANTED
 from lendstack.underwriting.engine import BorrowerHistory
@@ -236,3 +246,41 @@ def test_a_chunk_pauses_cyclic_collection_and_restores_the_callers_setting(enabl
         assert gc.isenabled() is enabled
     finally:
         gc.enable() if was else gc.disable()
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    people=st.lists(st.integers(0, 12), max_size=60),
+    size=st.integers(1, 20),
+    first=st.one_of(st.none(), st.integers(1, 25)),
+)
+def test_chunks_ramp_up_and_defer_a_borrower_seen_in_an_earlier_chunk(people, size, first):
+    """Chunk i holds min(first * 2**i, size) rows (the last what is left); every row comes
+    once, numbered in order; a row is deferred exactly when its borrower had a row in an
+    earlier chunk or a deferred row earlier in its own."""
+    rows = [{"applicant": {"resident_id": f" id{p} "}} for p in people]
+    chunks = list(chunked(rows, size, first))
+    sizes = [len(c) for c in chunks]
+    expected, left, step = [], len(rows), min(first or size, size)
+    while left > 0:
+        expected.append(min(step, left))
+        left -= step
+        step = min(2 * step, size)
+    assert sizes == expected
+    assert [number for chunk in chunks for number, _, _ in chunk] == list(range(1, len(rows) + 1))
+    earlier: set[int] = set()
+    for chunk in chunks:
+        late_here: set[int] = set()
+        for _, row, deferred in chunk:
+            person = int(row["applicant"]["resident_id"].strip()[2:])
+            should = person in earlier or person in late_here
+            assert deferred is should
+            if should:
+                late_here.add(person)
+        earlier |= {int(r["applicant"]["resident_id"].strip()[2:]) for _, r, _ in chunk}
+
+
+def test_chunk_sizes_must_be_positive():
+    with pytest.raises(ValueError, match="positive"):
+        next(chunk_sizes(0, 5))
+    assert list(islice(chunk_sizes(500, 25), 7)) == [25, 50, 100, 200, 400, 500, 500]

@@ -50,9 +50,14 @@ from lendstack.underwriting.batch import (
 from lendstack.underwriting.service import Underwriting
 
 SIDE_CHUNK = 500
-"""Rows per chunk in the side process: the run waits for the first chunk at each month's
-start (about two days of applications), so smaller than the batch path's `CHUNK`; a chunk's
-size changes no decision (each row is decided alone against the same moment)."""
+"""Rows per chunk in the side process, once the month is under way: smaller than the batch
+path's `CHUNK`, so the run never waits long for the next; a chunk's size changes no decision
+(each row is decided alone against the same moment)."""
+SIDE_FIRST_CHUNK = 25
+"""Rows in a month's first chunk; each next chunk is twice the last, up to `SIDE_CHUNK`. The
+run waits at each month's start until the chunk holding the first day's applications is
+decided: with 500-row chunks from the start that was about half a second a month, most of
+the time the run's process spent waiting (docs/benchmarks.md, session k)."""
 
 Rows = Sequence[dict[str, Any]]
 Progress = Callable[[int, int], None]
@@ -74,6 +79,7 @@ class SideProcess:
 
     def __init__(self, spec: ServiceSpec, chunk_size: int | None = None) -> None:
         self._chunk_size = chunk_size or SIDE_CHUNK
+        self._first_chunk = min(SIDE_FIRST_CHUNK, self._chunk_size)
         # Spawned, not forked: the run's LightGBM (OpenMP) threads do not survive a fork.
         self._pool = ProcessPoolExecutor(1, get_context("spawn"))
         self._pool.submit(_serve, spec)  # loads the model while the run sets up
@@ -84,7 +90,7 @@ class SideProcess:
         """Start deciding `rows`; returns once the side process holds the month's moment (so
         the caller may write), with their results to take in order (each recorded in the log
         by `job.service` as it is taken)."""
-        chunks = list(chunked(rows, self._chunk_size))
+        chunks = list(chunked(rows, self._chunk_size, self._first_chunk))
         if any(deferred for chunk in chunks for *_, deferred in chunk):
             return decide_first(rows, job, lambda done, total: None)
         self._pool.submit(_begin, spec).result()

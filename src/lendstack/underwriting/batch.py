@@ -384,12 +384,14 @@ def _ordered(
         yield running.popleft().result()
 
 
-def chunked(rows: Iterable[dict[str, Any]], size: int) -> Iterator[Chunk]:
+def chunked(rows: Iterable[dict[str, Any]], size: int, first: int | None = None) -> Iterator[Chunk]:
     """Numbered rows in chunks, each flagged deferred if its borrower was in an earlier chunk
-    (or has a deferred row earlier in this one)."""
+    (or has a deferred row earlier in this one). With `first`, the chunks start at that many
+    rows and double up to `size` (`chunk_sizes`)."""
     seen: set[int] = set()
     numbered = enumerate(rows, 1)
-    while batch := list(islice(numbered, size)):
+    sizes = chunk_sizes(size, first or size)
+    while batch := list(islice(numbered, next(sizes))):
         deferred: set[int] = set()
         here: set[int] = set()
         chunk: Chunk = []
@@ -403,6 +405,18 @@ def chunked(rows: Iterable[dict[str, Any]], size: int) -> Iterator[Chunk]:
             chunk.append((number, row, late))
         seen |= here | deferred
         yield chunk
+
+
+def chunk_sizes(size: int, first: int) -> Iterator[int]:
+    """`first`, then each size double the last, up to `size`, then `size` for ever: a reader
+    waiting for the first results gets them after a small chunk, while later chunks stay
+    large enough that a chunk's fixed costs (a model call, a round trip) stay small."""
+    if size < 1 or first < 1:
+        raise ValueError(f"chunk sizes must be positive, not {size} and {first}")
+    current = min(first, size)
+    while True:
+        yield current
+        current = min(2 * current, size)
 
 
 def _person(row: dict[str, Any]) -> int | None:
