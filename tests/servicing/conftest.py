@@ -74,9 +74,9 @@ class Book:
         with self.engine.connect() as conn:
             return trial_balance(conn).balance(account)  # type: ignore[arg-type]
 
-    def rows(self, sql: str) -> list[tuple[object, ...]]:
+    def rows(self, sql: str, params: dict[str, object] | None = None) -> list[tuple[object, ...]]:
         with self.engine.connect() as conn:
-            return [tuple(r) for r in conn.execute(text(sql))]
+            return [tuple(r) for r in conn.execute(text(sql), params or {})]
 
 
 @pytest.fixture

@@ -4,14 +4,17 @@ code's own commits and rollbacks ask for."""
 
 from __future__ import annotations
 
+import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, text
 
 from lendstack.core.errors import ValidationError
+from lendstack.storage.cob import SqlCloseStore
 from lendstack.storage.db import make_engine
-from lendstack.storage.snapshot import PinnedReader
+from lendstack.storage.snapshot import PinnedReader, ReadAside
 
 
 def _rows(engine: Engine) -> int:
@@ -71,7 +74,9 @@ def test_a_checkpoint_passes_the_moment_once_unpinned(db: tuple[Engine, PinnedRe
     reader.pin()
     _add(writer)
     with writer.connect() as conn:
+        conn.exec_driver_sql("PRAGMA busy_timeout=0")  # report the block, do not wait it out
         busy, _, done = conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").one()
+        conn.exec_driver_sql("PRAGMA busy_timeout=30000")
     assert busy == 1
     reader.unpin()
     with writer.connect() as conn:
@@ -84,4 +89,48 @@ def test_a_checkpoint_passes_the_moment_once_unpinned(db: tuple[Engine, PinnedRe
 def test_only_a_sqlite_file_can_be_pinned(url: str) -> None:
     with pytest.raises(ValidationError) as caught:
         PinnedReader(url)
+    assert caught.value.field == "database"
+
+
+def test_a_read_aside_reads_the_moment_it_started_while_the_writer_goes_on(
+    db: tuple[Engine, PinnedReader], tmp_path: Path
+) -> None:
+    writer, reader = db
+    reader.close()
+    aside = ReadAside(f"sqlite:///{tmp_path / 'book.db'}")
+    with pytest.raises(RuntimeError, match="no read aside"):
+        aside.take()
+    gate = threading.Event()
+    # The read waits on the gate, so the writer's commits below land while it is pending.
+    raw = aside.reader.engine.raw_connection().driver_connection
+    raw.create_function("gate", 0, lambda: int(gate.wait(10)))
+    aside.start("SELECT COUNT(*), gate() FROM t", {})
+    assert aside.pending
+    with pytest.raises(RuntimeError, match="already pending"):
+        aside.start("SELECT 1", {})
+    _add(writer)
+    _add(writer)
+    gate.set()
+    assert aside.take() == [(1, 1)]
+    assert not aside.pending
+    aside.start("SELECT COUNT(*) FROM t WHERE x = :x", {"x": 1})
+    _add(writer)
+    assert aside.take() == [(3,)]
+    aside.close()
+
+
+def test_a_read_aside_hands_its_error_to_the_taker(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'book.db'}"
+    with make_engine(url).begin() as conn:  # the file exists, in WAL mode
+        conn.execute(text("CREATE TABLE t (x INTEGER)"))
+    aside = ReadAside(url)
+    aside.start("SELECT * FROM no_such_table", {})
+    with pytest.raises(sqlite3.OperationalError, match="no_such_table"):
+        aside.take()
+    aside.close()
+
+
+def test_only_a_close_on_a_sqlite_file_reads_its_snapshot_aside() -> None:
+    with pytest.raises(ValidationError) as caught:
+        SqlCloseStore(make_engine("postgresql+psycopg://x@h/db"), snapshot_aside=True)
     assert caught.value.field == "database"

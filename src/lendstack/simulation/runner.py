@@ -220,15 +220,19 @@ class _Run:
         # The run reads the book's raw balances only at month-ends (measures, ECL, hooks),
         # so the close writes each loan's accrual then, not daily; and it is the book's only
         # writer (the side process decides, this one books), so the close carries each
-        # funder's exposure by the day's flows (`SqlCloseStore`).
-        store = SqlCloseStore(self.engine, defer_accrual=True, carry_exposures=True)
+        # funder's exposure by the day's flows, and reads each day's snapshot on another
+        # thread while the next day is booked and paid (`SqlCloseStore`); the store is
+        # finished (the last snapshot written) before the month-end reads the book.
         booked: list[dict[str, Any]] = []
-        for n in range(days):
-            day = first + timedelta(days=n)
-            self.progress(f"{label}: servicing {day}", n, days)
-            booked += self._book(decisions.granted_through(day))
-            self.repay.post_day(day, month)
-            close_day(store, day)
+        with SqlCloseStore(
+            self.engine, defer_accrual=True, carry_exposures=True, snapshot_aside=True
+        ) as store:
+            for n in range(days):
+                day = first + timedelta(days=n)
+                self.progress(f"{label}: servicing {day}", n, days)
+                booked += self._book(decisions.granted_through(day))
+                self.repay.post_day(day, month)
+                close_day(store, day)
         decided = decisions.all()
         self.progress(f"{label}: month-end", days, days)
         month_end = first + timedelta(days=days - 1)

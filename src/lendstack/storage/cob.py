@@ -9,7 +9,7 @@ exactly the rows the step updates, in the same transaction.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import date, timedelta
 from decimal import Decimal
 from functools import lru_cache
@@ -42,6 +42,7 @@ from lendstack.storage.repositories import (
 )
 from lendstack.storage.restructures import held_class_sql, observe
 from lendstack.storage.schema import cob_steps, loans
+from lendstack.storage.snapshot import ReadAside
 from lendstack.storage.subledger import close_funding
 
 ACTIVE = "status = 'active'"
@@ -567,6 +568,18 @@ def write_off(conn: Connection, day: date) -> int:
     return moved
 
 
+SNAPSHOT_GROUPS = (
+    "product_id, bucket, risk_class, COUNT(*), SUM(bal_principal),"
+    f" SUM({INTEREST}), SUM(bal_fee), SUM(bal_penalty)"
+    f" FROM loans WHERE {ACTIVE} GROUP BY product_id, bucket, risk_class"
+)
+"""The snapshot's groups of active loans as of the close of :d (after `SELECT`)."""
+_INSERT_SNAPSHOT = (
+    "INSERT INTO portfolio_snapshots (business_date, product_id, bucket, risk_class, loans,"
+    " principal_fen, interest_fen, fee_fen, penalty_fen)"
+)
+
+
 def snapshot(conn: Connection, day: date) -> int:
     """The day's delinquency and classification table, kept for reports on any past date.
 
@@ -574,16 +587,24 @@ def snapshot(conn: Connection, day: date) -> int:
     the groups need no sort; the rows come out, and are inserted, in the same order.
     """
     result = conn.execute(
-        text(
-            "INSERT INTO portfolio_snapshots (business_date, product_id, bucket, risk_class, loans,"
-            " principal_fen, interest_fen, fee_fen, penalty_fen)"
-            " SELECT :day, product_id, bucket, risk_class, COUNT(*), SUM(bal_principal),"
-            f" SUM({INTEREST}), SUM(bal_fee), SUM(bal_penalty)"
-            f" FROM loans WHERE {ACTIVE} GROUP BY product_id, bucket, risk_class"
-        ),
+        text(f"{_INSERT_SNAPSHOT} SELECT :day, {SNAPSHOT_GROUPS}"),
         {"day": day, "d": to_day(day)},
     )
     return int(result.rowcount)
+
+
+def insert_snapshot(conn: Connection, day: date, groups: Sequence[tuple[Any, ...]]) -> int:
+    """`SNAPSHOT_GROUPS` rows read elsewhere (`SqlCloseStore(snapshot_aside=True)`), stored as
+    the snapshot of `day`, in the order read, as `snapshot` stores them."""
+    if groups:
+        conn.execute(
+            text(f"{_INSERT_SNAPSHOT} VALUES (:day, :p, :b, :c, :n, :pr, :i, :f, :pe)"),
+            [
+                dict(zip(("p", "b", "c", "n", "pr", "i", "f", "pe"), g, strict=True), day=day)
+                for g in groups
+            ],
+        )
+    return len(groups)
 
 
 def fund(conn: Connection, day: date, *, carried: bool = False) -> int:
@@ -601,6 +622,13 @@ def fund(conn: Connection, day: date, *, carried: bool = False) -> int:
         SqlLedger(conn).post(entry)
     close_exposures(conn, day, carry=carried, check=carried and is_month_end(day))
     return flows
+
+
+def _record_steps(conn: Connection, day: date, names: list[tuple[str, int]]) -> None:
+    records = [
+        {"business_date": day, "step": name, "rows": n, "completed_at": now()} for name, n in names
+    ]
+    conn.execute(insert(cob_steps), records)
 
 
 STEP_SQL: dict[CobStep, Callable[..., int]] = {
@@ -632,15 +660,54 @@ class SqlCloseStore:
       on month-ends, when it writes every accruing loan (`accrue`);
     - `carry_exposures`: each funder's exposure balance is carried from the last close by the
       flows written since, not summed from every open loan's positions, and checked against
-      that sum on month-ends (`fund`).
+      that sum on month-ends (`fund`);
+    - `snapshot_aside` (a SQLite file): the day closes without its snapshot, which is read
+      from the moment the close committed on a thread of its own (`ReadAside`) while the
+      caller goes on, and written, with its step's row, first thing in the next close, or by
+      `flush`. Use the store as a context manager, which finishes it. The day is marked
+      closed with its other steps, so loans read in between carry its accrual. A run that
+      stops between the two writes has the day without its snapshot.
     """
 
     def __init__(
-        self, engine: Engine, *, defer_accrual: bool = False, carry_exposures: bool = False
+        self,
+        engine: Engine,
+        *,
+        defer_accrual: bool = False,
+        carry_exposures: bool = False,
+        snapshot_aside: bool = False,
     ) -> None:
         self.engine = engine
         self.defer_accrual = defer_accrual
         self.carry_exposures = carry_exposures
+        url = engine.url.render_as_string(hide_password=False)
+        self._aside = ReadAside(url) if snapshot_aside else None
+        self._aside_day: date | None = None
+        """The day whose snapshot is being read aside, not yet written."""
+
+    def __enter__(self) -> SqlCloseStore:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        if kind is None:
+            self.finish()
+        elif self._aside is not None:
+            self._aside.close()
+
+    def flush(self) -> None:
+        """Write the snapshot being read aside, if any, in a transaction of its own."""
+        if self._aside_day is not None:
+            with self.engine.begin() as conn:
+                self._write_aside(conn)
+
+    def finish(self) -> None:
+        """`flush`, then let go of the reader."""
+        if self._aside is None:
+            return
+        try:
+            self.flush()
+        finally:
+            self._aside.close()
 
     def last_closed(self) -> date | None:
         with self.engine.connect() as conn:
@@ -655,18 +722,28 @@ class SqlCloseStore:
     ) -> tuple[tuple[CobStep, int], ...]:
         done: list[tuple[CobStep, int]] = []
         options = self.step_options(day)
+        aside = self._aside is not None and CobStep.SNAPSHOT in steps
         with self.engine.begin() as conn:
+            self._write_aside(conn)
             for step in steps:
                 if progress:
                     progress(day, step)
+                if aside and step is CobStep.SNAPSHOT:
+                    continue
                 done.append((step, STEP_SQL[step](conn, day, **options.get(step, {}))))
-            names = [(s.value, n) for s, n in done] + [(CLOSED_STEP, 0)]
-            records = [
-                {"business_date": day, "step": name, "rows": n, "completed_at": now()}
-                for name, n in names
-            ]
-            conn.execute(insert(cob_steps), records)
+            _record_steps(conn, day, [(s.value, n) for s, n in done] + [(CLOSED_STEP, 0)])
+        if aside and self._aside is not None:
+            self._aside.start(f"SELECT {SNAPSHOT_GROUPS}", {"d": to_day(day)})
+            self._aside_day = day
         return tuple(done)
+
+    def _write_aside(self, conn: Connection) -> None:
+        """The snapshot read aside for the last closed day, and its step's row."""
+        if self._aside is None or self._aside_day is None:
+            return
+        day, self._aside_day = self._aside_day, None
+        written = insert_snapshot(conn, day, self._aside.take())
+        _record_steps(conn, day, [(CobStep.SNAPSHOT.value, written)])
 
     def step_options(self, day: date) -> dict[CobStep, dict[str, bool]]:
         """The keyword arguments of the steps with a faster form (the class's docstring)."""

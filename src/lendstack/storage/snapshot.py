@@ -13,11 +13,17 @@ had they been made before servicing started (`simulation.deciding`).
 
 While a reader is pinned, checkpoints cannot move the write-ahead log past its moment, so
 the log grows with what is written meanwhile: pin for as short a time as the work allows.
+
+`ReadAside` pins one for a single query run on a thread of its own: the simulator's close
+reads each day's snapshot that way while the next day is booked and paid
+(`storage.cob.SqlCloseStore(snapshot_aside=True)`).
 """
 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +86,14 @@ class PinnedReader:
         # The first read starts the read transaction: its moment is now, not at a later read.
         self._connection.execute("SELECT COUNT(*) FROM sqlite_master").fetchall()
 
+    def rows(self, sql: str, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+        """A query's rows from the pinned moment, through the driver (`sqlite3` parameters):
+        SQLite runs the query without holding Python's lock, so a thread can read while
+        another computes."""
+        if not self.pinned:
+            raise RuntimeError("a pinned reader read before it was pinned")
+        return self._connection.execute(sql, dict(params)).fetchall()
+
     def unpin(self) -> None:
         """Let go of the moment (and let checkpoints move past it)."""
         if self._connection.in_transaction:
@@ -89,3 +103,49 @@ class PinnedReader:
         self.unpin()
         self.engine.dispose()
         self._connection.close()
+
+
+class ReadAside:
+    """One query at a time read on a thread of its own, from the moment `start` was called.
+
+    For the database's only writer: it commits, calls `start`, and goes on writing while the
+    query reads the database as it was at `start` (a `PinnedReader`); `take` returns the
+    rows, waiting for them if need be. SQLite runs the query without Python's lock, so a
+    scan of a large table runs on another core while the writer works on.
+    """
+
+    def __init__(self, url: str) -> None:
+        self.reader = PinnedReader(url)
+        """Pinned while a read is pending."""
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="read-aside")
+        self._pending: Future[list[tuple[Any, ...]]] | None = None
+
+    @property
+    def pending(self) -> bool:
+        return self._pending is not None
+
+    def start(self, sql: str, params: Mapping[str, Any]) -> None:
+        """Pin the database as it is now and read `sql` from it aside."""
+        if self._pending is not None:
+            raise RuntimeError("a read aside is already pending: take it first")
+        self.reader.pin()  # here, not on the thread: the moment is the caller's now
+        self._pending = self._pool.submit(self._read, sql, dict(params))
+
+    def _read(self, sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        try:
+            return self.reader.rows(sql, params)
+        finally:
+            self.reader.unpin()  # let checkpoints past the moment as soon as it is read
+
+    def take(self) -> list[tuple[Any, ...]]:
+        """The pending read's rows (its error, if it failed)."""
+        if self._pending is None:
+            raise RuntimeError("no read aside is pending")
+        pending, self._pending = self._pending, None
+        return pending.result()
+
+    def close(self) -> None:
+        """Wait for a pending read (its rows dropped), then let go of the thread and reader."""
+        self._pending = None
+        self._pool.shutdown(wait=True)
+        self.reader.close()
