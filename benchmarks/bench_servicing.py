@@ -30,7 +30,7 @@ from lendstack.servicing.domain.products import ProductCatalog
 from lendstack.servicing.services import Payment, take_payment, take_payments
 from lendstack.servicing.synthetic import BookSpec
 from lendstack.storage.bulk import generate_into
-from lendstack.storage.cob import SqlCloseStore
+from lendstack.storage.close_store import SqlCloseStore
 from lendstack.storage.db import make_engine, migrate
 from lendstack.storage.repositories import SqlUnitOfWork
 

@@ -20,7 +20,7 @@ from lendstack.core.jsonvalues import json_default
 from lendstack.servicing import LoanRequest, Payment, ProductCatalog, book_loan, take_payment
 from lendstack.servicing.cob import close_through
 from lendstack.storage.apikeys import Role, SqlApiKeys
-from lendstack.storage.cob import SqlCloseStore
+from lendstack.storage.close_store import SqlCloseStore
 from lendstack.storage.funding import SqlFunding
 from lendstack.storage.repositories import SqlUnitOfWork
 from lendstack.storage.settlements import SqlSettlements

@@ -29,7 +29,7 @@ from lendstack.core.errors import Conflict, NotFound, ValidationError
 from lendstack.servicing import LoanRequest, Payment, ProductCatalog, book_loan, take_payment
 from lendstack.servicing.cob import close_through
 from lendstack.servicing.services import reverse_payment
-from lendstack.storage.cob import SqlCloseStore
+from lendstack.storage.close_store import SqlCloseStore
 from lendstack.storage.db import make_engine, migrate
 from lendstack.storage.ecl_runs import ecl_inputs, run_ecl
 from lendstack.storage.funding import SqlFunding

@@ -15,7 +15,7 @@ from lendstack.servicing.cob import close_through
 from lendstack.servicing.domain.products import ProductCatalog
 from lendstack.servicing.domain.schedule import PrepaymentMode
 from lendstack.servicing.services import LoanRequest, Payment, book_loan, quote_payoff, take_payment
-from lendstack.storage.cob import SqlCloseStore
+from lendstack.storage.close_store import SqlCloseStore
 from lendstack.storage.collections import Promise, record_promise, record_promises
 from lendstack.storage.repositories import SqlUnitOfWork
 

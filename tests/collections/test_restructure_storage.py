@@ -30,7 +30,7 @@ from lendstack.servicing.services import (
     reverse_payment,
     take_payment,
 )
-from lendstack.storage.cob import SqlCloseStore
+from lendstack.storage.close_store import SqlCloseStore
 from lendstack.storage.funding import SqlFunding
 from lendstack.storage.reports import reconcile
 from lendstack.storage.repositories import SqlUnitOfWork

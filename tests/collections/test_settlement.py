@@ -29,7 +29,7 @@ from lendstack.servicing.services import (
 )
 from lendstack.servicing.settle import Settlement, settle_loan
 from lendstack.storage.calendar import last_closed
-from lendstack.storage.cob import SqlCloseStore
+from lendstack.storage.close_store import SqlCloseStore
 from lendstack.storage.funding import SqlFunding
 from lendstack.storage.reports import reconcile, trial_balance
 from lendstack.storage.repositories import SqlUnitOfWork

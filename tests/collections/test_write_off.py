@@ -19,7 +19,7 @@ from lendstack.servicing import LoanRequest, Payment, ProductCatalog, book_loan,
 from lendstack.servicing.cob import close_through
 from lendstack.servicing.domain.products import load_product
 from lendstack.servicing.services import get_loan
-from lendstack.storage.cob import SqlCloseStore
+from lendstack.storage.close_store import SqlCloseStore
 from lendstack.storage.funding import SqlFunding
 from lendstack.storage.reports import reconcile
 from lendstack.storage.repositories import SqlUnitOfWork

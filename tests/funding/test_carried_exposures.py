@@ -19,7 +19,7 @@ from lendstack.servicing import ProductCatalog
 from lendstack.servicing.cob import close_through
 from lendstack.storage import funding
 from lendstack.storage.calendar import last_closed
-from lendstack.storage.cob import SqlCloseStore
+from lendstack.storage.close_store import SqlCloseStore
 from lendstack.storage.funding import SqlFunding
 from lendstack.storage.schema import funder_exposures
 

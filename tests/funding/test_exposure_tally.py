@@ -28,7 +28,7 @@ from lendstack.servicing import LoanRequest, Payment, ProductCatalog, book_loan,
 from lendstack.servicing.cob import close_through
 from lendstack.servicing.domain.schedule import PrepaymentMode
 from lendstack.servicing.services import reverse_payment
-from lendstack.storage.cob import SqlCloseStore
+from lendstack.storage.close_store import SqlCloseStore
 from lendstack.storage.db import make_engine, migrate
 from lendstack.storage.funding import SqlFunding
 from lendstack.storage.repositories import SqlUnitOfWork

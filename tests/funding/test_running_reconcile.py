@@ -13,7 +13,7 @@ from sqlalchemy import Engine, text
 from lendstack.funding import builtin_partners
 from lendstack.servicing import LoanRequest, Payment, ProductCatalog, book_loan, take_payment
 from lendstack.servicing.cob import close_through
-from lendstack.storage.cob import SqlCloseStore
+from lendstack.storage.close_store import SqlCloseStore
 from lendstack.storage.funding import SqlFunding
 from lendstack.storage.reports import Difference, reconcile
 from lendstack.storage.repositories import SqlUnitOfWork

@@ -30,7 +30,7 @@ from lendstack.servicing import LoanRequest, Payment, ProductCatalog, book_loan,
 from lendstack.servicing.cob import close_through
 from lendstack.servicing.services import reverse_payment
 from lendstack.storage import settlements as settlements_module
-from lendstack.storage.cob import SqlCloseStore
+from lendstack.storage.close_store import SqlCloseStore
 from lendstack.storage.funding import SqlFunding
 from lendstack.storage.repositories import SqlUnitOfWork
 from lendstack.storage.schema import funder_flows, funder_positions

@@ -16,7 +16,7 @@ from lendstack.funding import Funder, builtin_partners
 from lendstack.servicing import LoanRequest, Payment, ProductCatalog, book_loan, take_payment
 from lendstack.servicing.cob import close_through
 from lendstack.servicing.services import reverse_payment
-from lendstack.storage.cob import SqlCloseStore
+from lendstack.storage.close_store import SqlCloseStore
 from lendstack.storage.funding import SqlFunding
 from lendstack.storage.reports import reconcile, trial_balance
 from lendstack.storage.repositories import SqlUnitOfWork

@@ -23,7 +23,7 @@ from lendstack.servicing import (
     take_payment,
 )
 from lendstack.servicing.cob import close_through
-from lendstack.storage.cob import SqlCloseStore
+from lendstack.storage.close_store import SqlCloseStore
 from lendstack.storage.repositories import SqlUnitOfWork
 
 BOOKED = date(2026, 1, 5)

@@ -29,7 +29,7 @@ from lendstack.servicing import LoanRequest, Payment, ProductCatalog, book_loan,
 from lendstack.servicing.cob import close_through
 from lendstack.servicing.domain.payments import owed_by_component
 from lendstack.servicing.services import get_loan, reverse_payment
-from lendstack.storage.cob import SqlCloseStore
+from lendstack.storage.close_store import SqlCloseStore
 from lendstack.storage.repositories import SqlUnitOfWork
 
 START = date(2026, 1, 15)

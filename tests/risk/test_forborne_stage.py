@@ -14,7 +14,7 @@ from lendstack.risk.staging import Cause, Stage, assign_stages
 from lendstack.servicing.cob import close_through
 from lendstack.servicing.domain.products import ProductCatalog
 from lendstack.servicing.services import LoanRequest, book_loan
-from lendstack.storage.cob import SqlCloseStore
+from lendstack.storage.close_store import SqlCloseStore
 from lendstack.storage.repositories import SqlUnitOfWork
 
 

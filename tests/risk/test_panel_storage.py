@@ -27,7 +27,8 @@ from lendstack.servicing.cob import CobStep, close_day, close_through
 from lendstack.servicing.services import get_loan
 from lendstack.settings import Settings
 from lendstack.storage.analytics import export_panel, read_panel
-from lendstack.storage.cob import STEP_SQL, SqlCloseStore
+from lendstack.storage.close_store import SqlCloseStore
+from lendstack.storage.cob import STEP_SQL
 from lendstack.storage.funding import SqlFunding
 from lendstack.storage.repositories import SqlUnitOfWork
 from lendstack.storage.schema import loan_month_ends, loan_profiles

@@ -21,7 +21,7 @@ from lendstack.servicing.services import (
     reverse_payment,
     take_payment,
 )
-from lendstack.storage.cob import SqlCloseStore
+from lendstack.storage.close_store import SqlCloseStore
 from lendstack.storage.reports import reconcile, trial_balance
 from lendstack.storage.repositories import SqlUnitOfWork
 

@@ -20,7 +20,7 @@ from sqlalchemy import Connection, Engine, text
 from lendstack.servicing import LoanRequest, Payment, ProductCatalog, book_loan, take_payment
 from lendstack.servicing.cob import close_through
 from lendstack.servicing.domain.schedule import PrepaymentMode
-from lendstack.storage.cob import SqlCloseStore
+from lendstack.storage.close_store import SqlCloseStore
 from lendstack.storage.funding import (
     FILTERED_FUNDERS,
     SqlFunding,

@@ -24,7 +24,7 @@ from sqlalchemy import Engine, text
 from lendstack.servicing.cob import close_day, close_through
 from lendstack.servicing.domain.products import ProductCatalog
 from lendstack.servicing.services import LoanRequest, Payment, book_loan, take_payment
-from lendstack.storage.cob import SqlCloseStore
+from lendstack.storage.close_store import SqlCloseStore
 from lendstack.storage.db import make_engine, migrate
 from lendstack.storage.reports import reconcile
 from lendstack.storage.repositories import SqlUnitOfWork

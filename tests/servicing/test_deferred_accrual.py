@@ -24,7 +24,8 @@ from lendstack.core.money import Rounding, from_fen
 from lendstack.servicing.cob import close_day
 from lendstack.servicing.domain.loan import AccrualPeriod, accrued_share
 from lendstack.servicing.domain.schedule import PrepaymentMode
-from lendstack.storage.cob import ACCRUAL_TARGET, SqlCloseStore
+from lendstack.storage.close_store import SqlCloseStore
+from lendstack.storage.cob import ACCRUAL_TARGET
 from lendstack.storage.month_end import is_month_end
 from migration_checks import assert_index_migrates_down_and_up
 

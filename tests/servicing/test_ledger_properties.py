@@ -37,7 +37,8 @@ from lendstack.servicing.services import (
     reverse_payment,
     take_payment,
 )
-from lendstack.storage.cob import SqlCloseStore, _round_div
+from lendstack.storage.close_store import SqlCloseStore
+from lendstack.storage.cob import _round_div
 from lendstack.storage.db import make_engine, migrate
 from lendstack.storage.reports import reconcile, trial_balance
 from lendstack.storage.repositories import SqlUnitOfWork

@@ -36,7 +36,7 @@ from lendstack.servicing.domain.payments import owed_by_component
 from lendstack.servicing.domain.schedule import PrepaymentMode
 from lendstack.servicing.services import get_loan, take_payment, take_payments
 from lendstack.storage import mapping, repositories, subledger
-from lendstack.storage.cob import SqlCloseStore
+from lendstack.storage.close_store import SqlCloseStore
 from lendstack.storage.db import make_engine, migrate
 from lendstack.storage.funding import SqlFunding
 from lendstack.storage.reports import reconcile

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import Engine, text
 
 from lendstack.core.errors import ValidationError
-from lendstack.storage.cob import SqlCloseStore
+from lendstack.storage.close_store import SqlCloseStore
 from lendstack.storage.db import make_engine
 from lendstack.storage.snapshot import PinnedReader, ReadAside
 

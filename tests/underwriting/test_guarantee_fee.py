@@ -22,7 +22,7 @@ from lendstack.funding import Appetite, Funder, FunderKind, Guarantee, Policy, Q
 from lendstack.servicing import LoanRequest, Payment, ProductCatalog, quote, take_payment
 from lendstack.servicing.cob import close_through
 from lendstack.settings import Settings
-from lendstack.storage.cob import SqlCloseStore
+from lendstack.storage.close_store import SqlCloseStore
 from lendstack.storage.funding import SqlFunding
 from lendstack.storage.reports import reconcile
 from lendstack.storage.repositories import SqlUnitOfWork

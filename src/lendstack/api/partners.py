@@ -25,7 +25,7 @@ from lendstack.api.render import DecimalJSONResponse
 from lendstack.core.errors import NotFound
 from lendstack.core.money import from_fen
 from lendstack.storage.apikeys import Role
-from lendstack.storage.cob import SqlCloseStore
+from lendstack.storage.close_store import SqlCloseStore
 from lendstack.storage.funding import SqlFunding
 from lendstack.storage.settlements import PartnerLoan, SqlPartnerLoans, SqlSettlements
 

@@ -14,7 +14,7 @@ from lendstack.cli.render import OutputFormat, console, err_console, print_json,
 from lendstack.core.errors import InvariantViolation
 from lendstack.servicing.cob import STEPS, CobStep, close_through, dates_through
 from lendstack.servicing.domain.delinquency import DEFAULT_BUCKETS, RiskClass
-from lendstack.storage.cob import SqlCloseStore
+from lendstack.storage.close_store import SqlCloseStore
 from lendstack.storage.db import migrate
 from lendstack.storage.reports import delinquency, reconcile, trial_balance
 

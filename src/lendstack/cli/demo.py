@@ -34,7 +34,7 @@ from lendstack.servicing.cob import close_day
 from lendstack.servicing.domain.payments import owed_by_component
 from lendstack.servicing.services import Payment, take_payment
 from lendstack.storage.analytics import read_panel
-from lendstack.storage.cob import SqlCloseStore
+from lendstack.storage.close_store import SqlCloseStore
 from lendstack.storage.db import migrate
 from lendstack.storage.decisions import SqlDecisionLog
 from lendstack.storage.funding import SqlFunding

@@ -27,7 +27,7 @@ from lendstack.core.money import from_fen
 from lendstack.funding import PROVINCES, Funder, LoanRequest, Rule, parse_partner_text
 from lendstack.servicing import LoanState, get_loan
 from lendstack.servicing.domain.schedule import generate
-from lendstack.storage.cob import SqlCloseStore
+from lendstack.storage.close_store import SqlCloseStore
 from lendstack.storage.decisions import SqlDecisionLog
 from lendstack.storage.funding import (
     ExposureReport,

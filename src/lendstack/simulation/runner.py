@@ -57,7 +57,7 @@ from lendstack.simulation.platform import (
 )
 from lendstack.simulation.repayments import Repayments
 from lendstack.simulation.scenario import PolicyOverride, Scenario
-from lendstack.storage.cob import SqlCloseStore
+from lendstack.storage.close_store import SqlCloseStore
 from lendstack.storage.db import make_engine, migrate
 from lendstack.storage.decisions import prepare_entry
 from lendstack.storage.funding import SqlFunding

@@ -15,11 +15,11 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Connection, Engine, TextClause, func, insert, select
+from sqlalchemy import Connection, TextClause
 from sqlalchemy import text as _parse
 
 from lendstack.core.money import Rounding, from_fen
-from lendstack.servicing.cob import CobStep, Progress
+from lendstack.servicing.cob import CobStep
 from lendstack.servicing.domain.delinquency import (
     DEFAULT_BUCKETS,
     BucketScheme,
@@ -30,7 +30,6 @@ from lendstack.servicing.domain.delinquency import (
 from lendstack.servicing.domain.ledger import Account, EventType, Side, entry_or_none, leg
 from lendstack.servicing.domain.payments import apply_credit
 from lendstack.servicing.ports import StoredPayment
-from lendstack.storage.calendar import CLOSED_STEP, as_date, last_closed
 from lendstack.storage.collections import resolve_promises
 from lendstack.storage.mapping import to_day
 from lendstack.storage.month_end import close_month_end, is_month_end
@@ -38,11 +37,8 @@ from lendstack.storage.repositories import (
     SqlLedger,
     SqlLoans,
     SqlPayments,
-    now,
 )
 from lendstack.storage.restructures import held_class_sql, observe
-from lendstack.storage.schema import cob_steps, loans
-from lendstack.storage.snapshot import ReadAside
 from lendstack.storage.subledger import close_funding
 
 ACTIVE = "status = 'active'"
@@ -624,13 +620,6 @@ def fund(conn: Connection, day: date, *, carried: bool = False) -> int:
     return flows
 
 
-def _record_steps(conn: Connection, day: date, names: list[tuple[str, int]]) -> None:
-    records = [
-        {"business_date": day, "step": name, "rows": n, "completed_at": now()} for name, n in names
-    ]
-    conn.execute(insert(cob_steps), records)
-
-
 STEP_SQL: dict[CobStep, Callable[..., int]] = {
     CobStep.ACCRUAL: accrue,
     CobStep.BILLING: bill,
@@ -646,108 +635,3 @@ STEP_SQL: dict[CobStep, Callable[..., int]] = {
     CobStep.COLLECTIONS: resolve_promises,
     CobStep.SNAPSHOT: snapshot,
 }
-
-
-class SqlCloseStore:
-    """The `CloseStore` port over a database: one transaction per step.
-
-    Two faster forms of steps, for a caller that is the book's only writer and reads the
-    book's raw balances only at month-ends (the simulator); the books, every loan read through
-    `SqlLoans` and every close step's figures are those of the plain close, and each
-    month-end leaves the tables exactly as it would:
-
-    - `defer_accrual`: the accrual writes only the loans written since the last close, except
-      on month-ends, when it writes every accruing loan (`accrue`);
-    - `carry_exposures`: each funder's exposure balance is carried from the last close by the
-      flows written since, not summed from every open loan's positions, and checked against
-      that sum on month-ends (`fund`);
-    - `snapshot_aside` (a SQLite file): the day closes without its snapshot, which is read
-      from the moment the close committed on a thread of its own (`ReadAside`) while the
-      caller goes on, and written, with its step's row, first thing in the next close, or by
-      `flush`. Use the store as a context manager, which finishes it. The day is marked
-      closed with its other steps, so loans read in between carry its accrual. A run that
-      stops between the two writes has the day without its snapshot.
-    """
-
-    def __init__(
-        self,
-        engine: Engine,
-        *,
-        defer_accrual: bool = False,
-        carry_exposures: bool = False,
-        snapshot_aside: bool = False,
-    ) -> None:
-        self.engine = engine
-        self.defer_accrual = defer_accrual
-        self.carry_exposures = carry_exposures
-        url = engine.url.render_as_string(hide_password=False)
-        self._aside = ReadAside(url) if snapshot_aside else None
-        self._aside_day: date | None = None
-        """The day whose snapshot is being read aside, not yet written."""
-
-    def __enter__(self) -> SqlCloseStore:
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
-        if kind is None:
-            self.finish()
-        elif self._aside is not None:
-            self._aside.close()
-
-    def flush(self) -> None:
-        """Write the snapshot being read aside, if any, in a transaction of its own."""
-        if self._aside_day is not None:
-            with self.engine.begin() as conn:
-                self._write_aside(conn)
-
-    def finish(self) -> None:
-        """`flush`, then let go of the reader."""
-        if self._aside is None:
-            return
-        try:
-            self.flush()
-        finally:
-            self._aside.close()
-
-    def last_closed(self) -> date | None:
-        with self.engine.connect() as conn:
-            return last_closed(conn)
-
-    def first_activity(self) -> date | None:
-        with self.engine.connect() as conn:
-            return as_date(conn.execute(select(func.min(loans.c.disbursement_date))).scalar())
-
-    def close(
-        self, day: date, steps: tuple[CobStep, ...], progress: Progress | None = None
-    ) -> tuple[tuple[CobStep, int], ...]:
-        done: list[tuple[CobStep, int]] = []
-        options = self.step_options(day)
-        aside = self._aside is not None and CobStep.SNAPSHOT in steps
-        with self.engine.begin() as conn:
-            self._write_aside(conn)
-            for step in steps:
-                if progress:
-                    progress(day, step)
-                if aside and step is CobStep.SNAPSHOT:
-                    continue
-                done.append((step, STEP_SQL[step](conn, day, **options.get(step, {}))))
-            _record_steps(conn, day, [(s.value, n) for s, n in done] + [(CLOSED_STEP, 0)])
-        if aside and self._aside is not None:
-            self._aside.start(f"SELECT {SNAPSHOT_GROUPS}", {"d": to_day(day)})
-            self._aside_day = day
-        return tuple(done)
-
-    def _write_aside(self, conn: Connection) -> None:
-        """The snapshot read aside for the last closed day, and its step's row."""
-        if self._aside is None or self._aside_day is None:
-            return
-        day, self._aside_day = self._aside_day, None
-        written = insert_snapshot(conn, day, self._aside.take())
-        _record_steps(conn, day, [(CobStep.SNAPSHOT.value, written)])
-
-    def step_options(self, day: date) -> dict[CobStep, dict[str, bool]]:
-        """The keyword arguments of the steps with a faster form (the class's docstring)."""
-        return {
-            CobStep.ACCRUAL: {"deferred": self.defer_accrual and not is_month_end(day)},
-            CobStep.FUNDING: {"carried": self.carry_exposures},
-        }

@@ -16,7 +16,7 @@ the log grows with what is written meanwhile: pin for as short a time as the wor
 
 `ReadAside` pins one for a single query run on a thread of its own: the simulator's close
 reads each day's snapshot that way while the next day is booked and paid
-(`storage.cob.SqlCloseStore(snapshot_aside=True)`).
+(`storage.close_store.SqlCloseStore(snapshot_aside=True)`).
 """
 
 from __future__ import annotations
