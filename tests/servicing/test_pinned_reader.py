@@ -104,18 +104,28 @@ def test_a_read_aside_reads_the_moment_it_started_while_the_writer_goes_on(
     # The read waits on the gate, so the writer's commits below land while it is pending.
     raw = aside.reader.engine.raw_connection().driver_connection
     raw.create_function("gate", 0, lambda: int(gate.wait(10)))
-    aside.start("SELECT COUNT(*), gate() FROM t", {})
+    aside.start([("SELECT COUNT(*), gate() FROM t", {}), ("SELECT :x + 1", {"x": 1})])
     assert aside.pending
-    with pytest.raises(RuntimeError, match="already pending"):
-        aside.start("SELECT 1", {})
+    with pytest.raises(RuntimeError, match="still held"):
+        aside.start([("SELECT 1", {})])
+    with pytest.raises(RuntimeError, match="take it first"):
+        aside.release()
     _add(writer)
     _add(writer)
     gate.set()
-    assert aside.take() == [(1, 1)]
+    assert aside.take() == [[(1, 1)], [(2,)]]
     assert not aside.pending
-    aside.start("SELECT COUNT(*) FROM t WHERE x = :x", {"x": 1})
+    # Taken, the moment stays pinned for the caller's own reads, until released.
+    assert aside.reader.rows("SELECT COUNT(*) FROM t", {}) == [(1,)]
+    with pytest.raises(RuntimeError, match="still held"):
+        aside.start([("SELECT 1", {})])
+    aside.release()
+    aside.start([("SELECT COUNT(*) FROM t WHERE x = :x", {"x": 1})])
     _add(writer)
-    assert aside.take() == [(3,)]
+    assert aside.take() == [[(3,)]]
+    aside.release()
+    with pytest.raises(RuntimeError, match="before it was pinned"):
+        aside.reader.rows("SELECT 1", {})
     aside.close()
 
 
@@ -124,13 +134,14 @@ def test_a_read_aside_hands_its_error_to_the_taker(tmp_path: Path) -> None:
     with make_engine(url).begin() as conn:  # the file exists, in WAL mode
         conn.execute(text("CREATE TABLE t (x INTEGER)"))
     aside = ReadAside(url)
-    aside.start("SELECT * FROM no_such_table", {})
+    aside.start([("SELECT * FROM no_such_table", {})])
     with pytest.raises(sqlite3.OperationalError, match="no_such_table"):
         aside.take()
+    aside.release()
     aside.close()
 
 
-def test_only_a_close_on_a_sqlite_file_reads_its_snapshot_aside() -> None:
+def test_only_a_close_on_a_sqlite_file_reads_aside() -> None:
     with pytest.raises(ValidationError) as caught:
-        SqlCloseStore(make_engine("postgresql+psycopg://x@h/db"), snapshot_aside=True)
+        SqlCloseStore(make_engine("postgresql+psycopg://x@h/db"), read_aside=True)
     assert caught.value.field == "database"

@@ -225,7 +225,7 @@ class _Run:
         # finished (the last snapshot written) before the month-end reads the book.
         booked: list[dict[str, Any]] = []
         with SqlCloseStore(
-            self.engine, defer_accrual=True, carry_exposures=True, snapshot_aside=True
+            self.engine, defer_accrual=True, carry_exposures=True, read_aside=True
         ) as store:
             for n in range(days):
                 day = first + timedelta(days=n)

@@ -4,12 +4,19 @@ records them in `cob_steps`, with the faster forms a run of the simulator may as
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
 from sqlalchemy import Connection, Engine, func, insert, select
 
 from lendstack.servicing.cob import CobStep, Progress
 from lendstack.storage.calendar import CLOSED_STEP, as_date, last_closed
-from lendstack.storage.cob import SNAPSHOT_GROUPS, STEP_SQL, insert_snapshot
+from lendstack.storage.cob import (
+    ACCRUAL_SUMS,
+    SNAPSHOT_GROUPS,
+    STEP_SQL,
+    CarriedAccrual,
+    insert_snapshot,
+)
 from lendstack.storage.mapping import to_day
 from lendstack.storage.month_end import is_month_end
 from lendstack.storage.repositories import now
@@ -18,9 +25,9 @@ from lendstack.storage.snapshot import ReadAside
 
 
 class SqlCloseStore:
-    """The `CloseStore` port over a database: one transaction per step.
+    """The `CloseStore` port over a database: one transaction per business date.
 
-    Two faster forms of steps, for a caller that is the book's only writer and reads the
+    Three faster forms of steps, for a caller that is the book's only writer and reads the
     book's raw balances only at month-ends (the simulator); the books, every loan read through
     `SqlLoans` and every close step's figures are those of the plain close, and each
     month-end leaves the tables exactly as it would:
@@ -30,12 +37,15 @@ class SqlCloseStore:
     - `carry_exposures`: each funder's exposure balance is carried from the last close by the
       flows written since, not summed from every open loan's positions, and checked against
       that sum on month-ends (`fund`);
-    - `snapshot_aside` (a SQLite file): the day closes without its snapshot, which is read
-      from the moment the close committed on a thread of its own (`ReadAside`) while the
-      caller goes on, and written, with its step's row, first thing in the next close, or by
-      `flush`. Use the store as a context manager, which finishes it. The day is marked
-      closed with its other steps, so loans read in between carry its accrual. A run that
-      stops between the two writes has the day without its snapshot.
+    - `read_aside` (a SQLite file): once a day's close has committed, the two scans of every
+      active loan left to do, the day's snapshot and the next day's accrual sums, are read
+      from that moment on a thread of their own (`ReadAside`) while the caller books and
+      posts the next day. The next close writes the snapshot, with its step's row, first,
+      and brings the accrual sums from that moment to its own (`CarriedAccrual`: the rows
+      written since); a close that sums the book anyway (a month-end's) checks them. `flush`
+      writes a snapshot still pending; use the store as a context manager, which does. The
+      day is marked closed with its other steps, so loans read in between carry its
+      accrual; a run that stops between the two writes has the day without its snapshot.
     """
 
     def __init__(
@@ -44,15 +54,15 @@ class SqlCloseStore:
         *,
         defer_accrual: bool = False,
         carry_exposures: bool = False,
-        snapshot_aside: bool = False,
+        read_aside: bool = False,
     ) -> None:
         self.engine = engine
         self.defer_accrual = defer_accrual
         self.carry_exposures = carry_exposures
         url = engine.url.render_as_string(hide_password=False)
-        self._aside = ReadAside(url) if snapshot_aside else None
+        self._aside = ReadAside(url) if read_aside else None
         self._aside_day: date | None = None
-        """The day whose snapshot is being read aside, not yet written."""
+        """The day whose close the pending read aside began at."""
 
     def __enter__(self) -> SqlCloseStore:
         return self
@@ -65,9 +75,13 @@ class SqlCloseStore:
 
     def flush(self) -> None:
         """Write the snapshot being read aside, if any, in a transaction of its own."""
-        if self._aside_day is not None:
+        if self._aside is None or self._aside_day is None:
+            return
+        try:
             with self.engine.begin() as conn:
-                self._write_aside(conn)
+                self._carried(conn)
+        finally:
+            self._aside.release()
 
     def finish(self) -> None:
         """`flush`, then let go of the reader."""
@@ -90,36 +104,60 @@ class SqlCloseStore:
         self, day: date, steps: tuple[CobStep, ...], progress: Progress | None = None
     ) -> tuple[tuple[CobStep, int], ...]:
         done: list[tuple[CobStep, int]] = []
-        options = self.step_options(day)
         aside = self._aside is not None and CobStep.SNAPSHOT in steps
-        with self.engine.begin() as conn:
-            self._write_aside(conn)
-            for step in steps:
-                if progress:
-                    progress(day, step)
-                if aside and step is CobStep.SNAPSHOT:
-                    continue
-                done.append((step, STEP_SQL[step](conn, day, **options.get(step, {}))))
-            _record_steps(conn, day, [(s.value, n) for s, n in done] + [(CLOSED_STEP, 0)])
+        try:
+            with self.engine.begin() as conn:
+                options = self.step_options(day, self._carried(conn))
+                for step in steps:
+                    if progress:
+                        progress(day, step)
+                    if aside and step is CobStep.SNAPSHOT:
+                        continue
+                    done.append((step, STEP_SQL[step](conn, day, **options.get(step, {}))))
+                _record_steps(conn, day, [(s.value, n) for s, n in done] + [(CLOSED_STEP, 0)])
+        finally:
+            if self._aside is not None and self._aside.reader.pinned:
+                self._aside.release()
         if aside and self._aside is not None:
-            self._aside.start(f"SELECT {SNAPSHOT_GROUPS}", {"d": to_day(day)})
+            self._aside.start(_aside_queries(day))
             self._aside_day = day
         return tuple(done)
 
-    def _write_aside(self, conn: Connection) -> None:
-        """The snapshot read aside for the last closed day, and its step's row."""
+    def _carried(self, conn: Connection) -> CarriedAccrual | None:
+        """Write the snapshot read aside since the last close, with its step's row; the
+        accrual sums read with it, for the day after it (the reader stays pinned)."""
         if self._aside is None or self._aside_day is None:
-            return
+            return None
         day, self._aside_day = self._aside_day, None
-        written = insert_snapshot(conn, day, self._aside.take())
+        snapshot, sums = self._aside.take()
+        written = insert_snapshot(conn, day, snapshot)
         _record_steps(conn, day, [(CobStep.SNAPSHOT.value, written)])
+        return CarriedAccrual(
+            day=to_day(day) + 1,
+            sums={bool(g): tuple(int(v or 0) for v in rest) for g, *rest in sums},
+            read_then=self._aside.reader.rows,
+        )
 
-    def step_options(self, day: date) -> dict[CobStep, dict[str, bool]]:
+    def step_options(
+        self, day: date, carried: CarriedAccrual | None = None
+    ) -> dict[CobStep, dict[str, Any]]:
         """The keyword arguments of the steps with a faster form (the class's docstring)."""
+        accrual: dict[str, Any] = {"deferred": self.defer_accrual and not is_month_end(day)}
+        if carried is not None:
+            accrual["carried"] = carried
         return {
-            CobStep.ACCRUAL: {"deferred": self.defer_accrual and not is_month_end(day)},
+            CobStep.ACCRUAL: accrual,
             CobStep.FUNDING: {"carried": self.carry_exposures},
         }
+
+
+def _aside_queries(day: date) -> list[tuple[str, dict[str, Any]]]:
+    """What a close leaves to read aside: its snapshot and the next close's accrual sums."""
+    d = to_day(day)
+    return [
+        (f"SELECT {SNAPSHOT_GROUPS}", {"d": d}),
+        (ACCRUAL_SUMS, {"d": d + 1}),
+    ]
 
 
 def _record_steps(conn: Connection, day: date, names: list[tuple[str, int]]) -> None:

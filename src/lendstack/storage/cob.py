@@ -9,7 +9,9 @@ exactly the rows the step updates, in the same transaction.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
 from functools import lru_cache
@@ -157,12 +159,19 @@ def _split_by_accrual(
     (status, non_accrual) index for its order, i.e. every active loan, even when `where` picks
     a few through another index; with one row out there is no order to want.
     """
+    row = conn.execute(text(_split_sql(sums, where)), {"d": day}).one()
+    return _split_row(row, len(sums))
+
+
+def _split_sql(sums: tuple[str, ...], where: str, loans: str = "loans") -> str:
     accruing = [f"SUM(CASE WHEN non_accrual THEN 0 ELSE {x} END)" for x in sums]
     parked = [f"SUM(CASE WHEN non_accrual THEN {x} ELSE 0 END)" for x in sums]
-    arms = accruing + parked
-    row = conn.execute(text(f"SELECT {', '.join(arms)} FROM loans WHERE {where}"), {"d": day}).one()
+    return f"SELECT {', '.join(accruing + parked)} FROM {loans} WHERE {where}"
+
+
+def _split_row(row: Any, n: int) -> dict[bool, tuple[int, ...]]:
     values = [int(v or 0) for v in row]
-    return {False: tuple(values[: len(sums)]), True: tuple(values[len(sums) :])}
+    return {False: tuple(values[:n]), True: tuple(values[n:])}
 
 
 def _post(conn: Connection, event: EventType, day: date, step: CobStep, legs: list[Any]) -> None:
@@ -194,7 +203,83 @@ def _post_income(
     _post(conn, event, day, step, _income_legs(amounts, *accounts))
 
 
-def accrue(conn: Connection, day: date, *, deferred: bool = False) -> int:
+ACCRUAL_SUMS = (
+    f"SELECT non_accrual, SUM({ACCRUAL_TARGET} - {ACCRUED_BEFORE}), COUNT(*) FROM loans"
+    f" WHERE {ACCRUING} GROUP BY non_accrual"
+)
+"""The income of every accruing loan at the close of :d, and their count, by non_accrual."""
+_INCOME = (f"{ACCRUAL_TARGET} - {ACCRUED_BEFORE}", "1")
+"""`ACCRUAL_SUMS`' sums, for `_split_by_accrual` over a few loans."""
+# The carried accrual runs on SQLite only (it is read aside through a pinned WAL reader), so
+# its statements name their access path: left to itself, the planner walks every active loan
+# by the period_due index to find a few hundred by id or by the mark.
+_CHANGED_THEN = _split_sql(
+    _INCOME, f"{ACCRUING} AND id IN (SELECT value FROM json_each(:ids))", "loans NOT INDEXED"
+)
+"""What the rows with ids in :ids (a JSON list) earned at the close of :d: by rowid."""
+_WRITTEN_NOW = _split_sql(
+    _INCOME, f"{ACCRUING} AND accrual_dirty", "loans INDEXED BY ix_loans_accrual_dirty"
+)
+Sums = dict[bool, tuple[int, ...]]
+
+
+@dataclass(frozen=True, slots=True)
+class CarriedAccrual:
+    """`ACCRUAL_SUMS` for the close of `day`, read from the book as the last close left it
+    (aside, while the day was booked and paid: `close_store.SqlCloseStore`), with a reader
+    still pinned to that moment (`read_then`: a query's rows).
+
+    Between two closes a loan row changes only by servicing, which marks every row it
+    writes, new ones too, `accrual_dirty`; a row unchanged since the last close earns now
+    what it earned then. So the sums now are those, less what the rows changed since earned then,
+    plus what they earn now (`sums_now`): a few hundred rows read instead of the book. It
+    relies on the rule deferred accrual relies on (`ACCRUED_BEFORE`), and so on the caller
+    being the book's only writer; a close that sums the book anyway (a month-end's, which
+    writes every row) checks the carried sums against it (`check`), which catches a row
+    changed unmarked since the last close. One changed earlier in the month shows where a
+    deferring close shows it: the month-end's ledger reconcile.
+    """
+
+    day: int
+    sums: Sums
+    read_then: Callable[[str, dict[str, Any]], list[tuple[Any, ...]]]
+
+    def sums_now(self, conn: Connection) -> Sums:
+        changed = [
+            int(i) for (i,) in conn.execute(text("SELECT id FROM loans WHERE accrual_dirty"))
+        ]
+        then = _split_row(
+            self.read_then(_CHANGED_THEN, {"d": self.day, "ids": json.dumps(changed)})[0], 2
+        )
+        written = _split_row(conn.execute(text(_WRITTEN_NOW), {"d": self.day}).one(), 2)
+        now: Sums = {}
+        for group in (False, True):
+            total = tuple(
+                c + w - t
+                for c, w, t in zip(
+                    self.sums.get(group, (0, 0)), written[group], then[group], strict=True
+                )
+            )  # fmt: skip
+            if total != (0, 0):  # as a GROUP BY gives no row for a group without loans
+                now[group] = total
+        return now
+
+    def check(self, conn: Connection, summed: Sums) -> None:
+        carried = self.sums_now(conn)
+        if carried != summed:
+            raise RuntimeError(
+                f"the accrual carried from the last close ({carried}) is not the book's"
+                f" ({summed}): a loan row was written since without marking it accrual_dirty"
+            )
+
+
+def accrue(
+    conn: Connection,
+    day: date,
+    *,
+    deferred: bool = False,
+    carried: CarriedAccrual | None = None,
+) -> int:
     """Bring every accruing loan's period interest to the day; returns the loans accruing.
 
     The day's income is each accruing loan's share at this close less its share at the last
@@ -207,16 +292,21 @@ def accrue(conn: Connection, day: date, *, deferred: bool = False) -> int:
     A period with no interest (an interest-free product) accrues 0 on every day: its target
     is 0 in every rounding mode, so once its accrued is 0 the UPDATE leaves it alone instead
     of rewriting it each day. The count reported is still every accruing loan (the SELECT's).
+
+    `carried`, the sums read for this close from the last one's moment: a deferred close
+    takes them instead of summing the book; one that sums the book checks them against it.
     """
     d = to_day(day)
-    # GROUP BY non_accrual walks the (status, non_accrual) index, i.e. loans in id order,
-    # which reads the table about twice as fast as the period_due order.
-    sums = _by_accrual(
-        conn,
-        f"SELECT non_accrual, SUM({ACCRUAL_TARGET} - {ACCRUED_BEFORE}), COUNT(*) FROM loans"
-        f" WHERE {ACCRUING} GROUP BY non_accrual",
-        d,
-    )
+    if carried is not None and carried.day != d:
+        carried = None  # read for another close than this one
+    if carried is not None and deferred:
+        sums = carried.sums_now(conn)
+    else:
+        # GROUP BY non_accrual walks the (status, non_accrual) index, i.e. loans in id
+        # order, which reads the table about twice as fast as the period_due order.
+        sums = _by_accrual(conn, ACCRUAL_SUMS, d)
+        if carried is not None:
+            carried.check(conn, sums)
     conn.execute(
         text(
             f"{_update(conn, 'loans')} SET bal_interest = bal_interest + (CASE WHEN {ACCRUING}"
@@ -590,7 +680,7 @@ def snapshot(conn: Connection, day: date) -> int:
 
 
 def insert_snapshot(conn: Connection, day: date, groups: Sequence[tuple[Any, ...]]) -> int:
-    """`SNAPSHOT_GROUPS` rows read elsewhere (`SqlCloseStore(snapshot_aside=True)`), stored as
+    """`SNAPSHOT_GROUPS` rows read elsewhere (`SqlCloseStore(read_aside=True)`), stored as
     the snapshot of `day`, in the order read, as `snapshot` stores them."""
     if groups:
         conn.execute(

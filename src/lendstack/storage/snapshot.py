@@ -14,15 +14,15 @@ had they been made before servicing started (`simulation.deciding`).
 While a reader is pinned, checkpoints cannot move the write-ahead log past its moment, so
 the log grows with what is written meanwhile: pin for as short a time as the work allows.
 
-`ReadAside` pins one for a single query run on a thread of its own: the simulator's close
-reads each day's snapshot that way while the next day is booked and paid
-(`storage.close_store.SqlCloseStore(snapshot_aside=True)`).
+`ReadAside` pins one for queries run on a thread of its own: the simulator's close reads
+each day's snapshot and the next day's accrual that way while the next day is booked and
+paid (`storage.close_store.SqlCloseStore(read_aside=True)`).
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -106,43 +106,45 @@ class PinnedReader:
 
 
 class ReadAside:
-    """One query at a time read on a thread of its own, from the moment `start` was called.
+    """Queries read on a thread of its own, from the moment `start` was called.
 
     For the database's only writer: it commits, calls `start`, and goes on writing while the
-    query reads the database as it was at `start` (a `PinnedReader`); `take` returns the
-    rows, waiting for them if need be. SQLite runs the query without Python's lock, so a
-    scan of a large table runs on another core while the writer works on.
+    queries read the database as it was at `start` (a `PinnedReader`); `take` returns their
+    rows, waiting for them if need be. SQLite runs a query without Python's lock, so a scan
+    of a large table runs on another core while the writer works on. The moment stays pinned
+    after `take`, for the caller to read more of it (`reader.rows`), until `release`.
     """
 
     def __init__(self, url: str) -> None:
         self.reader = PinnedReader(url)
-        """Pinned while a read is pending."""
+        """Pinned from `start` to `release`."""
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="read-aside")
-        self._pending: Future[list[tuple[Any, ...]]] | None = None
+        self._pending: Future[list[list[tuple[Any, ...]]]] | None = None
 
     @property
     def pending(self) -> bool:
         return self._pending is not None
 
-    def start(self, sql: str, params: Mapping[str, Any]) -> None:
-        """Pin the database as it is now and read `sql` from it aside."""
-        if self._pending is not None:
-            raise RuntimeError("a read aside is already pending: take it first")
+    def start(self, queries: Sequence[tuple[str, Mapping[str, Any]]]) -> None:
+        """Pin the database as it is now and read `queries` from it aside."""
+        if self._pending is not None or self.reader.pinned:
+            raise RuntimeError("a read aside is still held: take and release it first")
         self.reader.pin()  # here, not on the thread: the moment is the caller's now
-        self._pending = self._pool.submit(self._read, sql, dict(params))
+        wanted = [(sql, dict(params)) for sql, params in queries]
+        self._pending = self._pool.submit(lambda: [self.reader.rows(*q) for q in wanted])
 
-    def _read(self, sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
-        try:
-            return self.reader.rows(sql, params)
-        finally:
-            self.reader.unpin()  # let checkpoints past the moment as soon as it is read
-
-    def take(self) -> list[tuple[Any, ...]]:
-        """The pending read's rows (its error, if it failed)."""
+    def take(self) -> list[list[tuple[Any, ...]]]:
+        """Each query's rows (the first error, if one failed); the moment stays pinned."""
         if self._pending is None:
             raise RuntimeError("no read aside is pending")
         pending, self._pending = self._pending, None
         return pending.result()
+
+    def release(self) -> None:
+        """Let go of the moment (and let checkpoints past it)."""
+        if self._pending is not None:
+            raise RuntimeError("a read aside is pending: take it first")
+        self.reader.unpin()
 
     def close(self) -> None:
         """Wait for a pending read (its rows dropped), then let go of the thread and reader."""
