@@ -29,6 +29,7 @@ from sqlalchemy import Connection, event, text
 from lendstack.servicing.cob import STEPS
 from lendstack.simulation.runner import scratch_engine
 from lendstack.storage import cob
+from lendstack.storage.close_store import SqlCloseStore
 
 
 def measure(
@@ -61,7 +62,7 @@ def measure(
         event.listen(engine, "after_cursor_execute", after)
     try:
         day = _next_day(engine)
-        store = cob.SqlCloseStore(engine, defer_accrual=deferred, carry_exposures=carried)
+        store = SqlCloseStore(engine, defer_accrual=deferred, carry_exposures=carried)
         options = store.step_options(day)
         steps: dict[str, list[float]] = {step.value: [] for step in STEPS}
         totals: list[float] = []
@@ -105,7 +106,7 @@ _ACTIVE = text("SELECT COUNT(*) FROM loans WHERE status = 'active'")
 
 
 def _next_day(engine: Any) -> date:
-    store = cob.SqlCloseStore(engine)
+    store = SqlCloseStore(engine)
     last = store.last_closed()
     if last is not None:
         return last + timedelta(days=1)
