@@ -220,9 +220,10 @@ class _Run:
         # The run reads the book's raw balances only at month-ends (measures, ECL, hooks),
         # so the close writes each loan's accrual then, not daily; and it is the book's only
         # writer (the side process decides, this one books), so the close carries each
-        # funder's exposure by the day's flows, and reads each day's snapshot on another
-        # thread while the next day is booked and paid (`SqlCloseStore`); the store is
-        # finished (the last snapshot written) before the month-end reads the book.
+        # funder's exposure by the day's flows, and reads the day's snapshot and the next
+        # day's accrual sums on another thread while the next day is booked and paid
+        # (`SqlCloseStore`); the store is finished (the last snapshot written) before the
+        # month-end reads the book.
         booked: list[dict[str, Any]] = []
         with SqlCloseStore(
             self.engine, defer_accrual=True, carry_exposures=True, read_aside=True

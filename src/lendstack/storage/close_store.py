@@ -15,6 +15,7 @@ from lendstack.storage.cob import (
     SNAPSHOT_GROUPS,
     STEP_SQL,
     CarriedAccrual,
+    by_accrual,
     insert_snapshot,
 )
 from lendstack.storage.mapping import to_day
@@ -79,7 +80,7 @@ class SqlCloseStore:
             return
         try:
             with self.engine.begin() as conn:
-                self._carried(conn)
+                self._take_aside(conn)
         finally:
             self._aside.release()
 
@@ -107,7 +108,7 @@ class SqlCloseStore:
         aside = self._aside is not None and CobStep.SNAPSHOT in steps
         try:
             with self.engine.begin() as conn:
-                options = self.step_options(day, self._carried(conn))
+                options = self.step_options(day, self._take_aside(conn))
                 for step in steps:
                     if progress:
                         progress(day, step)
@@ -123,7 +124,7 @@ class SqlCloseStore:
             self._aside_day = day
         return tuple(done)
 
-    def _carried(self, conn: Connection) -> CarriedAccrual | None:
+    def _take_aside(self, conn: Connection) -> CarriedAccrual | None:
         """Write the snapshot read aside since the last close, with its step's row; the
         accrual sums read with it, for the day after it (the reader stays pinned)."""
         if self._aside is None or self._aside_day is None:
@@ -134,7 +135,7 @@ class SqlCloseStore:
         _record_steps(conn, day, [(CobStep.SNAPSHOT.value, written)])
         return CarriedAccrual(
             day=to_day(day) + 1,
-            sums={bool(g): tuple(int(v or 0) for v in rest) for g, *rest in sums},
+            sums=by_accrual(sums),
             read_then=self._aside.reader.rows,
         )
 

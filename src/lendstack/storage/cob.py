@@ -10,7 +10,7 @@ exactly the rows the step updates, in the same transaction.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
@@ -144,10 +144,12 @@ def _fen(value: Any) -> Decimal:
 
 def _by_accrual(conn: Connection, sql: str, day: int) -> dict[bool, tuple[int, ...]]:
     """Run an aggregate grouped by non_accrual; {non_accrual: (sums...)}."""
-    return {
-        bool(row[0]): tuple(int(v or 0) for v in row[1:])
-        for row in conn.execute(text(sql), {"d": day})
-    }
+    return by_accrual(conn.execute(text(sql), {"d": day}))
+
+
+def by_accrual(rows: Iterable[Sequence[Any]]) -> dict[bool, tuple[int, ...]]:
+    """Rows of an aggregate grouped by non_accrual as {non_accrual: (sums...)}."""
+    return {bool(row[0]): tuple(int(v or 0) for v in row[1:]) for row in rows}
 
 
 def _split_by_accrual(
