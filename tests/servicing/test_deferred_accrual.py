@@ -19,18 +19,19 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from sqlalchemy import event
 
 from lendstack.core.money import Rounding, from_fen
-from lendstack.servicing.cob import close_day
+from lendstack.servicing.cob import CobStep, close_day
 from lendstack.servicing.domain.loan import AccrualPeriod, accrued_share
 from lendstack.servicing.domain.schedule import PrepaymentMode
 from lendstack.storage.close_store import SqlCloseStore
-from lendstack.storage.cob import ACCRUAL_TARGET, CarriedAccrual
+from lendstack.storage.cob import ACCRUAL_TARGET, STEP_SQL, CarriedAccrual
 from lendstack.storage.month_end import is_month_end
 from migration_checks import assert_index_migrates_down_and_up
 
 START = date(2026, 1, 20)
-DAYS = 72  # through three month-ends (January, February, March)
+DAYS = 130  # through four month-ends, and the loan never paid past 90 days (non-accrual)
 
 _JOURNAL = (
     "SELECT e.reference, e.business_date, l.account, l.loan_id, l.funder_id, l.debit_fen,"
@@ -48,15 +49,17 @@ _STEPS = "SELECT business_date, step, rows FROM cob_steps ORDER BY business_date
 _STORED = "SELECT id, bal_interest, period_accrued FROM loans ORDER BY id"
 
 
-def _count_calls(monkeypatch: pytest.MonkeyPatch, owner: type, name: str) -> list[object]:
-    calls: list[object] = []
-    real = getattr(owner, name)
+def _carried_sums(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, Any]]:
+    """(day, sums) of each time a close brought carried accrual sums up to date."""
+    calls: list[tuple[int, Any]] = []
+    real = CarriedAccrual.sums_now
 
-    def counted(self: Any, *args: Any) -> Any:
-        calls.append(getattr(self, "day", None))
-        return real(self, *args)
+    def spied(self: CarriedAccrual, conn: Any) -> Any:
+        sums = real(self, conn)
+        calls.append((self.day, sums))
+        return sums
 
-    monkeypatch.setattr(owner, name, counted)
+    monkeypatch.setattr(CarriedAccrual, "sums_now", spied)
     return calls
 
 
@@ -163,7 +166,25 @@ def test_a_deferring_close_keeps_the_books_of_a_daily_close(
 ):
     daily, deferring = book, type(book)(second_engine, catalog)  # the same driver, alike
     twins = Twins(daily, deferring)
-    carried_days = _count_calls(monkeypatch, CarriedAccrual, "sums_now")
+    carried = _carried_sums(monkeypatch)
+    closing: list[bool] = [False]
+    commits_pinned: list[bool] = []
+    if twins.aside:  # the reads' moment is let go before a close commits (the log restarts)
+        reader, close = deferring.store._aside.reader, deferring.store.close
+
+        def watched(*args: Any) -> Any:
+            closing[0] = True
+            try:
+                return close(*args)
+            finally:
+                closing[0] = False
+
+        deferring.store.close = watched
+        event.listen(
+            deferring.engine,
+            "commit",
+            lambda _: closing[0] and commits_pinned.append(reader.pinned),
+        )
     plan, reversal = _plan(twins), {}
     deferred_rows = 0
     for n in range(DAYS):
@@ -197,7 +218,11 @@ def test_a_deferring_close_keeps_the_books_of_a_daily_close(
         # flush, and on month-ends checked against the book's sums
         days = [START + timedelta(days=n) for n in range(1, DAYS)]
         expected = [d for d in days if not is_month_end(d - timedelta(days=1))]
-        assert carried_days == [d.toordinal() - date(1970, 1, 1).toordinal() for d in expected]
+        epoch = date(1970, 1, 1).toordinal()
+        assert [day for day, _ in carried] == [d.toordinal() - epoch for d in expected]
+        assert any(True in sums for _, sums in carried)  # non-accrual loans carried too
+        assert commits_pinned
+        assert not any(commits_pinned)
     assert deferred_rows > 0  # the deferring book left rows unwritten between month-ends
     assert "late-booked" in reversal  # the habits ran: a bill came, was paid and reversed
     daily.assert_ties()
@@ -249,3 +274,30 @@ def test_a_month_end_checks_the_carried_accrual_against_the_book(book):
     with pytest.raises(RuntimeError, match="without marking it accrual_dirty"):
         book.close_through(date(2026, 3, 31))
     book.store.finish()
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_failed_close_keeps_the_snapshot_read_aside_for_the_next(book, monkeypatch):
+    """The close after a day writes that day's snapshot; if it fails and rolls back, the
+    snapshot is kept and written by the close that follows, once."""
+    book.store = SqlCloseStore(book.engine, defer_accrual=True, read_aside=True)
+    book.book("cash-loan-installment", "12000", 12, "0.18", date(2026, 3, 20))
+    book.close_through(date(2026, 3, 22))
+    billing = STEP_SQL[CobStep.BILLING]
+
+    def broken(*args: Any, **kw: Any) -> int:
+        raise RuntimeError("billing failed")
+
+    monkeypatch.setitem(STEP_SQL, CobStep.BILLING, broken)
+    with pytest.raises(RuntimeError, match="billing failed"):
+        book.close_through(date(2026, 3, 23))
+    assert book.rows(_SNAPSHOTS_OF, {"day": date(2026, 3, 22)}) == []  # rolled back with it
+    monkeypatch.setitem(STEP_SQL, CobStep.BILLING, billing)
+    book.close_through(date(2026, 3, 24))
+    book.store.finish()
+    days = book.rows("SELECT business_date, COUNT(*) FROM portfolio_snapshots GROUP BY 1")
+    assert [d for d, n in days] == ["2026-03-20", "2026-03-21", "2026-03-22", "2026-03-23",
+                                    "2026-03-24"]  # fmt: skip
+    assert all(n == days[0][1] for _, n in days)
+    steps = book.rows("SELECT COUNT(*) FROM cob_steps WHERE step = 'snapshot'")
+    assert steps == [(5,)]

@@ -45,7 +45,8 @@ class CloseStore(Protocol):
     def close(
         self, day: date, steps: tuple[CobStep, ...], progress: Progress | None
     ) -> tuple[tuple[CobStep, int], ...]:
-        """Run `steps` in order and mark `day` closed, all in one transaction."""
+        """Run `steps` in order and mark `day` closed, all in one transaction (a store may
+        leave the snapshot to the next, `storage.close_store.SqlCloseStore(read_aside=True)`)."""
         ...
 
 

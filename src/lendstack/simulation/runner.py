@@ -223,7 +223,9 @@ class _Run:
         # funder's exposure by the day's flows, and reads the day's snapshot and the next
         # day's accrual sums on another thread while the next day is booked and paid
         # (`SqlCloseStore`); the store is finished (the last snapshot written) before the
-        # month-end reads the book.
+        # month-end reads the book. The month-end's writers (the NPL sale, use of funds) do
+        # not mark the loan rows they write `accrual_dirty`, which the carried accrual needs,
+        # so they stay outside the store's block: each month's store starts from a full sum.
         booked: list[dict[str, Any]] = []
         with SqlCloseStore(
             self.engine, defer_accrual=True, carry_exposures=True, read_aside=True

@@ -26,7 +26,8 @@ from lendstack.storage.snapshot import ReadAside
 
 
 class SqlCloseStore:
-    """The `CloseStore` port over a database: one transaction per business date.
+    """The `CloseStore` port over a database: one transaction per business date (reading
+    aside, below, its snapshot in the next).
 
     Three faster forms of steps, for a caller that is the book's only writer and reads the
     book's raw balances only at month-ends (the simulator); the books, every loan read through
@@ -43,10 +44,12 @@ class SqlCloseStore:
       from that moment on a thread of their own (`ReadAside`) while the caller books and
       posts the next day. The next close writes the snapshot, with its step's row, first,
       and brings the accrual sums from that moment to its own (`CarriedAccrual`: the rows
-      written since); a close that sums the book anyway (a month-end's) checks them. `flush`
+      written since); a close that sums the book anyway (a month-end's) checks them. The
+      reader is let go before each commit, so checkpoints can restart the log. `flush`
       writes a snapshot still pending; use the store as a context manager, which does. The
       day is marked closed with its other steps, so loans read in between carry its
-      accrual; a run that stops between the two writes has the day without its snapshot.
+      accrual; a run that stops between the two writes has the day without its snapshot (a
+      close that fails keeps it for the next close or `flush` to write).
     """
 
     def __init__(
@@ -64,6 +67,9 @@ class SqlCloseStore:
         self._aside = ReadAside(url) if read_aside else None
         self._aside_day: date | None = None
         """The day whose close the pending read aside began at."""
+        self._taken: tuple[date, list[tuple[Any, ...]]] | None = None
+        """A snapshot taken from the reads aside and not yet committed: a close that fails
+        after taking it leaves it here for the next close (or `flush`) to write."""
 
     def __enter__(self) -> SqlCloseStore:
         return self
@@ -71,27 +77,26 @@ class SqlCloseStore:
     def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
         if kind is None:
             self.finish()
-        elif self._aside is not None:
-            self._aside.close()
+        else:
+            self._stop_aside()
 
     def flush(self) -> None:
         """Write the snapshot being read aside, if any, in a transaction of its own."""
-        if self._aside is None or self._aside_day is None:
+        if self._aside is None or (self._aside_day is None and self._taken is None):
             return
         try:
             with self.engine.begin() as conn:
-                self._take_aside(conn)
+                self._write_snapshot(conn)
+            self._taken = None
         finally:
-            self._aside.release()
+            self._let_go()
 
     def finish(self) -> None:
-        """`flush`, then let go of the reader."""
-        if self._aside is None:
-            return
+        """`flush`, then let go of the reader: the store closes days the plain way after."""
         try:
             self.flush()
         finally:
-            self._aside.close()
+            self._stop_aside()
 
     def last_closed(self) -> date | None:
         with self.engine.connect() as conn:
@@ -104,40 +109,60 @@ class SqlCloseStore:
     def close(
         self, day: date, steps: tuple[CobStep, ...], progress: Progress | None = None
     ) -> tuple[tuple[CobStep, int], ...]:
+        """Run `steps` and mark `day` closed in one transaction; reading aside, the snapshot
+        is left out (and out of the steps returned), to be written by the next transaction."""
         done: list[tuple[CobStep, int]] = []
         aside = self._aside is not None and CobStep.SNAPSHOT in steps
         try:
             with self.engine.begin() as conn:
-                options = self.step_options(day, self._take_aside(conn))
+                options = self.step_options(day, self._write_snapshot(conn))
                 for step in steps:
                     if progress:
                         progress(day, step)
                     if aside and step is CobStep.SNAPSHOT:
                         continue
                     done.append((step, STEP_SQL[step](conn, day, **options.get(step, {}))))
+                    if step is CobStep.ACCRUAL:
+                        self._let_go()  # the carried sums are spent
+                self._let_go()  # before the commit, so its checkpoint may restart the log
                 _record_steps(conn, day, [(s.value, n) for s, n in done] + [(CLOSED_STEP, 0)])
+            self._taken = None
         finally:
-            if self._aside is not None and self._aside.reader.pinned:
-                self._aside.release()
+            self._let_go()
         if aside and self._aside is not None:
             self._aside.start(_aside_queries(day))
             self._aside_day = day
         return tuple(done)
 
-    def _take_aside(self, conn: Connection) -> CarriedAccrual | None:
-        """Write the snapshot read aside since the last close, with its step's row; the
-        accrual sums read with it, for the day after it (the reader stays pinned)."""
-        if self._aside is None or self._aside_day is None:
+    def _write_snapshot(self, conn: Connection) -> CarriedAccrual | None:
+        """Write the snapshot read aside since the last close, with its step's row; return
+        the accrual sums read with it, for the day after it (the reader stays pinned)."""
+        if self._aside is None:
             return None
-        day, self._aside_day = self._aside_day, None
-        snapshot, sums = self._aside.take()
-        written = insert_snapshot(conn, day, snapshot)
-        _record_steps(conn, day, [(CobStep.SNAPSHOT.value, written)])
-        return CarriedAccrual(
-            day=to_day(day) + 1,
-            sums=by_accrual(sums),
-            read_then=self._aside.reader.rows,
-        )
+        carried = None
+        if self._aside_day is not None:
+            day, self._aside_day = self._aside_day, None
+            snapshot, sums = self._aside.take()
+            self._taken = (day, snapshot)
+            carried = CarriedAccrual(
+                day=to_day(day) + 1, sums=by_accrual(sums), read_then=self._aside.reader.rows
+            )
+        if self._taken is not None:
+            day, snapshot = self._taken
+            written = insert_snapshot(conn, day, snapshot)
+            _record_steps(conn, day, [(CobStep.SNAPSHOT.value, written)])
+        return carried
+
+    def _let_go(self) -> None:
+        """Unpin the reader once its reads are taken: a pinned reader keeps checkpoints from
+        restarting the write-ahead log, which then grows with every commit."""
+        if self._aside is not None and not self._aside.pending and self._aside.reader.pinned:
+            self._aside.release()
+
+    def _stop_aside(self) -> None:
+        if self._aside is not None:
+            self._aside.close()
+            self._aside = None
 
     def step_options(
         self, day: date, carried: CarriedAccrual | None = None
