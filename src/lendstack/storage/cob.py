@@ -95,8 +95,8 @@ UNWRITTEN = f"(CASE WHEN {ACCRUING} THEN {ACCRUAL_TARGET} - period_accrued ELSE 
 """Interest earned by the close of :d that a loan's row does not hold, for the steps after the
 accrual of :d: none once the row is up to date, a deferred accrual's days otherwise. After
 that accrual every row is up to date or holds its share at some earlier close, and a row a
-later step writes (the credit step) was read as of :d (`SqlLoans`), so no row is marked as
-written since: no need to ask."""
+later step writes (the credit step, which marks it `accrual_dirty`) was read as of :d
+(`SqlLoans`), so it holds its share at :d: the mark need not be asked."""
 INTEREST = f"(bal_interest + {UNWRITTEN})"
 """A loan's interest receivable at the close of :d, deferred accrual included: what the steps
 after the accrual read instead of `bal_interest`."""
