@@ -6,7 +6,8 @@ One baseline run (no outputs written, so only the engine's work is timed). Each 
 timed in CPU seconds of the run's main thread (`time.thread_time`, SQLite included: it runs
 in the thread), so a busy machine stretches the figures less than wall time. The process's
 other threads (with `--workers 2`, the executor's thread that unpickles the side process's
-results while the main thread waits in C, and any native threads a library starts) are
+results while the main thread waits in C, the close's reads aside, and any native threads
+a library starts) are
 "other threads", not charged to whichever stage happened to be running. The units of work
 are read from the run's database afterwards: applications decided, loans booked, payments
 posted and loan-days (the days each loan was open, which is what a daily close walks). Dividing one by the other

@@ -79,7 +79,7 @@ class SideProcess:
 
     def __init__(self, spec: ServiceSpec, chunk_size: int | None = None) -> None:
         self._chunk_size = chunk_size or SIDE_CHUNK
-        self._first_chunk = min(SIDE_FIRST_CHUNK, self._chunk_size)
+        self._first_chunk = SIDE_FIRST_CHUNK  # `chunk_sizes` keeps it within the chunk size
         # Spawned, not forked: the run's LightGBM (OpenMP) threads do not survive a fork.
         self._pool = ProcessPoolExecutor(1, get_context("spawn"))
         self._pool.submit(_serve, spec)  # loads the model while the run sets up

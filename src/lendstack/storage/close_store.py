@@ -122,8 +122,6 @@ class SqlCloseStore:
                     if aside and step is CobStep.SNAPSHOT:
                         continue
                     done.append((step, STEP_SQL[step](conn, day, **options.get(step, {}))))
-                    if step is CobStep.ACCRUAL:
-                        self._let_go()  # the carried sums are spent
                 self._let_go()  # before the commit, so its checkpoint may restart the log
                 _record_steps(conn, day, [(s.value, n) for s, n in done] + [(CLOSED_STEP, 0)])
             self._taken = None
