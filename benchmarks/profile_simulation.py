@@ -4,7 +4,9 @@
 
 One baseline run (no outputs written, so only the engine's work is timed). Each stage is
 timed in CPU seconds of the run's main thread (`time.thread_time`, SQLite included: it runs
-in the thread), so a busy machine stretches the figures less than wall time. The process's
+in the thread), so a busy machine stretches the figures less than wall time; its wall
+seconds are given too, and what they exceed the CPU seconds by is time the stage waited (in
+"taking decisions", for the side process) or was kept off a core by the run's other work. The process's
 other threads (with `--workers 2`, the executor's thread that unpickles the side process's
 results while the main thread waits in C, the close's reads aside, and any native threads
 a library starts) are
@@ -58,12 +60,16 @@ of work (a key of `_units`) its time is divided by."""
 
 
 def _timed(seconds: dict[str, float], name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+    """`fn`, adding its calls' CPU seconds to `seconds[name]` and their wall seconds to
+    `seconds["wall: " + name]`."""
+
     def timed(*args: Any, **kwargs: Any) -> Any:
-        started = time.thread_time()
+        started, wall = time.thread_time(), time.perf_counter()
         try:
             return fn(*args, **kwargs)
         finally:
             seconds[name] += time.thread_time() - started
+            seconds[f"wall: {name}"] += time.perf_counter() - wall
 
     return timed
 
@@ -153,6 +159,7 @@ def profile(
             "us_per_unit": round(1e6 * seconds[name] / max(units[unit], 1), 2),
             "at_size_s": round(seconds[name] * scale, 1),
         }
+        | ({"wall_s": round(seconds[f"wall: {name}"], 2)} if name in STAGES else {})
         for name, (_, _, unit) in {**STAGES, "side process": (None, None, "applications")}.items()
     }
     return {

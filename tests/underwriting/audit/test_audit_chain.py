@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -11,6 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from lendstack.underwriting import audit
 from lendstack.underwriting.audit import (
     GENESIS_HASH,
     HeadAnchor,
@@ -54,6 +57,61 @@ def test_canonical_json_is_byte_stable_and_typed():
         canonical_json({"x": object()})
     with pytest.raises(TypeError):
         canonical_json({"x": {1, 2}})
+
+
+def _json_module_text(value: object) -> str:
+    """What `canonical_json` wrote before it used orjson: the json module's canonical text."""
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=audit._encode
+    )
+
+
+_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**80), max_value=2**80)  # past 64 bits: the json module's text
+    | st.text()  # lone surrogates included: the json module's text too
+    | st.decimals(allow_nan=False, allow_infinity=False)
+    | st.dates()
+    | st.datetimes(timezones=st.none() | st.just(UTC))
+    | st.sampled_from(Colour)
+)
+_keys = st.text() | st.integers(min_value=-5, max_value=5)  # a key that is not text, too
+_values = st.recursive(
+    _scalars,
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.tuples(inner, inner)
+        | st.dictionaries(_keys, inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+def _written(write: Callable[[object], str], value: object) -> str | type[Exception]:
+    try:
+        return write(value)
+    except TypeError as exc:  # e.g. keys of text and numbers together: they do not sort
+        return type(exc)
+
+
+@given(_values)
+def test_canonical_json_is_the_json_modules_text_for_every_value_without_floats(value):
+    assert _written(canonical_json, value) == _written(_json_module_text, value)
+
+
+@given(
+    st.dictionaries(
+        st.text(max_size=3),
+        st.floats(allow_nan=False, allow_infinity=False) | _scalars,
+        max_size=6,
+    )
+)
+def test_a_float_is_written_as_the_same_number(value):
+    """orjson writes a float outside [1e-4, 1e16) its own way; it reads back the same."""
+    text = canonical_json(value)
+    assert json.loads(text) == json.loads(_json_module_text(value))
+    assert canonical_json(json.loads(text)) == text
 
 
 def test_chain_hash_depends_on_the_predecessor():
