@@ -91,6 +91,53 @@ def _instrumented(seconds: dict[str, float]) -> Iterator[None]:
         cob.STEP_SQL.update(steps)
 
 
+class _Months:
+    """Each month's wall seconds, the run's main thread's CPU seconds in it, and how long that
+    thread waited for the side process in it: for the month's start (the side process pinning
+    its moment; in month 1 also its start, the model's loading) and for decisions ("taking
+    decisions"' wall time beyond its CPU). Where a run's wall time beyond its main thread's
+    goes, month by month."""
+
+    _WAITS = ((runner._MonthDecisions, "granted_through"), (SideProcess, "month"))
+
+    def __init__(self) -> None:
+        self.rows: list[dict[str, float]] = []
+        self._saved = [(owner, attr, getattr(owner, attr)) for owner, attr in self._WAITS]
+        self._month = runner._Run.month
+
+    def _waited(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        def waiting(*args: Any, **kwargs: Any) -> Any:
+            started, wall = time.thread_time(), time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                waited = (time.perf_counter() - wall) - (time.thread_time() - started)
+                self.rows[-1]["waiting_s"] = round(self.rows[-1]["waiting_s"] + waited, 3)
+
+        return waiting
+
+    def __enter__(self) -> None:
+        rows, month = self.rows, self._month
+
+        def timed_month(run: Any, n: int) -> None:
+            rows.append({"month": n, "wall_s": 0.0, "main_cpu_s": 0.0, "waiting_s": 0.0})
+            started, wall = time.thread_time(), time.perf_counter()
+            try:
+                month(run, n)
+            finally:
+                rows[-1]["wall_s"] = round(time.perf_counter() - wall, 2)
+                rows[-1]["main_cpu_s"] = round(time.thread_time() - started, 2)
+
+        runner._Run.month = timed_month  # type: ignore[method-assign]
+        for owner, attr, fn in self._saved:
+            setattr(owner, attr, self._waited(fn))
+
+    def __exit__(self, *exc: object) -> None:
+        runner._Run.month = self._month  # type: ignore[method-assign]
+        for owner, attr, fn in self._saved:
+            setattr(owner, attr, fn)
+
+
 class _SideCpu:
     """The side process's CPU seconds (`deciding.SideProcess.cpu_seconds`), read as it closes."""
 
@@ -141,8 +188,8 @@ def profile(
     seconds: dict[str, float] = defaultdict(float)
     before = calibrate(calibration_reps)
     config = runner.RunConfig(borrowers=borrowers, months=months, workers=workers)
-    side = _SideCpu()
-    with tempfile.TemporaryDirectory() as tmp, _instrumented(seconds), side:
+    side, by_month = _SideCpu(), _Months()
+    with tempfile.TemporaryDirectory() as tmp, _instrumented(seconds), side, by_month:
         started, wall = time.process_time(), time.perf_counter()
         main_started = time.thread_time()
         runner.run_scenario(load_scenario("baseline"), config, Path(tmp) / "run")
@@ -173,6 +220,7 @@ def profile(
         "calibration": {"before": before, "after": after},
         "units": units,
         "stages": stages,
+        "months_detail": by_month.rows,
         "close_steps": {
             k.removeprefix("close: "): round(v, 2)
             for k, v in sorted(seconds.items(), key=lambda kv: -kv[1])

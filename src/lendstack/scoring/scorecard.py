@@ -18,8 +18,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from optbinning import BinningProcess, Scorecard
-from sklearn.linear_model import LogisticRegression
 
 from lendstack.scoring.features import FeatureKind, FeatureSpec
 
@@ -209,6 +207,12 @@ class ScorecardFitter:
     scorecard_: Any = None
 
     def fit(self, X: np.ndarray, y: np.ndarray, spec: FeatureSpec) -> CompiledScorecard:
+        # Imported here, not at the top: only fitting needs optbinning, and importing it
+        # costs a scoring process (every CLI command, a simulation's side process) over a
+        # second at start (python -X importtime).
+        from optbinning import BinningProcess, Scorecard
+        from sklearn.linear_model import LogisticRegression
+
         frame = _frame_for_optbinning(X, spec)
         cats = [f.name for f in spec.features if f.kind is FeatureKind.CATEGORICAL]
         card = Scorecard(
