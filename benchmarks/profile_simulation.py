@@ -102,8 +102,7 @@ class _Months:
 
     def __init__(self) -> None:
         self.rows: list[dict[str, float]] = []
-        self._saved = [(owner, attr, getattr(owner, attr)) for owner, attr in self._WAITS]
-        self._month = runner._Run.month
+        self._saved: list[tuple[Any, str, Callable[..., Any]]] = []
 
     def _waited(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         def waiting(*args: Any, **kwargs: Any) -> Any:
@@ -117,6 +116,9 @@ class _Months:
         return waiting
 
     def __enter__(self) -> None:
+        # Read when entered, so that a stage timed by `_instrumented` stays timed inside.
+        self._saved = [(owner, attr, getattr(owner, attr)) for owner, attr in self._WAITS]
+        self._month = runner._Run.month
         rows, month = self.rows, self._month
 
         def timed_month(run: Any, n: int) -> None:

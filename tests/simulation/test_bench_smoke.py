@@ -32,6 +32,9 @@ def test_profile_smoke(monkeypatch: pytest.MonkeyPatch) -> None:
     assert units["loan_days"] > units["loans"]
     assert all(found["stages"][name]["cpu_s"] > 0 for name in STAGES)
     assert found["close_steps"]["accrual"] > 0
+    months = found["months_detail"]
+    assert [m["month"] for m in months] == [1, 2]
+    assert all(m["wall_s"] >= m["main_cpu_s"] > 0 and m["waiting_s"] >= 0 for m in months)
     assert found["at"]["times_too_slow"] > 0
     assert steps == cob.STEP_SQL  # the close is left as it was
     for moment in ("before", "after"):
