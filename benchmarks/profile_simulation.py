@@ -6,7 +6,9 @@ One baseline run (no outputs written, so only the engine's work is timed). Each 
 timed in CPU seconds of the run's main thread (`time.thread_time`, SQLite included: it runs
 in the thread), so a busy machine stretches the figures less than wall time; its wall
 seconds are given too, and what they exceed the CPU seconds by is time the stage waited (in
-"taking decisions", for the side process) or was kept off a core by the run's other work. The process's
+"taking decisions", for the side process) or was kept off a core by the run's other work.
+`months_detail` gives each month's wall seconds, the main thread's CPU seconds and its
+waits for the side process, so the months where the run waits stand out. The process's
 other threads (with `--workers 2`, the executor's thread that unpickles the side process's
 results while the main thread waits in C, the close's reads aside, and any native threads
 a library starts) are
