@@ -37,6 +37,8 @@ def _encode(value: Any) -> Any:
         return value.value
     if isinstance(value, tuple | frozenset):
         return list(value)
+    if isinstance(value, float):  # a subclass (numpy's float64): the json module wrote it as
+        return float(value)  # a float, orjson asks here
     raise TypeError(f"cannot put {type(value).__name__} into the audit log")
 
 

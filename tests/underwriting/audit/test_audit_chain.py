@@ -9,6 +9,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from enum import StrEnum
 
+import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -98,6 +99,13 @@ def _written(write: Callable[[object], str], value: object) -> str | type[Except
 @given(_values)
 def test_canonical_json_is_the_json_modules_text_for_every_value_without_floats(value):
     assert _written(canonical_json, value) == _written(_json_module_text, value)
+
+
+def test_a_float_subclass_is_written_as_a_float():
+    value = {"pd": np.float64(0.125), "tiny": np.float64(0.5e-3)}
+    assert canonical_json(value) == _json_module_text(value) == '{"pd":0.125,"tiny":0.0005}'
+    with pytest.raises(TypeError):
+        canonical_json({"n": np.int64(3)})  # not an int: refused, as the json module did
 
 
 @given(
