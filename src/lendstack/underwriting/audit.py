@@ -37,8 +37,10 @@ def _encode(value: Any) -> Any:
         return value.value
     if isinstance(value, tuple | frozenset):
         return list(value)
-    if isinstance(value, float):  # a subclass (numpy's float64): the json module wrote it as
-        return float(value)  # a float, orjson asks here
+    if isinstance(value, float):
+        # A float subclass (numpy's float64): the json module wrote it as a float itself;
+        # orjson hands it here.
+        return float(value)
     raise TypeError(f"cannot put {type(value).__name__} into the audit log")
 
 
@@ -54,13 +56,14 @@ def canonical_json(obj: Any) -> str:
 
     Written by orjson, about four times faster than the json module on a decision's record
     (most of a run's log writing), and byte for byte the json module's
-    `dumps(sort_keys=True, separators=(",", ":"), ensure_ascii=False)` text except for a float
-    outside [1e-4, 1e16), which orjson writes in its own shortest form ("0.00001", where the
-    json module wrote "1e-05") and a NaN or infinity, which orjson writes as null (the json
-    module wrote NaN, which is not JSON). A value orjson refuses (a key that is not text, an integer
-    beyond 64 bits, text with a lone surrogate) takes the json module's text. Either way the
-    same value always gives the same text; a stored record is verified by hashing its stored
-    text, never by writing it again (`verify_chain`).
+    `dumps(sort_keys=True, separators=(",", ":"), ensure_ascii=False)` text, except for a
+    float outside [1e-4, 1e16), which orjson writes in its own shortest form ("0.00001",
+    where the json module wrote "1e-05"), and a NaN or infinity, which orjson writes as null
+    (the json module wrote NaN, which is not JSON). A value orjson refuses (a key that is not
+    text, an integer beyond 64 bits, text with a lone surrogate, nesting past 254 levels)
+    takes the json module's text. Either way the same value always gives the same text; a
+    stored record is verified by hashing its stored text, never by writing it again
+    (`verify_chain`).
     """
     try:
         return orjson.dumps(obj, default=_encode, option=_ORJSON_OPTIONS).decode()

@@ -101,6 +101,13 @@ def test_canonical_json_is_the_json_modules_text_for_every_value_without_floats(
     assert _written(canonical_json, value) == _written(_json_module_text, value)
 
 
+def test_nesting_deeper_than_orjson_goes_takes_the_json_modules_text():
+    value: object = {"leaf": Decimal("1.10")}
+    for _ in range(300):  # orjson stops at 254 levels
+        value = [value]
+    assert canonical_json(value) == _json_module_text(value)
+
+
 def test_a_float_subclass_is_written_as_a_float():
     value = {"pd": np.float64(0.125), "tiny": np.float64(0.5e-3)}
     assert canonical_json(value) == _json_module_text(value) == '{"pd":0.125,"tiny":0.0005}'
