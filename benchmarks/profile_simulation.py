@@ -181,6 +181,26 @@ def _units(db: Path, months: int) -> dict[str, int]:
         }
 
 
+def _cores() -> int:
+    """The cores this process may run on (a container may allow fewer than the machine has)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def overlap_floor(main_thread_s: float, all_cpu_s: float, cores: int) -> dict[str, Any]:
+    """The least wall time any scheduling of the run's measured work could take: its main
+    thread's CPU, which only that thread can do, one step after another; or all its CPU (the
+    main process's threads and the side process's) spread evenly over every core, whichever
+    is longer. A run's wall time minus this is waiting and contention; a target below it
+    needs less work, not better overlap (docs/benchmarks.md, session m)."""
+    floor = max(main_thread_s, all_cpu_s / cores)
+    return {
+        "all_cpu_s": round(all_cpu_s, 1),
+        "cores": cores,
+        "floor_s": round(floor, 1),
+        "bound_by": "main thread" if floor == main_thread_s else "all CPU",
+    }
+
+
 def profile(
     borrowers: int,
     months: int,
@@ -188,10 +208,13 @@ def profile(
     target: float,
     workers: int = 1,
     calibration_reps: int = 3,
+    pin_threads: bool = False,
 ) -> dict[str, Any]:
     seconds: dict[str, float] = defaultdict(float)
     before = calibrate(calibration_reps)
-    config = runner.RunConfig(borrowers=borrowers, months=months, workers=workers)
+    config = runner.RunConfig(
+        borrowers=borrowers, months=months, workers=workers, pin_threads=pin_threads
+    )
     side, by_month = _SideCpu(), _Months()
     with tempfile.TemporaryDirectory() as tmp, _instrumented(seconds), side, by_month:
         started, wall = time.process_time(), time.perf_counter()
@@ -213,10 +236,12 @@ def profile(
         | ({"wall_s": round(seconds[f"wall: {name}"], 2)} if name in STAGES else {})
         for name, (_, _, unit) in {**STAGES, "side process": (None, None, "applications")}.items()
     }
+    floor = overlap_floor(main_thread, total + side.seconds, _cores())
     return {
         "borrowers": borrowers,
         "months": months,
         "workers": workers,
+        "pin_threads": pin_threads,
         "cpu_s": round(total, 1),
         "main_thread_cpu_s": round(main_thread, 1),
         "other_threads_cpu_s": round(total - main_thread, 1),
@@ -225,6 +250,7 @@ def profile(
         "units": units,
         "stages": stages,
         "months_detail": by_month.rows,
+        "floor": floor,
         "close_steps": {
             k.removeprefix("close: "): round(v, 2)
             for k, v in sorted(seconds.items(), key=lambda kv: -kv[1])
@@ -237,6 +263,8 @@ def profile(
             "wall_s": round(wall * scale, 1),
             "target_s": target,
             "times_too_slow": round(wall * scale / target, 1),
+            "floor_s": round(floor["floor_s"] * scale, 1),
+            "floor_times_target": round(floor["floor_s"] * scale / target, 2),
         },
     }
 
@@ -252,13 +280,17 @@ def main() -> None:
     parser.add_argument(
         "--calibration-reps", type=int, default=3, help="benchmarks.calibration, before and after"
     )
+    parser.add_argument(
+        "--pin-threads", action="store_true", help="RunConfig.pin_threads (simulation.cores)"
+    )
     args = parser.parse_args()
     print(f"# {platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()},"
           f" load {os.getloadavg()[0]:.1f}")  # fmt: skip
     at = (args.at_borrowers, args.at_months)
     found = profile(
-        args.borrowers, args.months, at, args.target_seconds, args.workers, args.calibration_reps
-    )
+        args.borrowers, args.months, at, args.target_seconds, args.workers, args.calibration_reps,
+        args.pin_threads,
+    )  # fmt: skip
     print(json.dumps(found, indent=1))
 
 

@@ -36,6 +36,10 @@ def test_profile_smoke(monkeypatch: pytest.MonkeyPatch) -> None:
     assert [m["month"] for m in months] == [1, 2]
     assert all(m["wall_s"] >= m["main_cpu_s"] > 0 and m["waiting_s"] >= 0 for m in months)
     assert found["at"]["times_too_slow"] > 0
+    floor = found["floor"]
+    assert floor["all_cpu_s"] >= found["cpu_s"] - 0.1  # the side process's CPU added
+    assert found["main_thread_cpu_s"] - 0.1 <= floor["floor_s"] <= found["wall_s"] + 0.1
+    assert found["at"]["floor_s"] > 0
     assert steps == cob.STEP_SQL  # the close is left as it was
     for moment in ("before", "after"):
         timed = found["calibration"][moment]
@@ -80,3 +84,16 @@ def test_close_steps_smoke(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> N
     assert {row["step"] for row in found["statements"]} >= {"accrual", "snapshot"}
     assert table_digests(db) == before  # every close was rolled back
     assert steps == cob.STEP_SQL
+
+
+def test_the_overlap_floor_is_the_longer_of_the_serial_and_the_spread_work(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[2]))
+    from benchmarks.profile_simulation import overlap_floor
+
+    spread = overlap_floor(main_thread_s=248.0, all_cpu_s=700.0, cores=2)
+    assert (spread["floor_s"], spread["bound_by"]) == (350.0, "all CPU")
+    serial = overlap_floor(main_thread_s=412.6, all_cpu_s=700.0, cores=2)
+    assert (serial["floor_s"], serial["bound_by"]) == (412.6, "main thread")
+    assert overlap_floor(10.0, 30.0, 4)["floor_s"] == 10.0
