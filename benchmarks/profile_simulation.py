@@ -208,13 +208,10 @@ def profile(
     target: float,
     workers: int = 1,
     calibration_reps: int = 3,
-    pin_threads: bool = False,
 ) -> dict[str, Any]:
     seconds: dict[str, float] = defaultdict(float)
     before = calibrate(calibration_reps)
-    config = runner.RunConfig(
-        borrowers=borrowers, months=months, workers=workers, pin_threads=pin_threads
-    )
+    config = runner.RunConfig(borrowers=borrowers, months=months, workers=workers)
     side, by_month = _SideCpu(), _Months()
     with tempfile.TemporaryDirectory() as tmp, _instrumented(seconds), side, by_month:
         started, wall = time.process_time(), time.perf_counter()
@@ -241,7 +238,6 @@ def profile(
         "borrowers": borrowers,
         "months": months,
         "workers": workers,
-        "pin_threads": pin_threads,
         "cpu_s": round(total, 1),
         "main_thread_cpu_s": round(main_thread, 1),
         "other_threads_cpu_s": round(total - main_thread, 1),
@@ -280,17 +276,13 @@ def main() -> None:
     parser.add_argument(
         "--calibration-reps", type=int, default=3, help="benchmarks.calibration, before and after"
     )
-    parser.add_argument(
-        "--pin-threads", action="store_true", help="RunConfig.pin_threads (simulation.cores)"
-    )
     args = parser.parse_args()
     print(f"# {platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()},"
           f" load {os.getloadavg()[0]:.1f}")  # fmt: skip
     at = (args.at_borrowers, args.at_months)
     found = profile(
-        args.borrowers, args.months, at, args.target_seconds, args.workers, args.calibration_reps,
-        args.pin_threads,
-    )  # fmt: skip
+        args.borrowers, args.months, at, args.target_seconds, args.workers, args.calibration_reps
+    )
     print(json.dumps(found, indent=1))
 
 

@@ -30,14 +30,12 @@ def fp(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
     return benchmarks.fingerprint
 
 
-def _fingerprint(
-    fp: ModuleType, tmp: Path, workers: int, pin_threads: bool = False
-) -> dict[str, object]:
+def _fingerprint(fp: ModuleType, tmp: Path, workers: int) -> dict[str, object]:
     # A clampdown that fires at the first month-end: the service (pack and policy) changes
     # mid-run, and the side process must rebuild its own to match.
     base = load_scenario("clampdown")
     scenario = replace(base, clampdown=replace(base.clampdown, npl_threshold=0.0))
-    config = RunConfig(borrowers=600, months=4, seed=5, workers=workers, pin_threads=pin_threads)
+    config = RunConfig(borrowers=600, months=4, seed=5, workers=workers)
     result = run_scenario(scenario, config, tmp / f"w{workers}")
     monthly = [json.loads(json.dumps(m.as_json(), default=str)) for m in result.months]
     result.engine.dispose()
@@ -52,13 +50,11 @@ def _fingerprint(
 def test_a_side_process_decides_the_same_run(
     fp: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Chunks of 2, 4, then 7 rows: each month is many chunks, recorded as taken, day by day.
-    The side process's run pins its threads (`RunConfig.pin_threads`), which must change
-    nothing either."""
+    """Chunks of 2, 4, then 7 rows: each month is many chunks, recorded as taken, day by day."""
     monkeypatch.setattr(deciding, "SIDE_CHUNK", 7)
     monkeypatch.setattr(deciding, "SIDE_FIRST_CHUNK", 2)
     first = _fingerprint(fp, tmp_path, workers=1)
-    side = _fingerprint(fp, tmp_path, workers=2, pin_threads=True)
+    side = _fingerprint(fp, tmp_path, workers=2)
     events = [e for m in first["monthly"] for e in m["events"]]  # type: ignore[attr-defined]
     assert any(e.startswith("clampdown") for e in events), events
     assert first["tables"]["loans"][0] > 0  # type: ignore[index]

@@ -153,7 +153,6 @@ def test_scenarios_side_by_side_equal_runs_made_alone(tmp_path: Path, cli: Run) 
         (["--months", "0"], "months"),
         (["--scenario", "baseline", "--scenario", "baseline"], "scenario"),
         (["--scenario", "baseline", "--scenario", "gold-crash", "--jobs", "0"], "jobs"),
-        (["--scenario", "baseline", "--scenario", "gold-crash", "--pin-threads"], "pin-threads"),
     ],
 )
 def test_bad_input_names_the_field(tmp_path: Path, cli: Run, args: list[str], field: str) -> None:

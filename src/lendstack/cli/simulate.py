@@ -47,12 +47,6 @@ def simulate(
     retrain: bool = typer.Option(
         False, "--retrain", help="Retrain the credit model monthly on matured loans (slower)."
     ),
-    pin_threads: bool = typer.Option(
-        False,
-        "--pin-threads",
-        help="Keep each run's own thread on one core and its helpers on the others (Linux; "
-        "faster on a machine the run has to itself; the same results). Needs --jobs 1.",
-    ),
     fmt: OutputFormat = typer.Option(OutputFormat.TABLE, "--format", help="table or json"),
 ) -> None:
     """Run the platform month by month under scenarios; write metrics, tables and a report."""
@@ -67,16 +61,9 @@ def simulate(
 
         raise ValidationError("each scenario may be given once", field="scenario")
     at_once = _jobs(jobs, len(scenarios))
-    if pin_threads and at_once > 1:
-        from lendstack.core.errors import ValidationError
-
-        raise ValidationError(
-            "runs going at once would pin their threads to the same core: add --jobs 1",
-            field="pin-threads",
-        )
     config = RunConfig(
         borrowers, months, seed, parse_date(start, "start"), _workers(workers, at_once),
-        retrain=retrain, pin_threads=pin_threads,
+        retrain=retrain,
     )  # fmt: skip
     multi = len(scenarios) > 1
     base = out or Path("runs") / ("compare" if multi else scenarios[0].name)

@@ -77,17 +77,11 @@ def decide_first(rows: Rows, job: BatchJob, progress: Progress) -> Iterator[RowR
 class SideProcess:
     """Decides each month in one spawned process, alongside the run's servicing of it."""
 
-    def __init__(
-        self,
-        spec: ServiceSpec,
-        chunk_size: int | None = None,
-        on_start: Callable[[], None] | None = None,
-    ) -> None:
-        """`on_start` runs first in the side process (to choose its cores, say)."""
+    def __init__(self, spec: ServiceSpec, chunk_size: int | None = None) -> None:
         self._chunk_size = chunk_size or SIDE_CHUNK
         self._first_chunk = SIDE_FIRST_CHUNK  # `chunk_sizes` keeps it within the chunk size
         # Spawned, not forked: the run's LightGBM (OpenMP) threads do not survive a fork.
-        self._pool = ProcessPoolExecutor(1, get_context("spawn"), initializer=on_start)
+        self._pool = ProcessPoolExecutor(1, get_context("spawn"))
         self._pool.submit(_serve, spec)  # loads the model while the run sets up
         self.cpu_seconds = 0.0
         """The side process's CPU time so far (read at each month's end)."""

@@ -39,7 +39,6 @@ from lendstack.core.errors import Conflict, ValidationError
 from lendstack.funding import is_no_capacity
 from lendstack.servicing import LoanState, ProductCatalog, close_day
 from lendstack.simulation import behaviour
-from lendstack.simulation.cores import core_split, pinned
 from lendstack.simulation.deciding import SideProcess, decide_first
 from lendstack.simulation.funds import FundsFeed
 from lendstack.simulation.metrics import (
@@ -86,10 +85,6 @@ class RunConfig:
     """Sell the eligible bad loans at each quarter-end (`simulation.npl.NplSale`)."""
     retrain: bool = False
     """Retrain the credit model on matured loans at each month-end (`simulation.retrain`)."""
-    pin_threads: bool = False
-    """Keep the run's own thread on one core and its helpers (the side process, the close's
-    reads aside) on the others (`simulation.cores`): for a run that has the machine to
-    itself; the results are the same either way."""
 
     def __post_init__(self) -> None:
         if not 10 <= self.borrowers <= 5_000_000:
@@ -161,9 +156,7 @@ class _Run:
         self.catalog = ProductCatalog(settings.products_dir)
         self._service()
         # After the service: the side process opens the database and the PII key it made.
-        self.cores = core_split() if self.cfg.pin_threads else None
-        helper = None if self.cores is None else self.cores.pin_helper
-        self.side = SideProcess(self.spec, on_start=helper) if self.cfg.workers == 2 else None
+        self.side = SideProcess(self.spec) if self.cfg.workers == 2 else None
         cfg = self.cfg
         self.population = generate_population(
             PopulationConfig(seed=cfg.seed, n=cfg.borrowers, start=cfg.start, months=cfg.months)
@@ -205,7 +198,7 @@ class _Run:
 
     def run(self) -> None:
         try:
-            with pinned(self.cores), collected_monthly() as month_end:
+            with collected_monthly() as month_end:
                 for month in range(1, self.cfg.months + 1):
                     self.month(month)
                     month_end()
@@ -235,11 +228,7 @@ class _Run:
         # so they stay outside the store's block: each month's store starts from a full sum.
         booked: list[dict[str, Any]] = []
         with SqlCloseStore(
-            self.engine,
-            defer_accrual=True,
-            carry_exposures=True,
-            read_aside=True,
-            on_aside_thread=None if self.cores is None else self.cores.pin_helper,
+            self.engine, defer_accrual=True, carry_exposures=True, read_aside=True
         ) as store:
             for n in range(days):
                 day = first + timedelta(days=n)

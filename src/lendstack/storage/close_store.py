@@ -3,7 +3,6 @@ records them in `cob_steps`, with the faster forms a run of the simulator may as
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import date
 from typing import Any
 
@@ -50,8 +49,7 @@ class SqlCloseStore:
       writes a snapshot still pending; use the store as a context manager, which does. The
       day is marked closed with its other steps, so loans read in between carry its
       accrual; a run that stops between the two writes has the day without its snapshot (a
-      close that fails keeps it for the next close or `flush` to write). `on_aside_thread`
-      runs first on that thread (the simulator sets its cores there: `simulation.cores`).
+      close that fails keeps it for the next close or `flush` to write).
     """
 
     def __init__(
@@ -61,13 +59,12 @@ class SqlCloseStore:
         defer_accrual: bool = False,
         carry_exposures: bool = False,
         read_aside: bool = False,
-        on_aside_thread: Callable[[], None] | None = None,
     ) -> None:
         self.engine = engine
         self.defer_accrual = defer_accrual
         self.carry_exposures = carry_exposures
         url = engine.url.render_as_string(hide_password=False)
-        self._aside = ReadAside(url, on_aside_thread) if read_aside else None
+        self._aside = ReadAside(url) if read_aside else None
         self._aside_day: date | None = None
         """The day whose close the pending read aside began at."""
         self._taken: tuple[date, list[tuple[Any, ...]]] | None = None

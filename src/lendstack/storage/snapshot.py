@@ -22,7 +22,7 @@ paid (`storage.close_store.SqlCloseStore(read_aside=True)`).
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -115,11 +115,10 @@ class ReadAside:
     after `take`, for the caller to read more of it (`reader.rows`), until `release`.
     """
 
-    def __init__(self, url: str, on_thread: Callable[[], None] | None = None) -> None:
-        """`on_thread` runs first on the reads' thread (to choose its cores, say)."""
+    def __init__(self, url: str) -> None:
         self.reader = PinnedReader(url)
         """Pinned from `start` to `release`."""
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="read-aside", initializer=on_thread)
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="read-aside")
         self._pending: Future[list[list[tuple[Any, ...]]]] | None = None
 
     @property
