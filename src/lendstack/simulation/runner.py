@@ -223,9 +223,11 @@ class _Run:
         # funder's exposure by the day's flows, and reads the day's snapshot and the next
         # day's accrual sums on another thread while the next day is booked and paid
         # (`SqlCloseStore`); the store is finished (the last snapshot written) before the
-        # month-end reads the book. The month-end's writers (the NPL sale, use of funds) do
-        # not mark the loan rows they write `accrual_dirty`, which the carried accrual needs,
-        # so they stay outside the store's block: each month's store starts from a full sum.
+        # month-end reads the book. The month-end's writers stay outside the store's block,
+        # and each month's store starts from a full sum. The NPL sale marks the loans it
+        # sells `accrual_dirty`, so a store carrying sums past it would take them off
+        # (tests/collections/test_npl_sale.py); use of funds writes only a penalty rate,
+        # which the accrual does not read.
         booked: list[dict[str, Any]] = []
         with SqlCloseStore(
             self.engine, defer_accrual=True, carry_exposures=True, read_aside=True

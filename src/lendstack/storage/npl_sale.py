@@ -306,10 +306,12 @@ def _mark_sold(
         text(f"UPDATE loans SET closed_on = :d WHERE status = 'active' AND {in_portfolio}"),
         {"p": pid, "d": day},
     )
+    # Marked written, as servicing marks every row it writes: a close that carries the
+    # accrual's sums from the last close (`storage.cob.CarriedAccrual`) takes these loans off.
     conn.execute(
         text(
             "UPDATE loans SET status = 'sold', bal_principal = 0, bal_interest = 0, bal_fee = 0,"
-            f" bal_penalty = 0, period_due = NULL WHERE {in_portfolio}"
+            f" bal_penalty = 0, period_due = NULL, accrual_dirty = TRUE WHERE {in_portfolio}"
         ),
         {"p": pid},
     )
