@@ -44,7 +44,11 @@ def test_inside_the_block_the_collector_is_off_and_the_setup_frozen(collector_on
         assert gc.get_count()[0] > 10_000
         month_end()
         assert gc.get_count()[0] < 100  # collected
-        assert gc.get_freeze_count() >= frozen + len(cycles)
+        # The live ones are frozen: in the permanent generation, which `get_objects` leaves
+        # out. (Counting frozen objects is no test: frozen objects that other code lets go
+        # meanwhile lower the count; seen in CI, 12 fewer.)
+        live = {id(c) for c in cycles}
+        assert not any(id(o) in live for o in gc.get_objects())
         assert gc.collect() < 1_000  # the dead ones went, the live ones are frozen
     assert gc.isenabled()
     assert gc.get_freeze_count() == 0
